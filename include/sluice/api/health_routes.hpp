@@ -1,0 +1,13 @@
+#pragma once
+
+#include "sluice/api/readiness.hpp"
+#include "sluice/http/router.hpp"
+#include "sluice/metrics/registry.hpp"
+
+namespace sluice::api {
+
+// GET /health, /health/live (process answers), /health/ready (dependencies), /metrics.
+void add_health_routes(http::router& routes, const readiness& ready,
+                       const metrics::registry& metrics);
+
+}  // namespace sluice::api

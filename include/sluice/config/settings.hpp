@@ -1,0 +1,48 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sluice::config {
+
+enum class fsync_policy { always, interval, never };
+
+struct listen_address {
+  std::string host;
+  std::uint16_t port = 0;  // 0 = pick an ephemeral port (tests)
+};
+
+// Every setting of the daemon, typed and defaulted. The table in setting_table.cpp maps each
+// field to its environment variable, parser and documentation; nothing reads env vars elsewhere.
+struct settings {
+  // HTTP
+  listen_address http_addr{"0.0.0.0", 8080};
+  listen_address metrics_addr{};  // empty host = /metrics only on the main listener
+  std::size_t http_max_body_bytes = 8 * 1024 * 1024;
+  std::size_t http_max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds http_read_timeout{10'000};
+  std::chrono::milliseconds http_idle_timeout{60'000};
+  std::size_t http_max_connections = 10'000;
+  std::chrono::milliseconds shutdown_grace{10'000};
+
+  // PostgreSQL
+  std::string database_url;  // empty = libpq defaults and PG* variables
+  std::size_t db_pool_max = 8;
+  std::chrono::milliseconds db_connect_timeout{3'000};
+  std::chrono::milliseconds db_statement_timeout{5'000};
+
+  // File buffer
+  std::string file_buffer_dir = "/var/lib/sluice/buffer";
+  fsync_policy file_buffer_fsync = fsync_policy::always;
+  std::chrono::milliseconds file_buffer_flush{10};
+  std::size_t file_buffer_max_batch = 1'000;
+  std::uint64_t file_buffer_max_bytes = 1024ULL * 1024 * 1024;
+  std::uint64_t file_buffer_segment_bytes = 64ULL * 1024 * 1024;
+
+  // Logging
+  std::string log_level = "info";
+};
+
+}  // namespace sluice::config

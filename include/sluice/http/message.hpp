@@ -1,0 +1,48 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sluice::http {
+
+// Requests and responses as handlers see them: plain data, so handler code never includes
+// Beast. The session converts to and from Beast's types in one place (server.cpp).
+struct request {
+  std::string method;  // upper case, e.g. "POST"
+  std::string target;  // as received, with the query
+  std::string path;    // target without the query
+  std::string query;   // after '?', undecoded
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string request_id;                     // X-Request-Id, echoed or generated
+  std::map<std::string, std::string> params;  // captures of the matched route pattern
+
+  // Case-insensitive lookup of the first header with this name.
+  std::optional<std::string_view> header(std::string_view name) const;
+  // Decoded value of a query parameter, if present.
+  std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  static response json(int status, std::string body);
+  static response text(int status, std::string content_type, std::string body);
+  response& with_header(std::string name, std::string value);
+};
+
+// The one error shape of the API: {"error":{"code":"…","message":"…"}}.
+response error_response(int status, std::string_view code, std::string_view message);
+
+// 429/503 with Retry-After: what every full queue answers.
+response overloaded_response(int status, std::string_view code, std::string_view message,
+                             int retry_after_seconds);
+
+}  // namespace sluice::http

@@ -1,0 +1,23 @@
+#include "sluice/api/health_routes.hpp"
+
+namespace sluice::api {
+
+void add_health_routes(http::router& routes, const readiness& ready,
+                       const metrics::registry& metrics) {
+  auto alive = [](http::request&) -> boost::asio::awaitable<http::response> {
+    co_return http::response::json(200, R"({"status":"alive"})");
+  };
+  routes.add("GET", "/health", "/health", alive);
+  routes.add("GET", "/health/live", "/health/live", alive);
+  routes.add("GET", "/health/ready", "/health/ready",
+             [&ready](http::request&) -> boost::asio::awaitable<http::response> {
+               co_return co_await ready.report();
+             });
+  routes.add("GET", "/metrics", "/metrics",
+             [&metrics](http::request&) -> boost::asio::awaitable<http::response> {
+               co_return http::response::text(200, "text/plain; version=0.0.4; charset=utf-8",
+                                              metrics.expose());
+             });
+}
+
+}  // namespace sluice::api

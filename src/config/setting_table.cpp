@@ -1,0 +1,278 @@
+#include <charconv>
+#include <functional>
+#include <limits>
+
+#include "sluice/config/loader.hpp"
+
+namespace sluice::config {
+namespace {
+
+// A parse failure says what was expected; the caller adds the variable name and value.
+struct bad_value {
+  std::string expected;
+};
+
+std::uint64_t parse_unsigned(const std::string& text, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc{} || ptr != end || value < min || value > max) {
+    throw bad_value{"an integer from " + std::to_string(min) + " to " + std::to_string(max)};
+  }
+  return value;
+}
+
+// Sizes accept a binary suffix (k, m, g = KiB, MiB, GiB) because byte counts of buffers are
+// unreadable otherwise.
+std::uint64_t parse_size(const std::string& text, std::uint64_t min, std::uint64_t max) {
+  std::string digits = text;
+  std::uint64_t unit = 1;
+  if (!digits.empty()) {
+    switch (digits.back()) {
+      case 'k':
+      case 'K':
+        unit = 1ULL << 10;
+        break;
+      case 'm':
+      case 'M':
+        unit = 1ULL << 20;
+        break;
+      case 'g':
+      case 'G':
+        unit = 1ULL << 30;
+        break;
+      default:
+        break;
+    }
+    if (unit != 1)
+      digits.pop_back();
+  }
+  const std::string expected = "a size in bytes (suffix k, m or g allowed) from " +
+                               std::to_string(min) + " to " + std::to_string(max);
+  std::uint64_t value = 0;
+  try {
+    value = parse_unsigned(digits, 0, std::numeric_limits<std::uint64_t>::max() / unit);
+  } catch (const bad_value&) {
+    throw bad_value{expected};
+  }
+  value *= unit;
+  if (value < min || value > max)
+    throw bad_value{expected};
+  return value;
+}
+
+listen_address parse_address(const std::string& text, bool allow_empty) {
+  if (text.empty() && allow_empty)
+    return {};
+  const std::string expected = "HOST:PORT, e.g. 0.0.0.0:8080 or [::1]:8080";
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    throw bad_value{expected};
+  std::string host = text.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.back() != ']')
+      throw bad_value{expected};
+    host = host.substr(1, host.size() - 2);
+  }
+  try {
+    return {host, static_cast<std::uint16_t>(parse_unsigned(text.substr(colon + 1), 0, 65535))};
+  } catch (const bad_value&) {
+    throw bad_value{expected};
+  }
+}
+
+std::string format_address(const listen_address& a) {
+  if (a.host.empty())
+    return "";
+  const bool v6 = a.host.find(':') != std::string::npos;
+  return (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+}
+
+std::string format_size(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ULL << 30) == 0)
+    return std::to_string(bytes >> 30) + "g";
+  if (bytes != 0 && bytes % (1ULL << 20) == 0)
+    return std::to_string(bytes >> 20) + "m";
+  if (bytes != 0 && bytes % (1ULL << 10) == 0)
+    return std::to_string(bytes >> 10) + "k";
+  return std::to_string(bytes);
+}
+
+// Hides the password of a URL (scheme://user:secret@host) or a conninfo (password=secret).
+std::string mask_secret_in_url(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme != std::string::npos) {
+    const auto at = url.find('@', scheme + 3);
+    const auto colon = url.find(':', scheme + 3);
+    if (at != std::string::npos && colon != std::string::npos && colon < at) {
+      return url.substr(0, colon + 1) + "****" + url.substr(at);
+    }
+    return url;
+  }
+  const auto pw = url.find("password=");
+  if (pw == std::string::npos)
+    return url;
+  const auto end = url.find(' ', pw);
+  return url.substr(0, pw + 9) + "****" + (end == std::string::npos ? "" : url.substr(end));
+}
+
+struct setting_spec {
+  std::string name;
+  std::string description;
+  std::function<void(settings&, const std::string&)> parse;
+  std::function<std::string(const settings&)> format;
+  bool secret = false;
+};
+
+template <typename Duration>
+setting_spec duration_ms(std::string name, std::string description, Duration settings::*field,
+                         std::uint64_t min, std::uint64_t max) {
+  return {
+      std::move(name), std::move(description),
+      [=](settings& s, const std::string& v) { s.*field = Duration(parse_unsigned(v, min, max)); },
+      [=](const settings& s) { return std::to_string((s.*field).count()); }};
+}
+
+template <typename Int>
+setting_spec count(std::string name, std::string description, Int settings::*field,
+                   std::uint64_t min, std::uint64_t max) {
+  return {std::move(name), std::move(description),
+          [=](settings& s, const std::string& v) {
+            s.*field = static_cast<Int>(parse_unsigned(v, min, max));
+          },
+          [=](const settings& s) { return std::to_string(s.*field); }};
+}
+
+template <typename Int>
+setting_spec size(std::string name, std::string description, Int settings::*field,
+                  std::uint64_t min, std::uint64_t max) {
+  return {std::move(name), std::move(description),
+          [=](settings& s, const std::string& v) {
+            s.*field = static_cast<Int>(parse_size(v, min, max));
+          },
+          [=](const settings& s) { return format_size(s.*field); }};
+}
+
+const std::vector<setting_spec>& table() {
+  static const std::vector<setting_spec> specs = {
+      {"SLUICE_HTTP_ADDR", "Address the HTTP API listens on (port 0 = ephemeral).",
+       [](settings& s, const std::string& v) { s.http_addr = parse_address(v, false); },
+       [](const settings& s) { return format_address(s.http_addr); }},
+      {"METRICS_ADDR",
+       "Optional second listener serving only /metrics and /health*, e.g. 127.0.0.1:9090 (empty = "
+       "off).",
+       [](settings& s, const std::string& v) { s.metrics_addr = parse_address(v, true); },
+       [](const settings& s) { return format_address(s.metrics_addr); }},
+      size("HTTP_MAX_BODY_BYTES", "Largest request body accepted; larger gets 413.",
+           &settings::http_max_body_bytes, 1024, 1ULL << 30),
+      size("HTTP_MAX_HEADER_BYTES", "Largest request header block accepted; larger gets 431.",
+           &settings::http_max_header_bytes, 1024, 1ULL << 20),
+      duration_ms("HTTP_READ_TIMEOUT_MS",
+                  "Time allowed to receive a whole request once it has started.",
+                  &settings::http_read_timeout, 100, 3'600'000),
+      duration_ms("HTTP_IDLE_TIMEOUT_MS", "Keep-alive connections idle this long are closed.",
+                  &settings::http_idle_timeout, 100, 3'600'000),
+      count("HTTP_MAX_CONNECTIONS", "Connections beyond this are refused with 503 and closed.",
+            &settings::http_max_connections, 1, 1'000'000),
+      duration_ms("SHUTDOWN_GRACE_MS", "On SIGTERM/SIGINT, time in-flight requests get to finish.",
+                  &settings::shutdown_grace, 0, 600'000),
+      {"DATABASE_URL",
+       "PostgreSQL URL or conninfo; empty = libpq defaults (PGHOST, PGUSER, ... work).",
+       [](settings& s, const std::string& v) { s.database_url = v; },
+       [](const settings& s) { return mask_secret_in_url(s.database_url); }, true},
+      count("DB_POOL_MAX", "PostgreSQL connections in the pool.", &settings::db_pool_max, 1, 1000),
+      duration_ms("DB_CONNECT_TIMEOUT_MS", "Deadline for one PostgreSQL connection attempt.",
+                  &settings::db_connect_timeout, 100, 600'000),
+      duration_ms("DB_STATEMENT_TIMEOUT_MS", "Deadline for one PostgreSQL round trip.",
+                  &settings::db_statement_timeout, 100, 600'000),
+      {"FILE_BUFFER_DIR", "Directory of the local file buffer (failover and QoS0 logs).",
+       [](settings& s, const std::string& v) {
+         if (v.empty())
+           throw bad_value{"a directory path"};
+         s.file_buffer_dir = v;
+       },
+       [](const settings& s) { return s.file_buffer_dir; }},
+      {"FILE_BUFFER_FSYNC",
+       "always = a 201 waits for the fsync covering it; interval = fsync every "
+       "FILE_BUFFER_FLUSH_MS; never.",
+       [](settings& s, const std::string& v) {
+         if (v == "always")
+           s.file_buffer_fsync = fsync_policy::always;
+         else if (v == "interval")
+           s.file_buffer_fsync = fsync_policy::interval;
+         else if (v == "never")
+           s.file_buffer_fsync = fsync_policy::never;
+         else
+           throw bad_value{"one of always, interval, never"};
+       },
+       [](const settings& s) {
+         switch (s.file_buffer_fsync) {
+           case fsync_policy::always:
+             return std::string("always");
+           case fsync_policy::interval:
+             return std::string("interval");
+           case fsync_policy::never:
+             return std::string("never");
+         }
+         return std::string();
+       }},
+      duration_ms("FILE_BUFFER_FLUSH_MS", "fsync period under FILE_BUFFER_FSYNC=interval.",
+                  &settings::file_buffer_flush, 1, 60'000),
+      count("FILE_BUFFER_MAX_BATCH", "Records per PostgreSQL round trip when the buffer replays.",
+            &settings::file_buffer_max_batch, 1, 100'000),
+      size("FILE_BUFFER_MAX_BYTES", "Bound of the buffer on disk; beyond it pushes get 503.",
+           &settings::file_buffer_max_bytes, 1ULL << 20, 1ULL << 50),
+      size("FILE_BUFFER_SEGMENT_BYTES", "Segment files rotate at this size.",
+           &settings::file_buffer_segment_bytes, 64ULL << 10, 1ULL << 32),
+      {"LOG_LEVEL", "trace, debug, info, warn, error or off. DEBUG=1 is a shorthand for debug.",
+       [](settings& s, const std::string& v) {
+         static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
+         for (const char* level : levels) {
+           if (v == level) {
+             s.log_level = v;
+             return;
+           }
+         }
+         throw bad_value{"one of trace, debug, info, warn, error, off"};
+       },
+       [](const settings& s) { return s.log_level; }},
+  };
+  return specs;
+}
+
+}  // namespace
+
+settings load_settings(const env_map& env) {
+  settings out;
+  std::string problems;
+  // DEBUG=1 is the seed systems' switch; an explicit LOG_LEVEL still wins.
+  if (const auto it = env.find("DEBUG");
+      it != env.end() && (it->second == "1" || it->second == "true")) {
+    out.log_level = "debug";
+  }
+  for (const auto& spec : table()) {
+    const auto it = env.find(spec.name);
+    if (it == env.end())
+      continue;
+    try {
+      spec.parse(out, it->second);
+    } catch (const bad_value& bad) {
+      const std::string shown = spec.secret ? "(hidden)" : "'" + it->second + "'";
+      problems += "\n  " + spec.name + "=" + shown + ": expected " + bad.expected;
+    }
+  }
+  if (!problems.empty())
+    throw config_error("invalid settings:" + problems);
+  return out;
+}
+
+std::vector<setting_info> describe(const settings& effective) {
+  const settings defaults;
+  std::vector<setting_info> out;
+  for (const auto& spec : table()) {
+    out.push_back({spec.name, spec.format(effective), spec.format(defaults), spec.description});
+  }
+  return out;
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,105 @@
+#include "sluice/http/router.hpp"
+
+#include <algorithm>
+
+namespace sluice::http {
+namespace {
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  if (!path.empty() && path.front() == '/')
+    start = 1;
+  while (start <= path.size()) {
+    const auto slash = path.find('/', start);
+    const auto end = slash == std::string_view::npos ? path.size() : slash;
+    out.emplace_back(path.substr(start, end - start));
+    if (slash == std::string_view::npos)
+      break;
+    start = slash + 1;
+  }
+  return out;
+}
+
+bool is_capture(const std::string& segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+bool is_tail_capture(const std::string& segment) {
+  return is_capture(segment) && segment[segment.size() - 2] == '*';
+}
+
+// Matches path segments against a pattern; fills captures. The path's own segments are not
+// percent-decoded here: handlers decode the captures they use.
+bool match_segments(const std::vector<std::string>& pattern, std::string_view path,
+                    std::map<std::string, std::string>& captures) {
+  const auto parts = split_path(path);
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const auto& seg = pattern[i];
+    if (is_tail_capture(seg)) {
+      std::string rest;
+      for (std::size_t j = i; j < parts.size(); ++j) {
+        if (j > i)
+          rest.push_back('/');
+        rest += parts[j];
+      }
+      captures[seg.substr(1, seg.size() - 3)] = rest;
+      return true;
+    }
+    if (i >= parts.size())
+      return false;
+    if (is_capture(seg)) {
+      if (parts[i].empty())
+        return false;
+      captures[seg.substr(1, seg.size() - 2)] = parts[i];
+    } else if (seg != parts[i]) {
+      return false;
+    }
+  }
+  return parts.size() == pattern.size();
+}
+
+}  // namespace
+
+void router::add(std::string method, std::string pattern, std::string name, handler h) {
+  route r{std::move(method), split_path(pattern), std::move(name), std::move(h), 0};
+  r.literal_count = static_cast<int>(std::count_if(r.segments.begin(), r.segments.end(),
+                                                   [](const auto& s) { return !is_capture(s); }));
+  routes_.push_back(std::move(r));
+}
+
+router::match router::find(request& req) const {
+  match result;
+  const route* best = nullptr;
+  std::map<std::string, std::string> best_captures;
+  for (const auto& r : routes_) {
+    std::map<std::string, std::string> captures;
+    if (!match_segments(r.segments, req.path, captures))
+      continue;
+    if (r.method != req.method) {
+      result.allowed.push_back(r.method);
+      continue;
+    }
+    if (best == nullptr || r.literal_count > best->literal_count) {
+      best = &r;
+      best_captures = std::move(captures);
+    }
+  }
+  if (best != nullptr) {
+    result.outcome = match::kind::found;
+    result.target = &best->h;
+    result.route_name = best->name;
+    result.allowed.clear();
+    req.params = std::move(best_captures);
+    return result;
+  }
+  if (!result.allowed.empty()) {
+    std::sort(result.allowed.begin(), result.allowed.end());
+    result.allowed.erase(std::unique(result.allowed.begin(), result.allowed.end()),
+                         result.allowed.end());
+    result.outcome = match::kind::method_not_allowed;
+  }
+  return result;
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,372 @@
+#include "sluice/http/server.hpp"
+
+#include <list>
+
+#include "sluice/core/uuid.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+namespace sluice::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+struct connection {
+  explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
+  beast::tcp_stream stream;
+  bool busy = false;  // between the first byte of a request and the end of its response
+};
+
+const char* method_label(bhttp::verb v) {
+  switch (v) {
+    case bhttp::verb::get:
+      return "GET";
+    case bhttp::verb::post:
+      return "POST";
+    case bhttp::verb::put:
+      return "PUT";
+    case bhttp::verb::delete_:
+      return "DELETE";
+    case bhttp::verb::patch:
+      return "PATCH";
+    case bhttp::verb::head:
+      return "HEAD";
+    case bhttp::verb::options:
+      return "OPTIONS";
+    default:
+      return "OTHER";
+  }
+}
+
+// Echo a client's X-Request-Id only when it is short and printable: it goes into logs and headers.
+bool acceptable_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128)
+    return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e)
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct server::impl : std::enable_shared_from_this<impl> {
+  impl(asio::any_io_executor ex, server_options opts, const router& r, metrics::registry& m)
+      : executor(std::move(ex)),
+        acceptor(executor),
+        options(std::move(opts)),
+        routes(r),
+        requests(m.add_counter("sluice_http_requests_total", "HTTP requests answered.",
+                               {"route", "method", "code"})),
+        durations(m.add_histogram("sluice_http_request_duration_seconds",
+                                  "Time from a complete request header to the response written.",
+                                  {"route"}, metrics::latency_buckets())),
+        open_connections(
+            m.add_gauge("sluice_http_connections", "Open HTTP connections.", {"listener"})
+                .with({options.name})),
+        rejected(m.add_counter("sluice_http_connections_rejected_total",
+                               "Connections refused because HTTP_MAX_CONNECTIONS was reached.",
+                               {"listener"})
+                     .with({options.name})),
+        drained(executor) {}
+
+  asio::any_io_executor executor;
+  tcp::acceptor acceptor;
+  server_options options;
+  const router& routes;
+  metrics::family<metrics::counter>& requests;
+  metrics::family<metrics::histogram>& durations;
+  metrics::gauge& open_connections;
+  metrics::counter& rejected;
+  std::list<std::shared_ptr<connection>> live;
+  bool stopping = false;
+  asio::steady_timer drained;  // cancelled when the last connection ends during shutdown
+  uuid_v7_generator ids;
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+      if (stopping)
+        break;
+      if (ec) {
+        spdlog::warn("http[{}]: accept failed: {}", options.name, ec.message());
+        // Out of file descriptors (EMFILE) would spin; a short pause lets connections close.
+        asio::steady_timer pause(executor, std::chrono::milliseconds(50));
+        co_await pause.async_wait(use_tuple);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      if (live.size() >= options.max_connections) {
+        rejected.inc();
+        asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
+        continue;
+      }
+      auto conn = std::make_shared<connection>(std::move(socket));
+      live.push_front(conn);
+      asio::co_spawn(executor, run(conn, live.begin()), asio::detached);
+    }
+  }
+
+  // Over the connection limit: a short answer instead of a silent reset, so clients back off.
+  asio::awaitable<void> refuse(tcp::socket socket) {
+    auto self = shared_from_this();
+    beast::tcp_stream stream(std::move(socket));
+    stream.expires_after(std::chrono::seconds(1));
+    auto res = to_beast(overloaded_response(503, "too_many_connections",
+                                            "connection limit reached; retry later", 1),
+                        11, false, "-");
+    co_await bhttp::async_write(stream, res, use_tuple);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  bhttp::response<bhttp::string_body> to_beast(response r, unsigned version, bool keep_alive,
+                                               const std::string& request_id) {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
+    res.set(bhttp::field::server, "sluice/" SLUICE_VERSION);
+    res.set(bhttp::field::content_type, r.content_type);
+    res.set("X-Request-Id", request_id);
+    for (auto& [name, value] : r.headers)
+      res.insert(name, value);
+    res.keep_alive(keep_alive);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    return res;
+  }
+
+  // Answers a request that never reached a handler (limits, malformed input) and ends the
+  // connection: the rest of what the client sent cannot be trusted to be framed correctly.
+  asio::awaitable<void> reject(connection& conn, unsigned version, std::string_view route,
+                               const char* method, response r) {
+    record(route, method, r.status, 0.0);
+    auto res = to_beast(std::move(r), version, false, ids.next().to_string());
+    conn.stream.expires_after(options.read_timeout);
+    co_await bhttp::async_write(conn.stream, res, use_tuple);
+  }
+
+  void record(std::string_view route, const char* method, int status, double seconds) {
+    requests.with({std::string(route), method, std::to_string(status)}).inc();
+    durations.with({std::string(route)}).observe(seconds);
+  }
+
+  asio::awaitable<void> run(std::shared_ptr<connection> conn,
+                            std::list<std::shared_ptr<connection>>::iterator slot) {
+    auto self = shared_from_this();
+    open_connections.inc();
+    co_await serve(*conn);
+    beast::error_code ignored;
+    conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    conn->stream.close();
+    live.erase(slot);
+    open_connections.dec();
+    if (stopping && live.empty())
+      drained.cancel();
+  }
+
+  asio::awaitable<void> serve(connection& conn) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      conn.busy = false;
+      if (buffer.size() == 0) {
+        if (stopping)
+          co_return;
+        // The idle timeout covers the wait for a request's first byte; once bytes arrive the
+        // (shorter) read timeout covers the rest, so slow senders cannot hold a connection.
+        conn.stream.expires_after(options.idle_timeout);
+        auto [ec, n] = co_await conn.stream.async_read_some(buffer.prepare(16 * 1024), use_tuple);
+        if (ec)
+          co_return;  // idle timeout, peer closed, or shutdown: all normal ends
+        buffer.commit(n);
+      }
+      conn.busy = true;
+
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+      parser.body_limit(options.max_body_bytes);
+      conn.stream.expires_after(options.read_timeout);
+      auto [ec, header_bytes] =
+          co_await bhttp::async_read_header(conn.stream, buffer, parser, use_tuple);
+      if (ec == bhttp::error::header_limit) {
+        co_await reject(conn, 11, "unmatched", "OTHER",
+                        error_response(431, "headers_too_large",
+                                       "request headers exceed " +
+                                           std::to_string(options.max_header_bytes) + " bytes"));
+        co_return;
+      }
+      if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
+          ec == asio::error::eof || ec == asio::error::connection_reset ||
+          ec == asio::error::operation_aborted) {
+        co_return;
+      }
+      if (ec) {
+        co_await reject(
+            conn, 11, "unmatched", "OTHER",
+            error_response(400, "bad_request", "malformed HTTP request: " + ec.message()));
+        co_return;
+      }
+      auto& header = parser.get();
+      const unsigned version = header.version();
+      const char* method = method_label(header.method());
+      if (const auto length = parser.content_length(); length && *length > options.max_body_bytes) {
+        co_await reject(conn, version, "unmatched", method, body_too_large());
+        co_return;
+      }
+      // curl and others wait for "100 Continue" before sending a large body.
+      if (auto expect = header[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
+        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
+        co_await bhttp::async_write(conn.stream, cont, use_tuple);
+      }
+      if (!parser.is_done()) {
+        auto [body_ec, ignored] =
+            co_await bhttp::async_read(conn.stream, buffer, parser, use_tuple);
+        if (body_ec == bhttp::error::body_limit) {
+          co_await reject(conn, version, "unmatched", method, body_too_large());
+          co_return;
+        }
+        if (body_ec) {
+          if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
+              body_ec != bhttp::error::partial_message) {
+            co_await reject(
+                conn, version, "unmatched", method,
+                error_response(400, "bad_request", "malformed HTTP body: " + body_ec.message()));
+          }
+          co_return;
+        }
+      }
+
+      const auto started = std::chrono::steady_clock::now();
+      auto beast_req = parser.release();
+      request req;
+      req.method = std::string(beast_req.method_string());
+      req.target = std::string(beast_req.target());
+      const auto q = req.target.find('?');
+      req.path = req.target.substr(0, q);
+      if (q != std::string::npos)
+        req.query = req.target.substr(q + 1);
+      for (const auto& field : beast_req) {
+        req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+      req.body = std::move(beast_req.body());
+      const auto given_id = req.header("X-Request-Id");
+      req.request_id = given_id && acceptable_request_id(*given_id) ? std::string(*given_id)
+                                                                    : ids.next().to_string();
+      const bool keep_alive = beast_req.keep_alive();
+
+      auto [result, route_name] = co_await dispatch(req);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      record(route_name, method, result.status, seconds);
+      spdlog::debug("http[{}]: {} {} status={} route={} ms={:.3f} request_id={}", options.name,
+                    req.method, req.path, result.status, route_name, seconds * 1000,
+                    req.request_id);
+
+      const bool again = keep_alive && !stopping;
+      auto res = to_beast(std::move(result), version, again, req.request_id);
+      conn.stream.expires_after(options.read_timeout);
+      auto [write_ec, written] = co_await bhttp::async_write(conn.stream, res, use_tuple);
+      if (write_ec || !again)
+        co_return;
+    }
+  }
+
+  response body_too_large() const {
+    return error_response(
+        413, "body_too_large",
+        "request body exceeds " + std::to_string(options.max_body_bytes) + " bytes");
+  }
+
+  asio::awaitable<std::pair<response, std::string>> dispatch(request& req) {
+    auto found = routes.find(req);
+    switch (found.outcome) {
+      case router::match::kind::not_found:
+        co_return std::pair{error_response(404, "not_found", "no route for " + req.path),
+                            found.route_name};
+      case router::match::kind::method_not_allowed: {
+        std::string allow;
+        for (const auto& m : found.allowed)
+          allow += (allow.empty() ? "" : ", ") + m;
+        auto r = error_response(405, "method_not_allowed",
+                                req.method + " is not allowed on " + req.path);
+        r.with_header("Allow", allow);
+        co_return std::pair{std::move(r), found.route_name};
+      }
+      case router::match::kind::found:
+        break;
+    }
+    try {
+      co_return std::pair{co_await (*found.target)(req), found.route_name};
+    } catch (const std::exception& e) {
+      spdlog::error("http[{}]: handler for {} failed: {} request_id={}", options.name,
+                    found.route_name, e.what(), req.request_id);
+      co_return std::pair{
+          error_response(500, "internal_error", "internal error; see the server log"),
+          found.route_name};
+    }
+  }
+};
+
+server::server(asio::any_io_executor executor, server_options options, const router& routes,
+               metrics::registry& metrics)
+    : impl_(std::make_shared<impl>(std::move(executor), std::move(options), routes, metrics)) {}
+
+server::~server() {
+  beast::error_code ignored;
+  impl_->acceptor.close(ignored);
+}
+
+std::uint16_t server::listen(const std::string& host, std::uint16_t port) {
+  tcp::resolver resolver(impl_->executor);
+  const auto endpoints = resolver.resolve(host, std::to_string(port), tcp::resolver::passive);
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  impl_->acceptor.open(endpoint.protocol());
+  impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
+  impl_->acceptor.bind(endpoint);
+  impl_->acceptor.listen(asio::socket_base::max_listen_connections);
+  return impl_->acceptor.local_endpoint().port();
+}
+
+void server::start() {
+  asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
+}
+
+asio::awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
+  auto self = impl_;
+  self->stopping = true;
+  beast::error_code ignored;
+  self->acceptor.close(ignored);
+  for (auto& conn : self->live) {
+    if (!conn->busy)
+      conn->stream.socket().cancel(ignored);
+  }
+  if (!self->live.empty()) {
+    self->drained.expires_after(grace);
+    co_await self->drained.async_wait(use_tuple);
+  }
+  if (!self->live.empty()) {
+    spdlog::warn("http[{}]: grace period over, closing {} connections", self->options.name,
+                 self->live.size());
+    for (auto& conn : self->live)
+      conn->stream.socket().close(ignored);
+  }
+}
+
+std::size_t server::connections() const {
+  return impl_->live.size();
+}
+
+}  // namespace sluice::http

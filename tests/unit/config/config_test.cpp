@@ -1,0 +1,114 @@
+#include <fstream>
+
+#include "sluice/config/loader.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice::config {
+namespace {
+
+std::string write_file(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(config, defaults_apply_without_environment) {
+  const settings s = load_settings({});
+  EXPECT_EQ(s.http_addr.host, "0.0.0.0");
+  EXPECT_EQ(s.http_addr.port, 8080);
+  EXPECT_EQ(s.db_pool_max, 8u);
+  EXPECT_EQ(s.file_buffer_fsync, fsync_policy::always);
+  EXPECT_EQ(s.log_level, "info");
+}
+
+TEST(config, parses_typed_values) {
+  const settings s = load_settings({{"SLUICE_HTTP_ADDR", "[::1]:0"},
+                                    {"HTTP_MAX_BODY_BYTES", "2m"},
+                                    {"HTTP_IDLE_TIMEOUT_MS", "1500"},
+                                    {"FILE_BUFFER_FSYNC", "interval"},
+                                    {"DEBUG", "1"}});
+  EXPECT_EQ(s.http_addr.host, "::1");
+  EXPECT_EQ(s.http_addr.port, 0);
+  EXPECT_EQ(s.http_max_body_bytes, 2u * 1024 * 1024);
+  EXPECT_EQ(s.http_idle_timeout.count(), 1500);
+  EXPECT_EQ(s.file_buffer_fsync, fsync_policy::interval);
+  EXPECT_EQ(s.log_level, "debug");
+  EXPECT_EQ(load_settings({{"DEBUG", "1"}, {"LOG_LEVEL", "warn"}}).log_level, "warn");
+}
+
+TEST(config, invalid_values_name_every_variable_and_what_was_expected) {
+  try {
+    load_settings({{"DB_POOL_MAX", "zero"},
+                   {"FILE_BUFFER_FSYNC", "sometimes"},
+                   {"SLUICE_HTTP_ADDR", "8080"}});
+    FAIL() << "expected config_error";
+  } catch (const config_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("DB_POOL_MAX='zero': expected an integer from 1 to 1000"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("FILE_BUFFER_FSYNC='sometimes': expected one of always, interval, never"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("SLUICE_HTTP_ADDR='8080': expected HOST:PORT"), std::string::npos) << what;
+  }
+  EXPECT_THROW(load_settings({{"HTTP_MAX_BODY_BYTES", "5"}}), config_error) << "below the minimum";
+  EXPECT_THROW(load_settings({{"HTTP_MAX_BODY_BYTES", "99999999999g"}}), config_error)
+      << "overflow";
+}
+
+TEST(config, secrets_are_hidden_in_errors_and_descriptions) {
+  settings s = load_settings({{"DATABASE_URL", "postgresql://app:hunter2@db:5432/sluice"}});
+  bool seen = false;
+  for (const auto& info : describe(s)) {
+    if (info.name == "DATABASE_URL") {
+      seen = true;
+      EXPECT_EQ(info.value, "postgresql://app:****@db:5432/sluice");
+    }
+  }
+  EXPECT_TRUE(seen);
+  s = load_settings({{"DATABASE_URL", "host=db password=hunter2 user=app"}});
+  for (const auto& info : describe(s)) {
+    if (info.name == "DATABASE_URL") {
+      EXPECT_EQ(info.value, "host=db password=**** user=app");
+    }
+  }
+}
+
+TEST(config, env_file_reads_like_systemd_environment_file) {
+  const std::string path = write_file("sluice_env_test.env",
+                                      "# comment\n"
+                                      "; also a comment\n"
+                                      "\n"
+                                      "  SLUICE_HTTP_ADDR = 127.0.0.1:9000  \n"
+                                      "DATABASE_URL=\"host=db password='x y'\"\n"
+                                      "LOG_LEVEL='warn'\n"
+                                      "FILE_BUFFER_DIR=/var/lib/a\\\n"
+                                      "/b\n"
+                                      "ESCAPED=\"a\\\"b\"\n");
+  const env_map env = read_env_file(path);
+  EXPECT_EQ(env.at("SLUICE_HTTP_ADDR"), "127.0.0.1:9000");
+  EXPECT_EQ(env.at("DATABASE_URL"), "host=db password='x y'");
+  EXPECT_EQ(env.at("LOG_LEVEL"), "warn");
+  EXPECT_EQ(env.at("FILE_BUFFER_DIR"), "/var/lib/a/b");
+  EXPECT_EQ(env.at("ESCAPED"), "a\"b");
+  EXPECT_EQ(env.size(), 5u);
+}
+
+TEST(config, env_file_errors_name_file_and_line) {
+  const std::string path = write_file("sluice_env_bad.env", "A=1\nNOT A SETTING\n");
+  try {
+    read_env_file(path);
+    FAIL() << "expected config_error";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("sluice_env_bad.env:2: expected KEY=VALUE"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(read_env_file(write_file("sluice_env_q.env", "A=\"open\n")), config_error);
+  EXPECT_THROW(read_env_file("/nonexistent/sluice.env"), config_error);
+}
+
+}  // namespace
+}  // namespace sluice::config
