@@ -208,6 +208,10 @@ struct server::impl : std::enable_shared_from_this<impl> {
                                            std::to_string(options.max_header_bytes) + " bytes"));
         co_return;
       }
+      if (ec == bhttp::error::body_limit) {  // a declared Content-Length over the limit
+        co_await reject(conn, 11, "unmatched", "OTHER", body_too_large());
+        co_return;
+      }
       if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
           ec == asio::error::eof || ec == asio::error::connection_reset ||
           ec == asio::error::operation_aborted) {
@@ -222,10 +226,6 @@ struct server::impl : std::enable_shared_from_this<impl> {
       auto& header = parser.get();
       const unsigned version = header.version();
       const char* method = method_label(header.method());
-      if (const auto length = parser.content_length(); length && *length > options.max_body_bytes) {
-        co_await reject(conn, version, "unmatched", method, body_too_large());
-        co_return;
-      }
       // curl and others wait for "100 Continue" before sending a large body.
       if (auto expect = header[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
         bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};

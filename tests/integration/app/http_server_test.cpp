@@ -1,0 +1,185 @@
+// The real binary's HTTP core: routing errors, limits, timeouts, probes, metrics, shutdown.
+#include <cstdio>
+#include <fstream>
+#include <signal.h>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "sluice_test/env.hpp"
+#include "sluice_test/http_client.hpp"
+#include "sluice_test/sluice_process.hpp"
+
+namespace sluice::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class http_server : public ::testing::Test {
+ protected:
+  temp_dir buffer_dir_;
+  sluice_process::env_map base_env() { return {{"FILE_BUFFER_DIR", buffer_dir_.path()}}; }
+};
+
+TEST_F(http_server, probes_answer_and_unknown_routes_get_json_errors) {
+  sluice_process sluice(base_env());
+  auto live = http_call(sluice.port(), "GET", "/health/live");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_EQ(live.json()["status"], "alive");
+  EXPECT_EQ(http_call(sluice.port(), "GET", "/health").status, 200);
+
+  auto missing = http_call(sluice.port(), "GET", "/no/such/thing");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.header("content-type"), "application/json");
+  EXPECT_EQ(missing.json()["error"]["code"], "not_found");
+
+  auto wrong_method = http_call(sluice.port(), "DELETE", "/health/live");
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_EQ(wrong_method.header("allow"), "GET");
+  EXPECT_EQ(wrong_method.json()["error"]["code"], "method_not_allowed");
+}
+
+TEST_F(http_server, request_id_is_echoed_or_generated) {
+  sluice_process sluice(base_env());
+  auto echoed = http_call(sluice.port(), "GET", "/health", "", {{"X-Request-Id", "abc-123"}});
+  EXPECT_EQ(echoed.header("x-request-id"), "abc-123");
+  auto generated = http_call(sluice.port(), "GET", "/health");
+  EXPECT_EQ(generated.header("x-request-id").size(), 36u);
+  auto unprintable =
+      http_call(sluice.port(), "GET", "/health", "", {{"X-Request-Id", std::string(200, 'x')}});
+  EXPECT_EQ(unprintable.header("x-request-id").size(), 36u) << "over-long ids are replaced";
+}
+
+TEST_F(http_server, keep_alive_serves_many_requests_on_one_connection) {
+  sluice_process sluice(base_env());
+  http_connection conn(sluice.port());
+  for (int i = 0; i < 50; ++i)
+    ASSERT_EQ(conn.request("GET", "/health/live").status, 200);
+  auto metrics = conn.request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("sluice_http_connections{listener=\"api\"} 1\n"), std::string::npos)
+      << metrics;
+}
+
+TEST_F(http_server, body_over_the_limit_gets_413) {
+  auto env = base_env();
+  env["HTTP_MAX_BODY_BYTES"] = "2k";
+  sluice_process sluice(env);
+  auto small = http_call(sluice.port(), "POST", "/health", std::string(1000, 'a'));
+  EXPECT_EQ(small.status, 405) << "within the limit the router answers";
+  auto big = http_call(sluice.port(), "POST", "/health", std::string(4096, 'a'));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(big.json()["error"]["code"], "body_too_large");
+  // Chunked bodies have no Content-Length: the parser's limit must still hold.
+  const std::string chunked =
+      "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "1000\r\n" +
+      std::string(4096, 'b') + "\r\n0\r\n\r\n";
+  EXPECT_NE(send_raw(sluice.port(), chunked, 2s).find("HTTP/1.1 413"), std::string::npos);
+}
+
+TEST_F(http_server, expect_100_continue_is_honoured) {
+  sluice_process sluice(base_env());
+  const std::string head =
+      "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: "
+      "100-continue\r\nConnection: close\r\n\r\n";
+  const std::string reply = send_raw(sluice.port(), head, 1s);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 100 Continue", 0), 0u) << reply;
+}
+
+TEST_F(http_server, headers_over_the_limit_get_431) {
+  auto env = base_env();
+  env["HTTP_MAX_HEADER_BYTES"] = "2k";
+  sluice_process sluice(env);
+  auto res = http_call(sluice.port(), "GET", "/health", "", {{"X-Big", std::string(4096, 'h')}});
+  EXPECT_EQ(res.status, 431);
+  EXPECT_EQ(res.json()["error"]["code"], "headers_too_large");
+}
+
+TEST_F(http_server, malformed_requests_get_400_and_the_process_survives) {
+  sluice_process sluice(base_env());
+  const std::string reply = send_raw(sluice.port(), "THIS IS NOT HTTP\r\n\r\n", 2s);
+  EXPECT_NE(reply.find("HTTP/1.1 400"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("\"bad_request\""), std::string::npos) << reply;
+  EXPECT_EQ(http_call(sluice.port(), "GET", "/health").status, 200);
+}
+
+TEST_F(http_server, idle_keep_alive_connections_are_closed_after_the_idle_timeout) {
+  auto env = base_env();
+  env["HTTP_IDLE_TIMEOUT_MS"] = "300";
+  sluice_process sluice(env);
+  http_connection conn(sluice.port());
+  ASSERT_EQ(conn.request("GET", "/health").status, 200);
+  EXPECT_TRUE(conn.closed_by_peer(3s));
+}
+
+TEST_F(http_server, a_request_that_never_completes_is_cut_by_the_read_timeout) {
+  auto env = base_env();
+  env["HTTP_READ_TIMEOUT_MS"] = "300";
+  sluice_process sluice(env);
+  const auto started = std::chrono::steady_clock::now();
+  const std::string reply = send_raw(sluice.port(), "GET /health HTTP/1.1\r\nHost: x\r\n", 5s);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_LT(elapsed, 3s) << "the server closed the slow connection";
+  EXPECT_EQ(reply.find("200 OK"), std::string::npos);
+}
+
+TEST_F(http_server, connections_over_the_maximum_get_503_with_retry_after) {
+  auto env = base_env();
+  env["HTTP_MAX_CONNECTIONS"] = "2";
+  sluice_process sluice(env);
+  http_connection a(sluice.port());
+  http_connection b(sluice.port());
+  ASSERT_EQ(a.request("GET", "/health").status, 200);
+  ASSERT_EQ(b.request("GET", "/health").status, 200);
+  const std::string reply = send_raw(sluice.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 2s);
+  EXPECT_NE(reply.find("HTTP/1.1 503"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("Retry-After: 1"), std::string::npos) << reply;
+}
+
+TEST_F(http_server, metrics_pass_promtool_and_count_requests_by_route_and_code) {
+  sluice_process sluice(base_env());
+  http_call(sluice.port(), "GET", "/health");
+  http_call(sluice.port(), "GET", "/missing");
+  const std::string text = http_call(sluice.port(), "GET", "/metrics").body;
+  EXPECT_NE(
+      text.find("sluice_http_requests_total{route=\"/health\",method=\"GET\",code=\"200\"} 1\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("sluice_http_requests_total{route=\"unmatched\",method=\"GET\",code=\"404\"} 1\n"),
+      std::string::npos);
+  EXPECT_NE(text.find("# TYPE sluice_http_request_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find("sluice_build_info{version=\""), std::string::npos);
+  temp_dir dir;
+  const std::string path = dir.path() + "/metrics.txt";
+  std::ofstream(path) << text;
+  EXPECT_EQ(std::system(("promtool check metrics < " + path).c_str()), 0);
+}
+
+TEST_F(http_server, metrics_addr_serves_a_second_listener) {
+  auto env = base_env();
+  env["METRICS_ADDR"] = "127.0.0.1:0";
+  sluice_process sluice(env);
+  EXPECT_TRUE(sluice.wait_for_log("http[metrics]: listening on", 5s)) << sluice.log();
+}
+
+TEST_F(http_server, readiness_fails_when_the_buffer_directory_is_not_writable) {
+  sluice_process sluice(sluice_process::env_map{{"FILE_BUFFER_DIR", "/nonexistent/sluice-buffer"}});
+  auto res = http_call(sluice.port(), "GET", "/health/ready");
+  EXPECT_EQ(res.status, 503);
+  EXPECT_EQ(res.json()["checks"]["buffer"]["ok"], false);
+}
+
+TEST_F(http_server, sigterm_closes_idle_connections_and_exits_zero) {
+  sluice_process sluice(base_env());
+  http_connection idle(sluice.port());
+  ASSERT_EQ(idle.request("GET", "/health").status, 200);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(sluice.stop(SIGTERM), 0) << sluice.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s)
+      << "idle connections do not hold shutdown";
+  EXPECT_NE(sluice.log().find("shutdown: complete"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::test

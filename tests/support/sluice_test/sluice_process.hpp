@@ -1,0 +1,56 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace sluice::test {
+
+// The real `sluice` binary as a child process: started with an environment of our choosing,
+// its log captured to a file, its HTTP port learnt from the "listening on" log line.
+class sluice_process {
+ public:
+  using env_map = std::map<std::string, std::string>;
+
+  // Starts the binary with SLUICE_HTTP_ADDR=127.0.0.1:0 unless `env` says otherwise, and waits
+  // until it listens (or throws with the log if it exits or takes longer than `timeout`).
+  explicit sluice_process(env_map env, std::vector<std::string> args = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  ~sluice_process();  // SIGKILLs a process still running
+  sluice_process(const sluice_process&) = delete;
+  sluice_process& operator=(const sluice_process&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  // Sends `signo` and waits for the exit; returns the exit status (128+n for a signal death).
+  int stop(int signo, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  void kill9();
+  bool running();
+
+  std::string log() const;
+  // Waits until the log contains `text`; false on timeout.
+  bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const;
+
+  static std::string binary_path();
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
+  std::uint16_t port_ = 0;
+  std::string log_path_;
+};
+
+// Runs the binary to completion (for --help, --check-config, buffer tools); returns exit code
+// and combined output.
+struct run_result {
+  int exit_code = -1;
+  std::string output;
+};
+run_result run_sluice(const std::vector<std::string>& args,
+                      const sluice_process::env_map& env = {});
+
+}  // namespace sluice::test
