@@ -5,9 +5,14 @@
 #include <unistd.h>
 
 #include "sluice/api/health_routes.hpp"
+#include "sluice/api/push_routes.hpp"
 #include "sluice/api/readiness.hpp"
+#include "sluice/buffer/buffer_log.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
+#include "sluice/push/push_service.hpp"
+#include "sluice/store/message_store.hpp"
+#include "sluice/store/pg_pool.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,6 +24,7 @@
 
 namespace sluice::app {
 namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -42,11 +48,41 @@ http::server_options api_server_options(const config::settings& s, std::string n
   return o;
 }
 
-api::check_result check_buffer_dir(const std::string& dir) {
-  if (::access(dir.c_str(), W_OK) != 0) {
-    return {false, dir + " is not writable: " + std::strerror(errno)};
+buffer::buffer_options log_options(const config::settings& s, bool qos0) {
+  buffer::buffer_options o;
+  switch (s.file_buffer_fsync) {
+    case config::fsync_policy::always:
+      o.fsync = buffer::fsync_policy::always;
+      break;
+    case config::fsync_policy::interval:
+      o.fsync = buffer::fsync_policy::interval;
+      break;
+    case config::fsync_policy::never:
+      o.fsync = buffer::fsync_policy::never;
+      break;
   }
-  return {true, dir + " writable"};
+  // QoS0 is answered once written: its promise is "flushed later", not "on disk now".
+  if (qos0 && o.fsync == buffer::fsync_policy::always)
+    o.fsync = buffer::fsync_policy::interval;
+  o.flush_interval = s.file_buffer_flush;
+  o.segment_bytes = s.file_buffer_segment_bytes;
+  o.max_total_bytes = s.file_buffer_max_bytes;
+  o.replay_batch = s.file_buffer_max_batch;
+  return o;
+}
+
+std::unique_ptr<buffer::buffer_log> open_log(const config::settings& s, const char* name,
+                                             asio::io_context& io) {
+  std::error_code ec;
+  const auto dir = std::filesystem::path(s.file_buffer_dir) / name;
+  auto log = buffer::buffer_log::open(dir, log_options(s, std::string(name) == "qos0"),
+                                      io.get_executor(), ec);
+  if (!log) {
+    spdlog::critical("buffer: cannot open {}: {} (FILE_BUFFER_DIR must be a writable directory)",
+                     dir.string(), ec.message());
+    return nullptr;
+  }
+  return log;
 }
 
 }  // namespace
@@ -60,13 +96,58 @@ int run_daemon(const config::settings& settings) {
       .with({SLUICE_VERSION})
       .set(1);
 
+  auto failover_log = open_log(settings, "failover", io);
+  auto qos0_log = failover_log ? open_log(settings, "qos0", io) : nullptr;
+  if (!failover_log || !qos0_log)
+    return 1;
+
+  store::pool_options pool_opts;
+  pool_opts.connection.conninfo = settings.database_url;
+  pool_opts.connection.connect_timeout = settings.db_connect_timeout;
+  pool_opts.connection.statement_timeout = settings.db_statement_timeout;
+  pool_opts.max_connections = settings.db_pool_max;
+  store::pg_pool pool(io.get_executor(), pool_opts);
+  store::message_store messages(pool);
+
+  push::push_service_options push_opts;
+  push_opts.batcher.max_batch_rows = settings.push_batch_max_rows;
+  push_opts.batcher.max_inflight_batches = settings.db_pool_max;
+  push_opts.batcher.max_queued_items = settings.push_queue_max_items;
+  push_opts.batcher.deadline = settings.db_statement_timeout;
+  push_opts.replay_batch = settings.file_buffer_max_batch;
+  push_opts.deadline = settings.db_statement_timeout;
+  push::push_service pushes(io.get_executor(), pool, messages, *failover_log, *qos0_log, metrics,
+                            push_opts);
+
   api::readiness ready;
-  ready.add("buffer", [dir = settings.file_buffer_dir]() -> asio::awaitable<api::check_result> {
-    co_return check_buffer_dir(dir);
+  ready.add("postgres", [&]() -> asio::awaitable<api::check_result> {
+    const auto ec = co_await pool.ping(clock::now() + std::chrono::seconds(1));
+    if (ec)
+      co_return api::check_result{false, "unreachable: " + ec.message()};
+    if (!pushes.gate().schema_ready())
+      co_return api::check_result{false, "reachable; schema not migrated yet"};
+    co_return api::check_result{true, "reachable"};
+  });
+  ready.add("buffer", [&]() -> asio::awaitable<api::check_result> {
+    const auto s = pushes.status();
+    const std::uint64_t used = s.failover.stats.disk_bytes + s.qos0.stats.disk_bytes;
+    const std::string detail =
+        std::to_string(s.failover.stats.pending_records + s.qos0.stats.pending_records) +
+        " records pending, " + std::to_string(used) + " of " +
+        std::to_string(2 * settings.file_buffer_max_bytes) + " bytes used";
+    if (::access(failover_log->dir().c_str(), W_OK) != 0) {
+      co_return api::check_result{
+          false, failover_log->dir().string() + " is not writable: " + std::strerror(errno)};
+    }
+    if (s.failover.stats.disk_bytes >= settings.file_buffer_max_bytes / 10 * 9) {
+      co_return api::check_result{false, "failover buffer nearly full: " + detail};
+    }
+    co_return api::check_result{true, detail};
   });
 
   http::router routes;
   api::add_health_routes(routes, ready, metrics);
+  api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
 
   http::router metrics_routes;
@@ -87,9 +168,17 @@ int run_daemon(const config::settings& settings) {
     spdlog::critical("cannot listen: {}", e.what());
     return 1;
   }
-  api_server.start();
-  if (metrics_server)
-    metrics_server->start();
+
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await pushes.start();
+        api_server.start();
+        if (metrics_server)
+          metrics_server->start();
+        spdlog::info("sluice {} started (pid {})", SLUICE_VERSION, ::getpid());
+      },
+      asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
@@ -103,13 +192,16 @@ int run_daemon(const config::settings& settings) {
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
+          co_await pushes.stop();
+          pool.shutdown();
+          failover_log->close();
+          qos0_log->close();
           spdlog::info("shutdown: complete");
           io.stop();
         },
         asio::detached);
   });
 
-  spdlog::info("sluice {} started (pid {})", SLUICE_VERSION, ::getpid());
   io.run();
   return 0;
 }

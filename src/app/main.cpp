@@ -3,6 +3,7 @@
 
 #include "sluice/app/command_line.hpp"
 #include "sluice/app/daemon.hpp"
+#include "sluice/buffer/buffer_command.hpp"
 #include "sluice/config/loader.hpp"
 
 namespace {
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
     case command_line::action::version:
       std::cout << "sluice " << SLUICE_VERSION << "\n";
       return 0;
+    case command_line::action::buffer_tool:
+      return sluice::buffer::run_buffer_command(cmd.tool_args, std::cout, std::cerr);
     default:
       break;
   }

@@ -220,10 +220,17 @@ const std::vector<setting_spec>& table() {
                   &settings::file_buffer_flush, 1, 60'000),
       count("FILE_BUFFER_MAX_BATCH", "Records per PostgreSQL round trip when the buffer replays.",
             &settings::file_buffer_max_batch, 1, 100'000),
-      size("FILE_BUFFER_MAX_BYTES", "Bound of the buffer on disk; beyond it pushes get 503.",
+      size("FILE_BUFFER_MAX_BYTES", "Bound of each buffer log (failover, qos0) on disk; beyond it pushes get 503.",
            &settings::file_buffer_max_bytes, 1ULL << 20, 1ULL << 50),
       size("FILE_BUFFER_SEGMENT_BYTES", "Segment files rotate at this size.",
            &settings::file_buffer_segment_bytes, 64ULL << 10, 1ULL << 32),
+      count("PUSH_MAX_ITEMS", "Items one push request may carry.", &settings::push_max_items, 1, 100'000),
+      size("PUSH_MAX_PAYLOAD_BYTES", "Largest payload of one item (its JSON text).", &settings::push_max_payload_bytes,
+           16, 64ULL << 20),
+      count("PUSH_BATCH_MAX_ROWS", "Rows of coalesced pushes per PostgreSQL round trip.",
+            &settings::push_batch_max_rows, 1, 100'000),
+      count("PUSH_QUEUE_MAX_ITEMS", "Items waiting for PostgreSQL; beyond it pushes get 503 with Retry-After.",
+            &settings::push_queue_max_items, 1, 10'000'000),
       {"LOG_LEVEL", "trace, debug, info, warn, error or off. DEBUG=1 is a shorthand for debug.",
        [](settings& s, const std::string& v) {
          static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};

@@ -41,6 +41,12 @@ struct settings {
   std::uint64_t file_buffer_max_bytes = 1024ULL * 1024 * 1024;
   std::uint64_t file_buffer_segment_bytes = 64ULL * 1024 * 1024;
 
+  // Push path
+  std::size_t push_max_items = 1'000;
+  std::size_t push_max_payload_bytes = 1024 * 1024;
+  std::size_t push_batch_max_rows = 500;
+  std::size_t push_queue_max_items = 50'000;
+
   // Logging
   std::string log_level = "info";
 };

@@ -163,11 +163,14 @@ TEST_F(http_server, metrics_addr_serves_a_second_listener) {
   EXPECT_TRUE(sluice.wait_for_log("http[metrics]: listening on", 5s)) << sluice.log();
 }
 
-TEST_F(http_server, readiness_fails_when_the_buffer_directory_is_not_writable) {
-  sluice_process sluice(sluice_process::env_map{{"FILE_BUFFER_DIR", "/nonexistent/sluice-buffer"}});
-  auto res = http_call(sluice.port(), "GET", "/health/ready");
-  EXPECT_EQ(res.status, 503);
-  EXPECT_EQ(res.json()["checks"]["buffer"]["ok"], false);
+TEST_F(http_server, a_buffer_directory_that_cannot_be_created_stops_start_up) {
+  // Without its buffer sluice could not keep its promise during a PostgreSQL outage, so it
+  // refuses to start rather than run degraded. (/proc refuses mkdir even to root.)
+  const auto r = run_sluice(
+      {}, {{"FILE_BUFFER_DIR", "/proc/sluice-buffer"}, {"SLUICE_HTTP_ADDR", "127.0.0.1:0"}});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("FILE_BUFFER_DIR must be a writable directory"), std::string::npos)
+      << r.output;
 }
 
 TEST_F(http_server, sigterm_closes_idle_connections_and_exits_zero) {

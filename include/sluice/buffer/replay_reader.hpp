@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <system_error>
+#include <vector>
+
+#include "sluice/buffer/record_position.hpp"
+#include "sluice/buffer/segment_reader.hpp"
+
+namespace sluice::buffer {
+
+// A byte range of committed records to read: [begin, end) of one segment.
+struct read_extent {
+  std::uint64_t segment = 0;
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
+// Records that could not be read: [begin, end) of a segment is skipped. Only disk corruption
+// after recovery (or files changed behind the log's back) produces one.
+struct unreadable_range {
+  std::uint64_t segment = 0;
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+  std::error_code error;
+};
+
+struct replay_chunk {
+  std::vector<buffered_record> records;   // in log order
+  std::vector<unreadable_range> skipped;  // in log order, interleaved by position with records
+  std::optional<std::int64_t> next_created_ms;  // of the first record not returned, if known
+};
+
+// The replay side of a log: reads committed records in order on the blocking thread, keeping
+// the current segment open between calls. Not thread-safe; one owner thread.
+class replay_reader {
+ public:
+  explicit replay_reader(std::filesystem::path dir) : dir_(std::move(dir)) {}
+
+  // Reads up to max_records from the extents, in order. A segment that cannot be opened or a
+  // record that fails its checks ends that extent: the rest of it becomes an unreadable_range
+  // (logged) and reading goes on with the next extent, so replay never gets stuck.
+  replay_chunk read(const std::vector<read_extent>& extents, std::size_t max_records);
+
+  // Drops the open file if it is `segment` (before it is deleted).
+  void forget(std::uint64_t segment);
+
+ private:
+  segment_reader* reader_for(std::uint64_t segment, std::error_code& ec);
+
+  std::filesystem::path dir_;
+  std::uint64_t open_segment_ = 0;
+  segment_reader reader_;
+};
+
+}  // namespace sluice::buffer

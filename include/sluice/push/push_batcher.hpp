@@ -1,0 +1,68 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "sluice/core/message.hpp"
+#include "sluice/metrics/registry.hpp"
+#include "sluice/store/message_store.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+namespace sluice::push {
+
+struct batcher_options {
+  std::size_t max_batch_rows = 500;       // rows per PostgreSQL round trip
+  std::size_t max_inflight_batches = 8;   // round trips at once (the pool size)
+  std::size_t max_queued_items = 50'000;  // beyond this, submit() answers overloaded at once
+  std::chrono::milliseconds deadline{5000};
+};
+
+struct batch_result {
+  store::failure_kind failure = store::failure_kind::none;
+  std::string message;                       // why, when failure != none
+  std::vector<store::insert_outcome> items;  // per submitted item, when failure == none
+};
+
+// Group commit for the durable push path. Items of concurrent requests queue here and are
+// written to PostgreSQL in shared batches: a batch starts as soon as a round trip slot is
+// free, so a lone request never waits for company, and under load the batches grow by
+// themselves while earlier ones are in flight.
+class push_batcher {
+ public:
+  push_batcher(boost::asio::any_io_executor executor, store::message_store& store,
+               batcher_options options, metrics::registry& metrics);
+  push_batcher(const push_batcher&) = delete;
+  push_batcher& operator=(const push_batcher&) = delete;
+
+  // Stores `items` (in order, in one transaction with whatever shares the batch). The items
+  // are moved into the batch and moved back before this returns, so the caller still has them
+  // for a failover. A request whose data PostgreSQL rejects fails alone: the rest of its batch
+  // is retried without it.
+  boost::asio::awaitable<batch_result> submit(std::vector<message>& items);
+
+  std::size_t queued_items() const { return queued_items_; }
+  std::size_t inflight_batches() const { return inflight_; }
+
+ private:
+  struct pending;
+  void start_batches();
+  boost::asio::awaitable<void> run_batch(std::vector<pending*> group);
+
+  boost::asio::any_io_executor executor_;
+  store::message_store& store_;
+  batcher_options options_;
+  std::deque<pending*> queue_;
+  std::size_t queued_items_ = 0;
+  std::size_t inflight_ = 0;
+  metrics::histogram& batch_rows_;
+  metrics::histogram& insert_seconds_;
+  metrics::family<metrics::counter>& batches_;
+};
+
+}  // namespace sluice::push

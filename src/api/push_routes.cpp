@@ -1,0 +1,110 @@
+#include "sluice/api/push_routes.hpp"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+namespace sluice::api {
+namespace {
+
+using json = nlohmann::json;
+
+http::response invalid(const push::parse_outcome& parsed) {
+  json error = {{"code", parsed.error_code}, {"message", parsed.error_message}};
+  if (!parsed.item_errors.empty()) {
+    json items = json::array();
+    for (const auto& e : parsed.item_errors) {
+      items.push_back({{"index", e.index}, {"field", e.field}, {"message", e.message}});
+    }
+    error["items"] = std::move(items);
+  }
+  return http::response::json(
+      400, json{{"error", std::move(error)}}.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+http::response accepted(const push::push_outcome& out) {
+  // Written by hand: this is the hot path's response, and ids and statuses need no escaping.
+  std::string body;
+  body.reserve(96 + out.items.size() * 96);
+  body += R"({"pushed":true,"qos0":)";
+  body += out.qos0 ? "true" : "false";
+  body += R"(,"dbHealthy":)";
+  body += out.db_healthy ? "true" : "false";
+  body += R"(,"items":[)";
+  for (std::size_t i = 0; i < out.items.size(); ++i) {
+    const auto& item = out.items[i];
+    if (i > 0)
+      body.push_back(',');
+    body += R"({"id":")";
+    body += item.id.to_string();
+    body += R"(","transactionId":)";
+    body += item.transaction_id ? json(*item.transaction_id).dump() : "null";
+    body += R"(,"status":")";
+    body += push::to_string(item.status);
+    body += "\"}";
+  }
+  body += "]}";
+  return http::response::json(201, std::move(body));
+}
+
+json log_json(const push::log_status& s) {
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return {{"pending", s.stats.pending_records},
+          {"pendingBytes", s.stats.pending_bytes},
+          {"diskBytes", s.stats.disk_bytes},
+          {"segments", s.stats.segments},
+          {"oldestPendingAgeMs", s.stats.oldest_pending_created_ms
+                                     ? json(now_ms - *s.stats.oldest_pending_created_ms)
+                                     : json(nullptr)},
+          {"failed", s.stats.failed_records},
+          {"appendedTotal", s.stats.appended_total},
+          {"replayedTotal", s.stats.acked_total},
+          {"replayRatePerSec", s.replay_rate_per_second},
+          {"truncatedTails", s.stats.truncated_tails_total},
+          {"quarantinedSegments", s.stats.quarantined_segments_total}};
+}
+
+}  // namespace
+
+void add_push_routes(http::router& routes, push::push_service& service, push::push_limits limits) {
+  routes.add("POST", "/api/v1/push", "/api/v1/push",
+             [&service, limits](http::request& req) -> boost::asio::awaitable<http::response> {
+               auto parsed = push::parse_push_request(req.body, limits);
+               if (!parsed.request)
+                 co_return invalid(parsed);
+               const auto out = co_await service.push(std::move(*parsed.request));
+               if (out.error_status != 0) {
+                 if (out.retry_after_seconds > 0) {
+                   co_return http::overloaded_response(out.error_status, out.error_code,
+                                                       out.error_message, out.retry_after_seconds);
+                 }
+                 co_return http::error_response(out.error_status, out.error_code,
+                                                out.error_message);
+               }
+               co_return accepted(out);
+             });
+
+  routes.add("GET", "/api/v1/status/buffers", "/api/v1/status/buffers",
+             [&service](http::request&) -> boost::asio::awaitable<http::response> {
+               const auto s = service.status();
+               json body = {
+                   {"pending", s.failover.stats.pending_records + s.qos0.stats.pending_records},
+                   {"failed", s.failover.stats.failed_records + s.qos0.stats.failed_records},
+                   {"dbHealthy", s.db_healthy},
+                   {"schemaReady", s.schema_ready},
+                   {"failoverActive", s.failover_active},
+                   {"pendingTransactionIds", s.pending_index_entries},
+                   {"logs", {{"failover", log_json(s.failover)}, {"qos0", log_json(s.qos0)}}}};
+               co_return http::response::json(200, body.dump());
+             });
+
+  routes.add("POST", "/api/v1/status/buffers/retry-failed", "/api/v1/status/buffers/retry-failed",
+             [&service](http::request&) -> boost::asio::awaitable<http::response> {
+               const std::size_t n = co_await service.retry_failed();
+               co_return http::response::json(200, json{{"retried", n}}.dump());
+             });
+}
+
+}  // namespace sluice::api

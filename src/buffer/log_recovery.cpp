@@ -1,0 +1,220 @@
+#include "sluice/buffer/log_recovery.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+
+#include "sluice/buffer/ack_cursor.hpp"
+#include "sluice/buffer/errc.hpp"
+#include "sluice/buffer/failed_store.hpp"
+#include "sluice/buffer/log_layout.hpp"
+#include "sluice/buffer/segment_reader.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace sluice::buffer {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::error_code last_error() {
+  return {errno, std::system_category()};
+}
+
+void remove_tmp_files(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().ends_with(layout::tmp_suffix)) {
+      std::error_code rm;
+      fs::remove(it->path(), rm);
+      spdlog::info("buffer: removed unfinished file file={}", it->path().string());
+    }
+  }
+}
+
+// Copies bytes [offset, end of file) of `path` to the quarantine folder.
+std::error_code save_tail(const fs::path& dir, const fs::path& path, std::uint64_t offset) {
+  std::error_code ec;
+  fs::create_directories(dir / layout::quarantine_dir, ec);
+  if (ec)
+    return ec;
+  const auto target = layout::quarantine_path(
+      dir, path.filename().string() + "." + std::to_string(offset) + ".tail");
+  const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0)
+    return last_error();
+  const int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ec = last_error();
+    ::close(in);
+    return ec;
+  }
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    const ssize_t n = ::pread(in, buf.data(), buf.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      ec = last_error();
+      break;
+    }
+    if (n == 0)
+      break;
+    if (::write(out, buf.data(), static_cast<std::size_t>(n)) != n) {
+      ec = last_error();
+      break;
+    }
+    offset += static_cast<std::uint64_t>(n);
+  }
+  if (!ec && ::fdatasync(out) != 0)
+    ec = last_error();
+  ::close(in);
+  ::close(out);
+  if (ec)
+    fs::remove(target);
+  return ec;
+}
+
+std::error_code truncate_file(const fs::path& path, std::uint64_t size) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return last_error();
+  std::error_code ec;
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0 || ::fdatasync(fd) != 0)
+    ec = last_error();
+  ::close(fd);
+  return ec;
+}
+
+}  // namespace
+
+recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
+  recovery_report report;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return report;
+  remove_tmp_files(dir);
+  remove_tmp_files(dir / layout::failed_dir);
+
+  const auto files = layout::list_files(dir, layout::segment_suffix, ec);
+  if (ec)
+    return report;
+  const std::optional<record_position> saved_ack = load_ack_cursor(dir);
+  report.ack = saved_ack.value_or(record_position{});
+  std::uint64_t max_id = report.ack.segment;
+
+  for (const auto& [id, path] : files) {
+    max_id = std::max(max_id, id);
+    segment_reader reader;
+    std::error_code open_ec = reader.open(path);
+    if (!open_ec && (reader.header().id != id || reader.header().kind != file_kind::log_segment)) {
+      open_ec = errc::bad_segment_header;
+    }
+    if (open_ec) {
+      reader.close();
+      if (auto q = layout::quarantine_file(dir, path)) {
+        spdlog::error("buffer: cannot quarantine unreadable segment file={} error={}",
+                      path.string(), q.message());
+        // Left in place it would fail recovery again; the ids it could clash with are skipped.
+        continue;
+      }
+      ++report.quarantined_segments;
+      spdlog::error("buffer: quarantined unreadable segment file={} error={}", path.string(),
+                    open_ec.message());
+      continue;
+    }
+
+    recovered_segment seg;
+    seg.id = id;
+    const bool ack_here = id == report.ack.segment;
+    bool ack_on_boundary = !ack_here || report.ack.offset == segment_header_size;
+    record_view rec;
+    std::error_code rec_ec;
+    while (reader.next(rec, rec_ec)) {
+      std::optional<message> m;
+      if (rec.kind == record_kind::message)
+        m = decode_message_body(rec.body, rec_ec);
+      if (!m) {
+        if (!rec_ec)
+          rec_ec = errc::malformed_record;
+        reader.seek(rec.offset);
+        break;
+      }
+      ++seg.records;
+      seg.record_bytes += rec.size;
+      if (!seg.first_created_ms)
+        seg.first_created_ms = m->created_ms;
+      if (ack_here && rec.offset < report.ack.offset) {
+        ++seg.acked_records;
+        seg.acked_bytes += rec.size;
+      }
+      if (ack_here && rec.offset + rec.size == report.ack.offset)
+        ack_on_boundary = true;
+    }
+    seg.end = reader.offset();
+    if (rec_ec) {
+      ++report.truncated_tails;
+      spdlog::warn("buffer: truncated torn tail file={} offset={} error={}", path.string(), seg.end,
+                   rec_ec.message());
+      reader.close();
+      if (auto save_ec = save_tail(dir, path, seg.end)) {
+        // Without a copy the bytes stay in the file (replay still stops at seg.end), so an
+        // operator can still inspect them.
+        spdlog::error("buffer: cannot copy torn tail to quarantine file={} error={}", path.string(),
+                      save_ec.message());
+      } else if (auto trunc_ec = truncate_file(path, seg.end)) {
+        spdlog::error("buffer: cannot truncate torn tail file={} error={}", path.string(),
+                      trunc_ec.message());
+      }
+    }
+    reader.close();
+
+    // A cursor past the valid end acknowledged every record that survived.
+    if (ack_here && report.ack.offset >= seg.end)
+      ack_on_boundary = true;
+    if (ack_here && !ack_on_boundary) {
+      spdlog::warn("buffer: ack cursor not on a record boundary file={} offset={}", path.string(),
+                   report.ack.offset);
+      report.ack.offset = segment_header_size;
+      seg.acked_records = seg.acked_bytes = 0;
+    }
+    const bool fully_acked =
+        id < report.ack.segment || (ack_here && seg.acked_records == seg.records);
+    if (fully_acked || seg.records == 0) {
+      std::error_code rm;
+      fs::remove(path, rm);
+      ++report.removed_segments;
+      spdlog::info("buffer: removed drained segment file={} records={}", path.string(),
+                   seg.records);
+      continue;
+    }
+    if (!report.head_created_ms) {
+      // The first pending record of the first pending segment: re-read its created_ms.
+      segment_reader head;
+      if (!head.open(path)) {
+        head.seek(ack_here ? report.ack.offset : segment_header_size);
+        head.set_limit(seg.end);
+        report.head_created_ms = head.peek_created_ms();
+      }
+    }
+    report.segments.push_back(seg);
+  }
+  report.next_segment_id = max_id + 1;
+
+  std::error_code failed_ec;
+  for (const auto& f : read_failed_files(dir, failed_ec)) {
+    report.failed_records += f.records.size();
+    report.next_failed_id = std::max(report.next_failed_id, f.id + 1);
+  }
+  if (failed_ec) {
+    spdlog::error("buffer: cannot list failed records dir={} error={}", dir.string(),
+                  failed_ec.message());
+  }
+  return report;
+}
+
+}  // namespace sluice::buffer

@@ -1,0 +1,148 @@
+#include "sluice/push/push_batcher.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+namespace sluice::push {
+
+namespace asio = boost::asio;
+
+namespace {
+const char* outcome_label(store::failure_kind f) {
+  switch (f) {
+    case store::failure_kind::none:
+      return "ok";
+    case store::failure_kind::unavailable:
+      return "unavailable";
+    case store::failure_kind::rejected:
+      return "rejected";
+    case store::failure_kind::overloaded:
+      return "overloaded";
+  }
+  return "unknown";
+}
+}  // namespace
+
+struct push_batcher::pending {
+  explicit pending(asio::any_io_executor ex, std::vector<message>& m)
+      : items(m), wake(std::move(ex), asio::steady_timer::time_point::max()) {}
+  std::vector<message>& items;
+  batch_result result;
+  bool done = false;
+  asio::steady_timer wake;  // cancelled when `done` is set
+};
+
+push_batcher::push_batcher(asio::any_io_executor executor, store::message_store& store,
+                           batcher_options options, metrics::registry& metrics)
+    : executor_(std::move(executor)),
+      store_(store),
+      options_(options),
+      batch_rows_(metrics
+                      .add_histogram("sluice_db_batch_rows",
+                                     "Rows per PostgreSQL insert round trip.", {"source"},
+                                     metrics::size_buckets())
+                      .with({"push"})),
+      insert_seconds_(metrics
+                          .add_histogram("sluice_db_insert_duration_seconds",
+                                         "Duration of one PostgreSQL insert round trip.",
+                                         {"source"}, metrics::latency_buckets())
+                          .with({"push"})),
+      batches_(metrics.add_counter("sluice_db_batches_total",
+                                   "PostgreSQL insert round trips by outcome.",
+                                   {"source", "outcome"})) {
+  auto& queued =
+      metrics.add_gauge("sluice_push_queue_items", "Items waiting for a PostgreSQL round trip.")
+          .get();
+  metrics.on_collect([this, &queued] { queued.set(static_cast<double>(queued_items_)); });
+}
+
+asio::awaitable<batch_result> push_batcher::submit(std::vector<message>& items) {
+  if (queued_items_ + items.size() > options_.max_queued_items) {
+    co_return batch_result{
+        store::failure_kind::overloaded,
+        "push queue is full (" + std::to_string(options_.max_queued_items) + " items)",
+        {}};
+  }
+  pending p(executor_, items);
+  queue_.push_back(&p);
+  queued_items_ += items.size();
+  start_batches();
+  // The batch may already have finished (an immediate failure completes without suspending).
+  if (!p.done)
+    co_await p.wake.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return std::move(p.result);
+}
+
+void push_batcher::start_batches() {
+  while (inflight_ < options_.max_inflight_batches && !queue_.empty()) {
+    std::vector<pending*> group;
+    std::size_t rows = 0;
+    while (!queue_.empty() &&
+           (group.empty() || rows + queue_.front()->items.size() <= options_.max_batch_rows)) {
+      rows += queue_.front()->items.size();
+      group.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    queued_items_ -= rows;
+    ++inflight_;
+    asio::co_spawn(executor_, run_batch(std::move(group)), asio::detached);
+  }
+}
+
+asio::awaitable<void> push_batcher::run_batch(std::vector<pending*> group) {
+  std::vector<message> batch;
+  std::size_t rows = 0;
+  for (auto* p : group)
+    rows += p->items.size();
+  batch.reserve(rows);
+  for (auto* p : group)
+    std::move(p->items.begin(), p->items.end(), std::back_inserter(batch));
+
+  const auto started = std::chrono::steady_clock::now();
+  store::insert_result res = co_await store_.insert_batch(batch, started + options_.deadline);
+  insert_seconds_.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  batch_rows_.observe(static_cast<double>(rows));
+
+  // Hand every request its items (and outcomes) back.
+  std::size_t offset = 0;
+  std::vector<pending*> retry;
+  const auto failure = res.failure();
+  for (auto* p : group) {
+    const std::size_t n = p->items.size();
+    std::move(batch.begin() + static_cast<std::ptrdiff_t>(offset),
+              batch.begin() + static_cast<std::ptrdiff_t>(offset + n), p->items.begin());
+    if (failure == store::failure_kind::none) {
+      p->result.items.assign(res.items.begin() + static_cast<std::ptrdiff_t>(offset),
+                             res.items.begin() + static_cast<std::ptrdiff_t>(offset + n));
+    } else if (failure == store::failure_kind::rejected && res.rejected_index &&
+               !(*res.rejected_index >= offset && *res.rejected_index < offset + n)) {
+      retry.push_back(p);  // innocent bystander of another request's bad data
+      offset += n;
+      continue;
+    } else {
+      p->result.failure = failure;
+      p->result.message = res.message.empty() ? res.ec.message() : res.message;
+    }
+    offset += n;
+    p->done = true;
+    p->wake.cancel();
+  }
+  batches_.with({"push", outcome_label(failure)}).inc();
+  if (failure != store::failure_kind::none) {
+    spdlog::warn("push: batch of {} rows failed: {}", rows,
+                 res.message.empty() ? res.ec.message() : res.message);
+  }
+  for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
+    queue_.push_front(*it);
+    queued_items_ += (*it)->items.size();
+  }
+  --inflight_;
+  start_batches();
+}
+
+}  // namespace sluice::push

@@ -1,0 +1,136 @@
+#include "sluice/store/migrations.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include <spdlog/spdlog.h>
+
+namespace sluice::store {
+namespace asio = boost::asio;
+
+namespace {
+
+// Key of the advisory lock serialising migrations: "sluice" in ASCII.
+constexpr std::string_view lock_and_read = R"sql(
+BEGIN;
+SELECT pg_advisory_xact_lock(126875341464421);
+-- A long migration is bounded by the caller's deadline, not by the session's statement timeout.
+SET LOCAL statement_timeout = 0;
+CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
+  version int PRIMARY KEY,
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT version FROM sluice_schema_migrations ORDER BY version;
+)sql";
+
+constexpr std::array<migration, 1> all_migrations{{
+    {1, "messages", R"sql(
+CREATE TABLE sluice_messages (
+  id uuid PRIMARY KEY,               -- uuidv7 minted by sluice at acceptance: time-ordered
+  queue text NOT NULL,
+  partition text NOT NULL,
+  namespace text,
+  task text,
+  trace_id text,
+  transaction_id text,
+  payload json NOT NULL,             -- json, not jsonb: the exact bytes the client sent are kept
+  created_at timestamptz NOT NULL,   -- acceptance time (message.created_ms)
+  stored_at timestamptz NOT NULL DEFAULT now(),
+  published_at timestamptz           -- set by the RabbitMQ relay
+);
+-- Idempotency: one row per (queue, transactionId); inserts use ON CONFLICT DO NOTHING.
+CREATE UNIQUE INDEX sluice_messages_queue_txn ON sluice_messages (queue, transaction_id)
+  WHERE transaction_id IS NOT NULL;
+-- Listing a queue's partition in acceptance order.
+CREATE INDEX sluice_messages_queue_partition_id ON sluice_messages (queue, partition, id);
+-- The relay's sweeper: rows not yet published, oldest first; small because most rows are.
+CREATE INDEX sluice_messages_unpublished ON sluice_messages (id) WHERE published_at IS NULL;
+)sql"},
+}};
+
+std::string quoted(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'')
+      out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+std::span<const migration> migrations() {
+  return all_migrations;
+}
+
+asio::awaitable<migration_result> apply_migrations(pg_connection& conn,
+                                                   clock::time_point deadline) {
+  migration_result out;
+  const auto failed = [&](const pg_result& r) {
+    out.ec = r.ec;
+    out.message = r.message.empty() ? r.ec.message() : r.message;
+  };
+
+  pg_result r = co_await conn.execute(lock_and_read, deadline);
+  if (r.ec) {
+    failed(r);
+    if (conn.is_open())
+      co_await conn.execute("ROLLBACK", deadline);
+    co_return out;
+  }
+  std::vector<int> present;
+  for (const auto& row : r.rows)
+    present.push_back(row.at(0) ? std::stoi(*row.at(0)) : 0);
+
+  for (const migration& m : all_migrations) {
+    if (std::find(present.begin(), present.end(), m.version) != present.end())
+      continue;
+    std::string sql(m.sql);
+    sql += ";\nINSERT INTO sluice_schema_migrations (version, name) VALUES (" +
+           std::to_string(m.version) + ", " + quoted(m.name) + ");";
+    r = co_await conn.execute(sql, deadline);
+    if (r.ec) {
+      failed(r);
+      out.message = "migration " + std::to_string(m.version) + " (" + std::string(m.name) +
+                    "): " + out.message;
+      // The transaction is aborted; leave the connection clean for whoever uses it next.
+      if (conn.is_open())
+        co_await conn.execute("ROLLBACK", deadline);
+      co_return out;
+    }
+    out.applied.push_back(m.version);
+    present.push_back(m.version);
+  }
+  r = co_await conn.execute("COMMIT", deadline);
+  if (r.ec) {
+    failed(r);
+    out.applied.clear();
+    co_return out;
+  }
+  out.schema_version = present.empty() ? 0 : *std::max_element(present.begin(), present.end());
+  const int known = all_migrations.back().version;
+  if (out.schema_version > known) {
+    spdlog::warn("store: schema is newer than this build schema_version={} known_version={}",
+                 out.schema_version, known);
+  }
+  if (!out.applied.empty()) {
+    spdlog::info("store: migrations applied from_version={} to_version={}", out.applied.front(),
+                 out.applied.back());
+  }
+  co_return out;
+}
+
+asio::awaitable<migration_result> apply_migrations(pg_pool& pool, clock::time_point deadline) {
+  auto [ec, lease] = co_await pool.acquire(deadline);
+  if (ec) {
+    migration_result out;
+    out.ec = ec;
+    out.message = ec.message();
+    co_return out;
+  }
+  co_return co_await apply_migrations(*lease, deadline);
+}
+
+}  // namespace sluice::store

@@ -1,0 +1,278 @@
+// Durability of acknowledged pushes through PostgreSQL outages and sluice crashes. PostgreSQL
+// sits behind a TCP proxy the test cuts and restores, so the shared server keeps running.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <signal.h>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "sluice_test/env.hpp"
+#include "sluice_test/http_client.hpp"
+#include "sluice_test/pg.hpp"
+#include "sluice_test/sluice_process.hpp"
+#include "sluice_test/tcp_proxy.hpp"
+
+namespace sluice::test {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+// Pushers, one per partition, each pushing batches of items numbered 0, 1, 2, ... in order and
+// remembering which numbers were acknowledged (201). Half the pushers send transactionIds, so
+// both deduplication paths (transactionId and message id) are exercised.
+class load {
+ public:
+  load(std::uint16_t port, int pushers, int batch) {
+    for (int k = 0; k < pushers; ++k) {
+      threads_.emplace_back([this, port, k, batch] { run(port, k, batch); });
+    }
+  }
+  ~load() { stop(); }
+  void stop() {
+    stopping_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable())
+        t.join();
+    }
+  }
+  std::map<int, std::vector<int>> acked() {
+    std::lock_guard lock(mutex_);
+    return acked_;
+  }
+  std::size_t acked_count() {
+    std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& [k, v] : acked_)
+      n += v.size();
+    return n;
+  }
+  std::map<std::string, int> statuses() {
+    std::lock_guard lock(mutex_);
+    return statuses_;
+  }
+
+ private:
+  void run(std::uint16_t port, int k, int batch) {
+    int seq = 0;
+    while (!stopping_) {
+      try {
+        http_connection conn(port);
+        while (!stopping_) {
+          std::string body = R"({"items":[)";
+          for (int i = 0; i < batch; ++i) {
+            body += i ? "," : "";
+            body += R"({"queue":"load","partition":"p)" + std::to_string(k) +
+                    R"(","payload":{"k":)" + std::to_string(k) + R"(,"seq":)" +
+                    std::to_string(seq + i) + "}";
+            if (k % 2 == 0)
+              body += R"(,"transactionId":")" + std::to_string(k) + "-" + std::to_string(seq + i) +
+                      "\"";
+            body += "}";
+          }
+          body += "]}";
+          const auto res = conn.request("POST", "/api/v1/push", body);
+          if (res.status == 201) {
+            const json answer = res.json();
+            std::lock_guard lock(mutex_);
+            for (const auto& item : answer["items"])
+              ++statuses_[item["status"].get<std::string>()];
+            for (int i = 0; i < batch; ++i)
+              acked_[k].push_back(seq + i);
+            seq += batch;
+          } else {
+            std::this_thread::sleep_for(50ms);  // 503: back off, then retry the same numbers
+          }
+        }
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(20ms);  // sluice down or restarting
+      }
+    }
+  }
+
+  std::atomic<bool> stopping_{false};
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::map<int, std::vector<int>> acked_;
+  std::map<std::string, int> statuses_;
+};
+
+class push_failover : public ::testing::Test {
+ protected:
+  scoped_database db_;
+  temp_dir buffer_;
+  tcp_proxy proxy_{"127.0.0.1", url_port(require_env("SLUICE_TEST_PG_URL"))};
+
+  sluice_process::env_map env(sluice_process::env_map extra = {}) {
+    extra.try_emplace("DATABASE_URL", url_with_port(db_.url(), proxy_.port()));
+    extra.try_emplace("FILE_BUFFER_DIR", buffer_.path());
+    extra.try_emplace("FILE_BUFFER_FSYNC", "always");
+    extra.try_emplace("DB_CONNECT_TIMEOUT_MS", "1000");
+    extra.try_emplace("DB_STATEMENT_TIMEOUT_MS", "2000");
+    extra.try_emplace("LOG_LEVEL", "info");
+    return extra;
+  }
+
+  static json status(const sluice_process& s) {
+    return http_call(s.port(), "GET", "/api/v1/status/buffers").json();
+  }
+
+  static bool wait_drained(const sluice_process& s, std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto st = status(s);
+      if (st["pending"] == 0 && !st["failoverActive"].get<bool>())
+        return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  // Every acknowledged number is stored exactly once, and in each partition the ids order the
+  // rows as they were acknowledged. Unacknowledged numbers (in flight at a crash) may be
+  // stored, but also only once.
+  void verify(const std::map<int, std::vector<int>>& acked) {
+    pg_session pg(db_.url());
+    const auto rows = pg.query(
+        "SELECT (payload->>'k')::int, (payload->>'seq')::int FROM sluice_messages WHERE queue = "
+        "'load' ORDER BY id");
+    std::map<int, std::vector<int>> stored;
+    for (const auto& r : rows)
+      stored[std::stoi(*r[0])].push_back(std::stoi(*r[1]));
+    std::size_t total_acked = 0;
+    for (const auto& [k, numbers] : acked) {
+      total_acked += numbers.size();
+      const auto& got = stored[k];
+      std::map<int, int> times;
+      for (int n : got)
+        ++times[n];
+      for (const auto& [n, c] : times)
+        ASSERT_EQ(c, 1) << "pusher " << k << " number " << n << " stored " << c << " times";
+      for (int n : numbers)
+        ASSERT_EQ(times.count(n), 1u)
+            << "pusher " << k << " acknowledged " << n << " but it is lost";
+      for (std::size_t i = 1; i < got.size(); ++i) {
+        ASSERT_LT(got[i - 1], got[i])
+            << "pusher " << k << ": order by id differs from acknowledgement order";
+      }
+    }
+    EXPECT_GT(total_acked, 0u);
+  }
+};
+
+TEST_F(push_failover, postgres_cut_mid_load_loses_nothing_and_stores_nothing_twice) {
+  sluice_process s(env());
+  load pushers(s.port(), 4, 5);
+  std::this_thread::sleep_for(1s);
+  const auto before = pushers.acked_count();
+  proxy_.cut();
+  std::this_thread::sleep_for(2s);
+  const auto ready = http_call(s.port(), "GET", "/health/ready");
+  EXPECT_EQ(ready.status, 503) << "readiness reports the outage";
+  EXPECT_EQ(ready.json()["checks"]["postgres"]["ok"], false);
+  const auto during = pushers.acked_count();
+  EXPECT_GT(during, before) << "pushes keep being acknowledged while PostgreSQL is down";
+  EXPECT_GT(status(s)["logs"]["failover"]["pending"].get<int>(), 0);
+  proxy_.restore();
+  std::this_thread::sleep_for(1s);
+  pushers.stop();
+  ASSERT_TRUE(wait_drained(s, 60s)) << status(s).dump() << "\n" << s.log();
+  EXPECT_GT(pushers.statuses()["buffered"], 0);
+  EXPECT_GT(pushers.statuses()["stored"], 0);
+  verify(pushers.acked());
+  EXPECT_EQ(http_call(s.port(), "GET", "/health/ready").status, 200);
+}
+
+TEST_F(push_failover, postgres_started_late_then_everything_buffered_is_replayed) {
+  proxy_.cut();
+  sluice_process s(env());
+  const auto res = http_call(s.port(), "POST", "/api/v1/push",
+                             R"({"items":[{"queue":"load","payload":{"k":0,"seq":0}}]})");
+  ASSERT_EQ(res.status, 201) << res.body;
+  EXPECT_EQ(res.json()["items"][0]["status"], "buffered");
+  EXPECT_EQ(res.json()["dbHealthy"], false);
+  EXPECT_EQ(http_call(s.port(), "GET", "/health/ready").status, 503);
+  proxy_.restore();
+  ASSERT_TRUE(wait_drained(s, 30s)) << s.log();
+  verify({{0, {0}}});
+}
+
+TEST_F(push_failover, kill_9_mid_load_then_restart_keeps_every_acknowledged_item) {
+  std::map<int, std::vector<int>> acked;
+  {
+    sluice_process s(env());
+    load pushers(s.port(), 4, 5);
+    std::this_thread::sleep_for(700ms);
+    proxy_.cut();  // so the crash leaves acknowledged records in the buffer only
+    std::this_thread::sleep_for(1500ms);
+    s.kill9();
+    pushers.stop();
+    acked = pushers.acked();
+  }
+  const auto stat = run_sluice({"buffer", "stat", buffer_.path()});
+  EXPECT_EQ(stat.exit_code, 0) << stat.output;
+  const auto verify_tool = run_sluice({"buffer", "verify", buffer_.path()});
+  EXPECT_EQ(verify_tool.exit_code, 0) << verify_tool.output;
+
+  proxy_.restore();
+  sluice_process again(env());
+  ASSERT_TRUE(wait_drained(again, 60s)) << again.log();
+  verify(acked);
+}
+
+TEST_F(push_failover,
+       a_full_buffer_with_postgres_down_answers_503_and_acknowledges_nothing_unstored) {
+  proxy_.cut();
+  sluice_process s(env({{"FILE_BUFFER_MAX_BYTES", "1m"}, {"FILE_BUFFER_SEGMENT_BYTES", "256k"}}));
+  const std::string payload = "\"" + std::string(50'000, 'x') + "\"";
+  int accepted = 0;
+  int refused = 0;
+  for (int i = 0; i < 40 && refused == 0; ++i) {
+    const auto res = http_call(s.port(), "POST", "/api/v1/push",
+                               R"({"items":[{"queue":"load","payload":{"k":0,"seq":)" +
+                                   std::to_string(i) + R"(,"pad":)" + payload + "}}]}");
+    if (res.status == 201) {
+      ++accepted;
+    } else {
+      EXPECT_EQ(res.status, 503);
+      EXPECT_EQ(res.json()["error"]["code"], "buffer_full");
+      EXPECT_FALSE(res.header("retry-after").empty());
+      ++refused;
+    }
+  }
+  const auto ready = http_call(s.port(), "GET", "/health/ready");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(ready.json()["checks"]["buffer"]["ok"], false) << ready.body;
+  EXPECT_GT(accepted, 5);
+  EXPECT_EQ(refused, 1) << "1 MiB of 50 KB records fills up within 40 pushes";
+  std::vector<int> numbers(static_cast<std::size_t>(accepted));
+  for (int i = 0; i < accepted; ++i)
+    numbers[static_cast<std::size_t>(i)] = i;
+  proxy_.restore();
+  ASSERT_TRUE(wait_drained(s, 30s)) << s.log();
+  verify({{0, numbers}});
+}
+
+TEST_F(push_failover, sigterm_during_an_outage_keeps_the_buffer_for_the_next_start) {
+  proxy_.cut();
+  {
+    sluice_process s(env());
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_EQ(http_call(s.port(), "POST", "/api/v1/push",
+                          R"({"items":[{"queue":"load","payload":{"k":1,"seq":)" +
+                              std::to_string(i) + "}}]}")
+                    .status,
+                201);
+    }
+    EXPECT_EQ(s.stop(SIGTERM), 0) << s.log();
+  }
+  proxy_.restore();
+  sluice_process again(env());
+  ASSERT_TRUE(wait_drained(again, 30s)) << again.log();
+  verify({{1, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}});
+}
+
+}  // namespace
+}  // namespace sluice::test

@@ -1,0 +1,88 @@
+#include <chrono>
+#include <optional>
+
+#include "sluice/store/migrations.hpp"
+#include "sluice/store/pg_pool.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <gtest/gtest.h>
+
+#include "store_test_support.hpp"
+
+namespace sluice::store {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using test::in;
+
+class migrations_test : public ::testing::Test {
+ protected:
+  pool_options options() const {
+    pool_options o;
+    o.connection.conninfo = db_.conninfo();
+    return o;
+  }
+
+  test::scratch_database db_;
+  asio::io_context io_;
+};
+
+TEST(migrations, versions_are_consecutive_from_one) {
+  int expected = 1;
+  for (const migration& m : migrations()) {
+    EXPECT_EQ(m.version, expected++);
+    EXPECT_FALSE(m.name.empty());
+    EXPECT_FALSE(m.sql.empty());
+  }
+}
+
+TEST_F(migrations_test, applies_once_then_is_idempotent) {
+  pg_pool pool(io_.get_executor(), options());
+  const migration_result first = test::run(io_, apply_migrations(pool, in(10s)));
+  EXPECT_FALSE(first.ec) << first.message;
+  EXPECT_EQ(first.applied, std::vector<int>{1});
+  EXPECT_EQ(first.schema_version, 1);
+
+  const migration_result second = test::run(io_, apply_migrations(pool, in(10s)));
+  EXPECT_FALSE(second.ec) << second.message;
+  EXPECT_TRUE(second.applied.empty());
+  EXPECT_EQ(second.schema_version, 1);
+
+  EXPECT_EQ(db_.scalar("SELECT string_agg(version || ':' || name, ',') FROM "
+                       "sluice_schema_migrations"),
+            "1:messages");
+  EXPECT_EQ(db_.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY "
+                       "ordinal_position) FROM information_schema.columns WHERE table_name = "
+                       "'sluice_messages'"),
+            "id uuid, queue text, partition text, namespace text, task text, trace_id text, "
+            "transaction_id text, payload json, created_at timestamp with time zone, stored_at "
+            "timestamp with time zone, published_at timestamp with time zone");
+  EXPECT_EQ(db_.scalar("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes "
+                       "WHERE tablename = 'sluice_messages'"),
+            "sluice_messages_pkey,sluice_messages_queue_partition_id,sluice_messages_queue_txn,"
+            "sluice_messages_unpublished");
+}
+
+TEST_F(migrations_test, concurrent_instances_apply_each_version_once) {
+  // Two pools stand for two sluice instances starting at the same moment.
+  pg_pool a(io_.get_executor(), options());
+  pg_pool b(io_.get_executor(), options());
+  std::optional<migration_result> ra, rb;
+  asio::co_spawn(io_, apply_migrations(a, in(10s)),
+                 [&](std::exception_ptr, migration_result r) { ra = std::move(r); });
+  asio::co_spawn(io_, apply_migrations(b, in(10s)),
+                 [&](std::exception_ptr, migration_result r) { rb = std::move(r); });
+  io_.run();
+  ASSERT_TRUE(ra && rb);
+  EXPECT_FALSE(ra->ec) << ra->message;
+  EXPECT_FALSE(rb->ec) << rb->message;
+  EXPECT_EQ(ra->applied.size() + rb->applied.size(), 1u) << "exactly one of them applied v1";
+  EXPECT_EQ(ra->schema_version, 1);
+  EXPECT_EQ(rb->schema_version, 1);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM sluice_schema_migrations"), "1");
+}
+
+}  // namespace
+}  // namespace sluice::store
