@@ -61,6 +61,20 @@ buffer_replayer::buffer_replayer(asio::any_io_executor executor, buffer::buffer_
   flush_deadline_ = clock::now();
 }
 
+void buffer_replayer::hand_to_sink(std::vector<message>& msgs,
+                                   const std::vector<store::insert_outcome>& outcomes) {
+  if (sink_ == nullptr)
+    return;
+  std::vector<message> fresh;
+  fresh.reserve(msgs.size());
+  for (std::size_t i = 0; i < msgs.size() && i < outcomes.size(); ++i) {
+    if (outcomes[i].status == store::insert_status::stored)
+      fresh.push_back(std::move(msgs[i]));
+  }
+  if (!fresh.empty())
+    sink_->stored(std::move(fresh));
+}
+
 void buffer_replayer::reset_hints() {
   flush_threshold_ = std::numeric_limits<std::size_t>::max();
   flush_deadline_ = clock::time_point::max();
@@ -167,6 +181,7 @@ asio::awaitable<bool> buffer_replayer::replay_one_batch() {
     for (const auto& m : msgs)
       index_.remove(m);
     replayed_.inc(static_cast<double>(msgs.size() - dup));
+    hand_to_sink(msgs, res.items);
     duplicates_.inc(static_cast<double>(dup));
     recent_.emplace_back(clock::now(), msgs.size());
     while (!recent_.empty() && recent_.front().first < clock::now() - std::chrono::seconds(10))
@@ -194,6 +209,7 @@ asio::awaitable<bool> buffer_replayer::replay_one_batch() {
       for (const auto& m : prefix)
         index_.remove(m);
       replayed_.inc(static_cast<double>(prefix.size()));
+      hand_to_sink(prefix, prefix_res.items);
     }
     const std::string reason =
         "PostgreSQL rejected the record: SQLSTATE " + res.sqlstate + ": " + res.message;

@@ -260,6 +260,16 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
                                            ? item_status::stored
                                            : item_status::duplicate;
         }
+        if (sink_ != nullptr) {
+          std::vector<message> fresh;
+          for (std::size_t k = 0; k < to_write.size(); ++k) {
+            if (res.items[k].status == store::insert_status::stored) {
+              fresh.push_back(std::move(to_write[k]));
+            }
+          }
+          if (!fresh.empty())
+            sink_->stored(std::move(fresh));
+        }
         co_return finish(out);
       case store::failure_kind::overloaded:
         out.error_status = 503;
@@ -336,6 +346,12 @@ asio::awaitable<push_outcome> push_service::append_to_log(
     replayer.appended();
   }
   co_return out;
+}
+
+void push_service::set_sink(stored_sink* sink) {
+  sink_ = sink;
+  failover_replayer_.set_sink(sink);
+  qos0_replayer_.set_sink(sink);
 }
 
 buffers_status push_service::status() const {

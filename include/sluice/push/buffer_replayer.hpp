@@ -11,6 +11,7 @@
 #include "sluice/metrics/registry.hpp"
 #include "sluice/push/db_gate.hpp"
 #include "sluice/push/pending_index.hpp"
+#include "sluice/push/stored_sink.hpp"
 #include "sluice/store/message_store.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -50,10 +51,14 @@ class buffer_replayer {
 
   double replay_rate_per_second() const;  // over the last 10 s
 
+  // Where committed records go next (the relay); may stay unset.
+  void set_sink(stored_sink* sink) { sink_ = sink; }
+
  private:
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> replay_one_batch();
   void reset_hints();
+  void hand_to_sink(std::vector<message>& msgs, const std::vector<store::insert_outcome>& outcomes);
 
   boost::asio::any_io_executor executor_;
   buffer::buffer_log& log_;
@@ -61,6 +66,7 @@ class buffer_replayer {
   pending_index& index_;
   db_gate& gate_;
   replayer_options options_;
+  stored_sink* sink_ = nullptr;
   async_event wake_;          // appends and stop
   async_event backoff_wake_;  // stop only
   async_event stopped_;

@@ -15,6 +15,7 @@
 #include "sluice/push/pending_index.hpp"
 #include "sluice/push/push_batcher.hpp"
 #include "sluice/push/push_request.hpp"
+#include "sluice/push/stored_sink.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
 
@@ -83,6 +84,9 @@ class push_service {
   boost::asio::awaitable<push_outcome> push(push_request request);
 
   buffers_status status() const;
+
+  // Committed new rows are handed to `sink` (the relay). Call before start().
+  void set_sink(stored_sink* sink);
   const db_gate& gate() const { return gate_; }
 
   // Moves records of failed/ back into their logs: the number of records retried.
@@ -111,6 +115,7 @@ class push_service {
   buffer_replayer failover_replayer_;
   buffer_replayer qos0_replayer_;
   uuid_v7_generator ids_;
+  stored_sink* sink_ = nullptr;
   // True from start-up (until the schema is ready and the log is drained) and from a failed
   // PostgreSQL round trip until the failover log is drained again.
   bool failover_active_ = true;
