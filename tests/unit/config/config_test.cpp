@@ -110,5 +110,22 @@ TEST(config, env_file_errors_name_file_and_line) {
   EXPECT_THROW(read_env_file("/nonexistent/sluice.env"), config_error);
 }
 
+TEST(config, every_setting_is_documented_in_the_readme_and_the_example_file) {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string readme = read(std::string(SLUICE_SOURCE_DIR) + "/README.md");
+  const std::string example = read(std::string(SLUICE_SOURCE_DIR) + "/config/sluice.env");
+  ASSERT_FALSE(readme.empty());
+  ASSERT_FALSE(example.empty());
+  for (const auto& info : describe(settings{})) {
+    EXPECT_NE(readme.find("| `" + info.name + "` |"), std::string::npos)
+        << info.name << " missing in README.md";
+    EXPECT_NE(example.find("#" + info.name + "="), std::string::npos)
+        << info.name << " missing in config/sluice.env";
+  }
+}
+
 }  // namespace
 }  // namespace sluice::config
