@@ -1,6 +1,7 @@
 // Durability of acknowledged pushes through PostgreSQL outages and sluice crashes. PostgreSQL
 // sits behind a TCP proxy the test cuts and restores, so the shared server keeps running.
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <signal.h>
@@ -272,6 +273,26 @@ TEST_F(push_failover, sigterm_during_an_outage_keeps_the_buffer_for_the_next_sta
   sluice_process again(env());
   ASSERT_TRUE(wait_drained(again, 30s)) << again.log();
   verify({{1, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}}});
+}
+
+TEST_F(push_failover, sigterm_lets_a_request_in_flight_finish_before_exiting) {
+  sluice_process s(env({{"SHUTDOWN_GRACE_MS", "10000"}}));
+  ASSERT_TRUE(wait_drained(s, 20s)) << s.log();
+  proxy_.pause();  // PostgreSQL hangs: the push below waits for its 2 s statement deadline
+  auto in_flight = std::async(std::launch::async, [&] {
+    return http_call(s.port(), "POST", "/api/v1/push",
+                     R"({"items":[{"queue":"load","payload":{"k":2,"seq":0}}]})");
+  });
+  std::this_thread::sleep_for(300ms);
+  ::kill(s.pid(), SIGTERM);
+  const auto res = in_flight.get();
+  EXPECT_EQ(res.status, 201) << res.body;
+  EXPECT_EQ(res.header("connection"), "close");
+  EXPECT_EQ(s.stop(SIGTERM), 0) << s.log();
+  proxy_.restore();
+  sluice_process again(env());
+  ASSERT_TRUE(wait_drained(again, 30s)) << again.log();
+  verify({{2, {0}}});
 }
 
 }  // namespace
