@@ -1,3 +1,4 @@
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 
@@ -24,6 +25,9 @@ int print_settings(const sluice::config::settings& s, bool with_defaults) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdout or stderr (a log reader that went away) must not kill the daemon; sockets
+  // get EPIPE as an error code instead.
+  std::signal(SIGPIPE, SIG_IGN);
   using sluice::app::command_line;
   command_line cmd;
   try {

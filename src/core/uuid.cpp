@@ -9,9 +9,12 @@ namespace {
 constexpr char hex_digits[] = "0123456789abcdef";
 
 int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
@@ -29,7 +32,8 @@ std::string uuid::to_string() const {
   std::string out;
   out.reserve(36);
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out.push_back('-');
     out.push_back(hex_digits[bytes[i] >> 4]);
     out.push_back(hex_digits[bytes[i] & 0x0f]);
   }
@@ -37,18 +41,21 @@ std::string uuid::to_string() const {
 }
 
 std::optional<uuid> uuid::parse(std::string_view text) {
-  if (text.size() != 36) return std::nullopt;
+  if (text.size() != 36)
+    return std::nullopt;
   uuid out;
   std::size_t b = 0;
   for (std::size_t i = 0; i < text.size();) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') return std::nullopt;
+      if (text[i] != '-')
+        return std::nullopt;
       ++i;
       continue;
     }
     const int hi = hex_value(text[i]);
     const int lo = hex_value(text[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
     out.bytes[b++] = static_cast<std::uint8_t>(hi << 4 | lo);
     i += 2;
   }
@@ -57,7 +64,8 @@ std::optional<uuid> uuid::parse(std::string_view text) {
 
 std::int64_t uuid::unix_ms() const {
   std::int64_t ms = 0;
-  for (int i = 0; i < 6; ++i) ms = ms << 8 | bytes[i];
+  for (int i = 0; i < 6; ++i)
+    ms = ms << 8 | bytes[i];
   return ms;
 }
 
@@ -77,11 +85,13 @@ uuid uuid_v7_generator::next(std::int64_t now_unix_ms) {
   const std::uint64_t rand_b = splitmix64(rng_state_);
   uuid id;
   const auto ms = static_cast<std::uint64_t>(last_ms_);
-  for (int i = 0; i < 6; ++i) id.bytes[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
+  for (int i = 0; i < 6; ++i)
+    id.bytes[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
   id.bytes[6] = static_cast<std::uint8_t>(0x70 | (counter_ >> 8));
   id.bytes[7] = static_cast<std::uint8_t>(counter_ & 0xff);
   id.bytes[8] = static_cast<std::uint8_t>(0x80 | ((rand_b >> 56) & 0x3f));
-  for (int i = 9; i < 16; ++i) id.bytes[i] = static_cast<std::uint8_t>(rand_b >> (8 * (15 - i)));
+  for (int i = 9; i < 16; ++i)
+    id.bytes[i] = static_cast<std::uint8_t>(rand_b >> (8 * (15 - i)));
   return id;
 }
 
