@@ -143,99 +143,143 @@ asio::awaitable<void> buffer_replayer::run() {
   stopped_.notify_all();
 }
 
+// Reads up to inflight_batches batches ahead and inserts them concurrently: PostgreSQL works on
+// one while sluice decodes and sends the next. Results are applied in log order, so the ack
+// cursor only ever moves over committed records. If a batch fails, later ones that committed
+// anyway are read again after the rewind and come back as duplicates: nothing is stored twice.
 // Returns false when nothing could be committed (PostgreSQL unavailable or overloaded).
 asio::awaitable<bool> buffer_replayer::replay_one_batch() {
   std::size_t batch = options_.max_batch;
+  std::size_t depth = options_.inflight_batches;
   if (options_.flush_on_hints && flush_threshold_ != std::numeric_limits<std::size_t>::max()) {
     batch = std::min(batch, flush_threshold_);
+    depth = 1;  // a QoS0 flush is one batch of at most bufferMax
   }
-  auto [read_ec, records] = co_await log_.read_batch(batch, use_tuple);
-  if (read_ec) {
-    spdlog::error("replay[{}]: reading the buffer failed: {}", options_.name, read_ec.message());
-    co_return false;
+  std::vector<inflight_batch> window;
+  while (window.size() < std::max<std::size_t>(depth, 1)) {
+    auto [read_ec, records] = co_await log_.read_batch(batch, use_tuple);
+    if (read_ec) {
+      spdlog::error("replay[{}]: reading the buffer failed: {}", options_.name, read_ec.message());
+      if (window.empty())
+        co_return false;
+      break;
+    }
+    if (records.empty())
+      break;
+    inflight_batch b;
+    b.records = std::move(records);
+    b.msgs.reserve(b.records.size());
+    for (auto& r : b.records)
+      b.msgs.push_back(std::move(r.msg));
+    window.push_back(std::move(b));
   }
-  if (records.empty())
+  if (window.empty())
     co_return true;
   if (options_.flush_on_hints)
     reset_hints();
 
-  std::vector<message> msgs;
-  msgs.reserve(records.size());
-  for (auto& r : records)
-    msgs.push_back(std::move(r.msg));
-
-  const auto started = clock::now();
-  store::insert_result res = co_await store_.insert_batch(msgs, started + options_.deadline);
-  insert_seconds_.observe(std::chrono::duration<double>(clock::now() - started).count());
-  batch_rows_.observe(static_cast<double>(msgs.size()));
-  const auto failure = res.failure();
-
-  if (failure == store::failure_kind::none) {
-    gate_.report(true);
-    std::size_t dup = 0;
-    for (const auto& outcome : res.items)
-      dup += outcome.status == store::insert_status::duplicate ? 1 : 0;
-    if (auto ec = log_.acknowledge(records.back().position)) {
-      spdlog::error("replay[{}]: acknowledge failed: {}", options_.name, ec.message());
-    }
-    for (const auto& m : msgs)
-      index_.remove(m);
-    replayed_.inc(static_cast<double>(msgs.size() - dup));
-    hand_to_sink(msgs, res.items);
-    duplicates_.inc(static_cast<double>(dup));
-    recent_.emplace_back(clock::now(), msgs.size());
-    while (!recent_.empty() && recent_.front().first < clock::now() - std::chrono::seconds(10))
-      recent_.pop_front();
-    spdlog::debug("replay[{}]: committed {} records ({} duplicates)", options_.name, msgs.size(),
-                  dup);
-    co_return true;
+  std::size_t running = window.size();
+  async_event all_done;
+  for (auto& b : window) {
+    auto on_done = [&running, &all_done](std::exception_ptr) {
+      if (--running == 0)
+        all_done.notify_all();
+    };
+    asio::co_spawn(executor_, insert(b), on_done);
   }
+  while (running > 0)
+    co_await all_done.wait_until(clock::now() + std::chrono::seconds(1));
 
-  if (failure == store::failure_kind::rejected && res.rejected_index &&
-      *res.rejected_index < msgs.size()) {
-    // Store the good records before the bad one, quarantine the bad one, and let the next
-    // batch continue after it: order is kept and one bad record cannot block the log.
-    const std::size_t bad = *res.rejected_index;
-    if (bad > 0) {
-      std::vector<message> prefix(
-          std::make_move_iterator(msgs.begin()),
-          std::make_move_iterator(msgs.begin() + static_cast<std::ptrdiff_t>(bad)));
-      auto prefix_res = co_await store_.insert_batch(prefix, clock::now() + options_.deadline);
-      if (prefix_res.failure() != store::failure_kind::none) {
-        log_.rewind();
-        failures_.inc();
-        co_return false;
-      }
-      for (const auto& m : prefix)
-        index_.remove(m);
-      replayed_.inc(static_cast<double>(prefix.size()));
-      hand_to_sink(prefix, prefix_res.items);
+  bool progressed = false;
+  for (auto& b : window) {
+    const auto failure = b.res.failure();
+    if (failure == store::failure_kind::none) {
+      committed(b);
+      progressed = true;
+      continue;
     }
-    const std::string reason =
-        "PostgreSQL rejected the record: SQLSTATE " + res.sqlstate + ": " + res.message;
-    spdlog::error("replay[{}]: record {} quarantined to failed/: {}", options_.name,
-                  msgs[bad].id.to_string(), reason);
-    index_.remove(msgs[bad]);
-    std::vector<message> quarantined{msgs[bad]};
-    auto [q_ec] = co_await log_.quarantine_failed(std::move(quarantined), reason, use_tuple);
-    if (q_ec) {
-      spdlog::error("replay[{}]: cannot write failed/: {}", options_.name, q_ec.message());
+    if (failure == store::failure_kind::rejected && b.res.rejected_index &&
+        *b.res.rejected_index < b.msgs.size()) {
+      co_return co_await quarantine_rejected(b);
+    }
+    log_.rewind();
+    failures_.inc();
+    if (failure == store::failure_kind::unavailable)
+      gate_.report(false);
+    spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
+                 log_.stats().pending_records,
+                 b.res.message.empty() ? b.res.ec.message() : b.res.message);
+    co_return progressed;
+  }
+  co_return true;
+}
+
+asio::awaitable<void> buffer_replayer::insert(inflight_batch& b) {
+  const auto started = clock::now();
+  b.res = co_await store_.insert_batch(b.msgs, started + options_.deadline);
+  insert_seconds_.observe(std::chrono::duration<double>(clock::now() - started).count());
+  batch_rows_.observe(static_cast<double>(b.msgs.size()));
+}
+
+void buffer_replayer::committed(inflight_batch& b) {
+  gate_.report(true);
+  std::size_t dup = 0;
+  for (const auto& outcome : b.res.items) {
+    dup += outcome.status == store::insert_status::duplicate ? 1 : 0;
+  }
+  if (auto ec = log_.acknowledge(b.records.back().position)) {
+    spdlog::error("replay[{}]: acknowledge failed: {}", options_.name, ec.message());
+  }
+  for (const auto& m : b.msgs)
+    index_.remove(m);
+  replayed_.inc(static_cast<double>(b.msgs.size() - dup));
+  duplicates_.inc(static_cast<double>(dup));
+  hand_to_sink(b.msgs, b.res.items);
+  recent_.emplace_back(clock::now(), b.msgs.size());
+  while (!recent_.empty() && recent_.front().first < clock::now() - std::chrono::seconds(10)) {
+    recent_.pop_front();
+  }
+  spdlog::debug("replay[{}]: committed {} records ({} duplicates)", options_.name, b.msgs.size(),
+                dup);
+}
+
+// Stores the good records before the bad one, quarantines the bad one, and lets the next batch
+// continue after it: order is kept and one bad record cannot block the log.
+asio::awaitable<bool> buffer_replayer::quarantine_rejected(inflight_batch& b) {
+  const std::size_t bad = *b.res.rejected_index;
+  if (bad > 0) {
+    std::vector<message> prefix(
+        std::make_move_iterator(b.msgs.begin()),
+        std::make_move_iterator(b.msgs.begin() + static_cast<std::ptrdiff_t>(bad)));
+    auto prefix_res = co_await store_.insert_batch(prefix, clock::now() + options_.deadline);
+    if (prefix_res.failure() != store::failure_kind::none) {
       log_.rewind();
+      failures_.inc();
       co_return false;
     }
-    rejected_.inc();
-    log_.acknowledge(records[bad].position);
-    log_.rewind();
-    co_return true;
+    for (const auto& m : prefix)
+      index_.remove(m);
+    replayed_.inc(static_cast<double>(prefix.size()));
+    hand_to_sink(prefix, prefix_res.items);
   }
-
+  const std::string reason =
+      "PostgreSQL rejected the record: SQLSTATE " + b.res.sqlstate + ": " + b.res.message;
+  spdlog::error("replay[{}]: record {} quarantined to failed/: {}", options_.name,
+                b.msgs[bad].id.to_string(), reason);
+  index_.remove(b.msgs[bad]);
+  std::vector<message> quarantined{b.msgs[bad]};
+  auto [q_ec] = co_await log_.quarantine_failed(std::move(quarantined), reason, use_tuple);
+  if (q_ec) {
+    spdlog::error("replay[{}]: cannot write failed/: {}", options_.name, q_ec.message());
+    log_.rewind();
+    co_return false;
+  }
+  rejected_.inc();
+  if (auto ec = log_.acknowledge(b.records[bad].position)) {
+    spdlog::error("replay[{}]: acknowledge failed: {}", options_.name, ec.message());
+  }
   log_.rewind();
-  failures_.inc();
-  if (failure == store::failure_kind::unavailable)
-    gate_.report(false);
-  spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
-               log_.stats().pending_records, res.message.empty() ? res.ec.message() : res.message);
-  co_return false;
+  co_return true;
 }
 
 }  // namespace sluice::push
