@@ -241,6 +241,8 @@ void buffer_replayer::committed(inflight_batch& b) {
   }
   spdlog::debug("replay[{}]: committed {} records ({} duplicates)", options_.name, b.msgs.size(),
                 dup);
+  if (on_progress)
+    on_progress();
 }
 
 // Stores the good records before the bad one, quarantines the bad one, and lets the next batch

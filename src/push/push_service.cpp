@@ -140,6 +140,7 @@ asio::awaitable<void> push_service::start() {
       spdlog::info("push: failover log drained; durable pushes go straight to PostgreSQL");
     }
   };
+  failover_replayer_.on_progress = [this] { replay_progress_.notify_all(); };
   failover_replayer_.start();
   qos0_replayer_.start();
   schema_keeper_running_ = true;
@@ -240,6 +241,27 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
     out = co_await append_to_log(qos0_, qos0_replayer_, std::move(to_write), std::move(out), slots,
                                  request.qos0);
     co_return finish(out);
+  }
+  if (failover_active_ && gate_.healthy() && !handoff_) {
+    // PostgreSQL is back and the replayer drains the log. Pushes that keep arriving faster
+    // than it drains would keep the log from ever emptying, and the push path would stay on
+    // the buffer for good; so while the backlog is above a few replay batches, a push waits
+    // for replay progress, and is refused with 503 if none comes within the deadline.
+    const std::size_t limit = options_.replay_batch * 4;
+    const auto until = clock::now() + options_.deadline;
+    while (failover_active_ && gate_.healthy() && !handoff_ &&
+           failover_.stats().pending_records >= limit && clock::now() < until) {
+      co_await replay_progress_.wait_until(until);
+    }
+    if (failover_active_ && gate_.healthy() && !handoff_ &&
+        failover_.stats().pending_records >= limit) {
+      out.error_status = 503;
+      out.error_code = "overloaded";
+      out.error_message =
+          "replaying the file buffer into PostgreSQL after an outage; retry shortly";
+      out.retry_after_seconds = 1;
+      co_return out;
+    }
   }
   if (handoff_ && gate_.healthy()) {
     // Bounded: one append and one replay round trip. If PostgreSQL fails meanwhile, the push

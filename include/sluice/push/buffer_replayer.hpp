@@ -49,6 +49,8 @@ class buffer_replayer {
 
   // Called on the loop each time the log is found empty.
   std::function<void()> on_drained;
+  // Called on the loop after each batch committed.
+  std::function<void()> on_progress;
 
   double replay_rate_per_second() const;  // over the last 10 s
 

@@ -124,6 +124,7 @@ class push_service {
   // for those to be replayed, then go straight to PostgreSQL.
   bool handoff_ = false;
   async_event handoff_done_;
+  async_event replay_progress_;  // the failover replayer committed a batch
   bool stopping_ = false;
   bool schema_keeper_running_ = false;
   async_event schema_keeper_done_;

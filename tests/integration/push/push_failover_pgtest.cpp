@@ -177,7 +177,11 @@ TEST_F(push_failover, postgres_cut_mid_load_loses_nothing_and_stores_nothing_twi
   EXPECT_GT(during, before) << "pushes keep being acknowledged while PostgreSQL is down";
   EXPECT_GT(status(s)["logs"]["failover"]["pending"].get<int>(), 0);
   proxy_.restore();
+  // Under continuing load the backlog must drain and pushes go straight to PostgreSQL again.
+  ASSERT_TRUE(wait_drained(s, 60s)) << status(s).dump() << "\n" << s.log();
+  const auto after_drain = pushers.statuses()["stored"];
   std::this_thread::sleep_for(1s);
+  EXPECT_GT(pushers.statuses()["stored"], after_drain) << "load still running is stored directly";
   pushers.stop();
   ASSERT_TRUE(wait_drained(s, 60s)) << status(s).dump() << "\n" << s.log();
   EXPECT_GT(pushers.statuses()["buffered"], 0);
