@@ -1,11 +1,14 @@
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -27,7 +30,7 @@
 
 // PostgreSQL crashes under a running pool: operations must fail fast as "unavailable", and the
 // pool must come back by itself once the server does. Runs its own throwaway cluster
-// (SLUICE_TEST_CHAOS_PG_PORT, default 55532) so the shared server is never touched.
+// (on SLUICE_TEST_CHAOS_PG_PORT, or a free port) so the shared server is never touched.
 namespace sluice::store {
 namespace {
 
@@ -41,13 +44,28 @@ std::string env_or(const char* name, const char* fallback) {
   return v && *v ? v : fallback;
 }
 
+// A port nothing listens on right now: a fixed one collides with whatever else runs here.
+std::string free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    throw std::runtime_error("cannot find a free port");
+  }
+  ::close(fd);
+  return std::to_string(ntohs(addr.sin_port));
+}
+
 // A private PostgreSQL cluster in a temporary directory. PostgreSQL refuses to run as root,
 // so as root its tools run as the postgres user.
 class private_postgres {
  public:
   private_postgres()
       : bindir_(env_or("SLUICE_TEST_PG_BINDIR", "/usr/lib/postgresql/15/bin")),
-        port_(env_or("SLUICE_TEST_CHAOS_PG_PORT", "55532")) {
+        port_(env_or("SLUICE_TEST_CHAOS_PG_PORT", free_port().c_str())) {
     char tmpl[] = "/tmp/sluice-store-chaos-XXXXXX";
     if (!::mkdtemp(tmpl))
       throw std::runtime_error("mkdtemp failed");
