@@ -2,15 +2,20 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <unistd.h>
 
+#include "sluice/amqp/settings.hpp"
 #include "sluice/api/health_routes.hpp"
 #include "sluice/api/push_routes.hpp"
+#include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
 #include "sluice/push/push_service.hpp"
+#include "sluice/relay/queue_modes.hpp"
+#include "sluice/relay/relay_service.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
 
@@ -85,6 +90,39 @@ std::unique_ptr<buffer::buffer_log> open_log(const config::settings& s, const ch
   return log;
 }
 
+// Null when RABBITMQ_URL is empty. Throws std::invalid_argument for a URL the amqp module
+// cannot use (the config module checks only the scheme; the full parse is the amqp module's).
+std::shared_ptr<relay::relay_service> make_relay(const config::settings& s, asio::io_context& io,
+                                                 store::pg_pool& pool, relay::queue_modes& modes,
+                                                 metrics::registry& metrics,
+                                                 const push::push_service& pushes) {
+  if (s.rabbitmq_url.empty())
+    return nullptr;
+  amqp::settings as;
+  as.url = s.rabbitmq_url;
+  as.heartbeat = s.rabbitmq_heartbeat;
+  as.confirm_window = s.rabbitmq_confirm_window;
+  as.queues = s.rabbitmq_queue_type == config::queue_type::quorum ? amqp::queue_type::quorum
+                                                                  : amqp::queue_type::classic;
+  std::string error;
+  auto client = amqp::make_client_options(as, &error);
+  if (!client)
+    throw std::invalid_argument(error);
+  relay::relay_options o;
+  o.client = std::move(*client);
+  o.queue_type = as.queues;
+  o.queue_max = s.relay_queue_max;
+  o.queue_max_bytes = s.relay_queue_max_bytes;
+  o.sweep_interval = s.relay_sweep_interval;
+  o.claim.batch = s.relay_sweep_batch;
+  o.claim.grace = s.relay_sweep_grace;
+  o.claim.lease = s.relay_claim_lease;
+  o.statement_timeout = s.db_statement_timeout;
+  o.marker.statement_timeout = s.db_statement_timeout;
+  o.schema_ready = [&pushes] { return pushes.gate().schema_ready(); };
+  return relay::relay_service::create(io.get_executor(), pool, modes, metrics, std::move(o));
+}
+
 }  // namespace
 
 int run_daemon(const config::settings& settings) {
@@ -119,6 +157,28 @@ int run_daemon(const config::settings& settings) {
   push::push_service pushes(io.get_executor(), pool, messages, *failover_log, *qos0_log, metrics,
                             push_opts);
 
+  // The relay and the queue settings API get connections of their own, so marking and sweeping
+  // never take a connection the push path is waiting for. Three: the marker, the sweeper, and
+  // the periodic backlog and queue-mode reads (a backlog count can take a while after an outage).
+  store::pool_options relay_pool_opts = pool_opts;
+  relay_pool_opts.max_connections = 3;
+  store::pg_pool relay_pool(io.get_executor(), relay_pool_opts);
+  relay::queue_modes queue_modes(relay_pool);
+  std::shared_ptr<relay::relay_service> rabbitmq_relay;
+  try {
+    rabbitmq_relay = make_relay(settings, io, relay_pool, queue_modes, metrics, pushes);
+  } catch (const std::invalid_argument& e) {
+    spdlog::critical("invalid settings: {}", e.what());
+    return 2;
+  }
+  if (rabbitmq_relay) {
+    pushes.set_sink(rabbitmq_relay.get());
+  } else {
+    spdlog::warn(
+        "relay: RABBITMQ_URL is empty: messages are stored in PostgreSQL but not published to "
+        "RabbitMQ");
+  }
+
   api::readiness ready;
   ready.add("postgres", [&]() -> asio::awaitable<api::check_result> {
     const auto ec = co_await pool.ping(clock::now() + std::chrono::seconds(1));
@@ -145,9 +205,17 @@ int run_daemon(const config::settings& settings) {
     co_return api::check_result{true, detail};
   });
 
+  if (rabbitmq_relay) {
+    ready.add("rabbitmq", [&]() -> asio::awaitable<api::check_result> {
+      const auto h = rabbitmq_relay->health();
+      co_return api::check_result{h.ok, h.detail};
+    });
+  }
+
   http::router routes;
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
+  api::add_queue_routes(routes, queue_modes);
   http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
 
   http::router metrics_routes;
@@ -172,6 +240,8 @@ int run_daemon(const config::settings& settings) {
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
+        if (rabbitmq_relay)
+          rabbitmq_relay->start();
         co_await pushes.start();
         api_server.start();
         if (metrics_server)
@@ -193,6 +263,11 @@ int run_daemon(const config::settings& settings) {
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
           co_await pushes.stop();
+          // A few seconds for the confirms of what is in flight and their marks: each one
+          // saves a duplicate publish by the next sweeper.
+          if (rabbitmq_relay)
+            co_await rabbitmq_relay->stop(std::chrono::seconds(5));
+          relay_pool.shutdown();
           pool.shutdown();
           failover_log->close();
           qos0_log->close();

@@ -234,6 +234,59 @@ const std::vector<setting_spec>& table() {
       count("PUSH_QUEUE_MAX_ITEMS",
             "Items waiting for PostgreSQL; beyond it pushes get 503 with Retry-After.",
             &settings::push_queue_max_items, 1, 10'000'000),
+      {"RABBITMQ_URL",
+       "RabbitMQ broker, amqp://user:pass@host:port/vhost (URL-encoded); empty = relay off: "
+       "messages are stored but not published.",
+       [](settings& s, const std::string& v) {
+         // The full parse (percent-decoding, port, query) is the amqp module's; the daemon
+         // runs it at start-up. Here only what a typo most often gets wrong.
+         if (!v.empty() && v.rfind("amqp://", 0) != 0) {
+           throw bad_value{v.rfind("amqps://", 0) == 0
+                               ? "an amqp:// URL (TLS, amqps://, is not supported)"
+                               : "an amqp://user:pass@host:port/vhost URL, or empty"};
+         }
+         s.rabbitmq_url = v;
+       },
+       [](const settings& s) { return mask_secret_in_url(s.rabbitmq_url); }, true},
+      {"RABBITMQ_HEARTBEAT_SEC",
+       "AMQP heartbeat proposed to the broker (0 = off); a silent peer is dropped after two.",
+       [](settings& s, const std::string& v) {
+         s.rabbitmq_heartbeat = std::chrono::seconds(parse_unsigned(v, 0, 65535));
+       },
+       [](const settings& s) { return std::to_string(s.rabbitmq_heartbeat.count()); }},
+      count("RABBITMQ_CONFIRM_WINDOW",
+            "Publishes awaiting the broker's confirm at once; a full window makes the relay wait.",
+            &settings::rabbitmq_confirm_window, 1, 1'000'000),
+      {"RABBITMQ_QUEUE_TYPE",
+       "Type of the RabbitMQ queues sluice declares: quorum (replicated) or classic.",
+       [](settings& s, const std::string& v) {
+         if (v == "quorum")
+           s.rabbitmq_queue_type = queue_type::quorum;
+         else if (v == "classic")
+           s.rabbitmq_queue_type = queue_type::classic;
+         else
+           throw bad_value{"quorum or classic"};
+       },
+       [](const settings& s) {
+         return std::string(s.rabbitmq_queue_type == queue_type::quorum ? "quorum" : "classic");
+       }},
+      count("RELAY_QUEUE_MAX",
+            "Committed messages held in memory waiting to be published; beyond it they are left "
+            "to the sweeper (pushes are never slowed).",
+            &settings::relay_queue_max, 1, 100'000'000),
+      size("RELAY_QUEUE_MAX_BYTES", "Bound of the same in-memory queue in payload bytes.",
+           &settings::relay_queue_max_bytes, 1ULL << 20, 1ULL << 40),
+      duration_ms("RELAY_SWEEP_INTERVAL_MS",
+                  "How often the sweeper looks for unpublished rows (and the backlog is measured).",
+                  &settings::relay_sweep_interval, 10, 3'600'000),
+      duration_ms("RELAY_SWEEP_GRACE_MS",
+                  "Rows stored more recently than this are left to the in-memory path.",
+                  &settings::relay_sweep_grace, 0, 3'600'000),
+      count("RELAY_SWEEP_BATCH", "Rows the sweeper claims per PostgreSQL round trip.",
+            &settings::relay_sweep_batch, 1, 100'000),
+      duration_ms("RELAY_CLAIM_LEASE_MS",
+                  "How long a sweeper's claim keeps other instances off a row it is publishing.",
+                  &settings::relay_claim_lease, 1'000, 3'600'000),
       {"LOG_LEVEL", "trace, debug, info, warn, error or off. DEBUG=1 is a shorthand for debug.",
        [](settings& s, const std::string& v) {
          static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
 SELECT version FROM sluice_schema_migrations ORDER BY version;
 )sql";
 
-constexpr std::array<migration, 1> all_migrations{{
+constexpr std::array<migration, 2> all_migrations{{
     {1, "messages", R"sql(
 CREATE TABLE sluice_messages (
   id uuid PRIMARY KEY,               -- uuidv7 minted by sluice at acceptance: time-ordered
@@ -46,6 +46,18 @@ CREATE UNIQUE INDEX sluice_messages_queue_txn ON sluice_messages (queue, transac
 CREATE INDEX sluice_messages_queue_partition_id ON sluice_messages (queue, partition, id);
 -- The relay's sweeper: rows not yet published, oldest first; small because most rows are.
 CREATE INDEX sluice_messages_unpublished ON sluice_messages (id) WHERE published_at IS NULL;
+)sql"},
+    {2, "relay", R"sql(
+-- The sweeper's claim: while it is in the future, other instances' sweepers skip the row.
+-- NULL for rows only the in-memory path has seen; no index of its own, because the claim
+-- query walks sluice_messages_unpublished and filters on it.
+ALTER TABLE sluice_messages ADD COLUMN relay_claimed_until timestamptz;
+-- Per-queue relay settings (PUT /api/v1/queues/{queue}); a queue without a row is in queue mode.
+CREATE TABLE sluice_queues (
+  queue text PRIMARY KEY,
+  mode text NOT NULL CHECK (mode IN ('queue', 'broadcast')),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
 )sql"},
 }};
 

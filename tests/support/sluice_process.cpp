@@ -60,6 +60,8 @@ pid_t spawn(const std::vector<std::string>& args, const sluice_process::env_map&
     const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
+    // Nothing else the test process holds (proxy sockets, pipes) may live on in the child.
+    ::close_range(3, ~0U, 0);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }

@@ -13,7 +13,8 @@ namespace sluice::test {
 
 tcp_proxy::tcp_proxy(std::string target_host, std::uint16_t target_port)
     : target_host_(std::move(target_host)), target_port_(target_port) {
-  listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  // CLOEXEC: a sluice started later by the test must not inherit (and keep open) our sockets.
+  listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in addr{};
@@ -56,14 +57,14 @@ void tcp_proxy::accept_loop() {
     pollfd p{listener_, POLLIN, 0};
     if (::poll(&p, 1, 50) <= 0)
       continue;
-    const int client = ::accept(listener_, nullptr, nullptr);
+    const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0)
       continue;
     if (mode_ == mode::cut) {
       ::close(client);
       continue;
     }
-    const int server = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(target_port_);

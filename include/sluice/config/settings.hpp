@@ -8,6 +8,7 @@
 namespace sluice::config {
 
 enum class fsync_policy { always, interval, never };
+enum class queue_type { quorum, classic };
 
 struct listen_address {
   std::string host;
@@ -46,6 +47,18 @@ struct settings {
   std::size_t push_max_payload_bytes = 1024 * 1024;
   std::size_t push_batch_max_rows = 500;
   std::size_t push_queue_max_items = 50'000;
+
+  // RabbitMQ relay
+  std::string rabbitmq_url;  // empty = relay off: messages are stored but not published
+  std::chrono::seconds rabbitmq_heartbeat{30};
+  std::size_t rabbitmq_confirm_window = 1'000;
+  queue_type rabbitmq_queue_type = queue_type::quorum;
+  std::size_t relay_queue_max = 100'000;
+  std::uint64_t relay_queue_max_bytes = 256ULL * 1024 * 1024;
+  std::chrono::milliseconds relay_sweep_interval{1'000};
+  std::chrono::milliseconds relay_sweep_grace{5'000};
+  std::size_t relay_sweep_batch = 1'000;
+  std::chrono::milliseconds relay_claim_lease{30'000};
 
   // Logging
   std::string log_level = "info";

@@ -171,6 +171,16 @@ std::vector<received_message> independent_client::consume(const std::string& que
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
       break;
     }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+      // A method frame that is not a delivery (a late frame of an earlier channel, a
+      // connection.blocked notice): rabbitmq-c leaves it for us to read; skip it and go on.
+      amqp_frame_t frame;
+      if (amqp_simple_wait_frame(state_, &frame) != AMQP_STATUS_OK) {
+        throw std::runtime_error("independent_client: reading an unexpected frame failed");
+      }
+      continue;
+    }
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
       throw std::runtime_error("independent_client: consume failed: " + describe(r));
     }

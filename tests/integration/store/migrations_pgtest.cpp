@@ -42,23 +42,24 @@ TEST_F(migrations_test, applies_once_then_is_idempotent) {
   pg_pool pool(io_.get_executor(), options());
   const migration_result first = test::run(io_, apply_migrations(pool, in(10s)));
   EXPECT_FALSE(first.ec) << first.message;
-  EXPECT_EQ(first.applied, std::vector<int>{1});
-  EXPECT_EQ(first.schema_version, 1);
+  EXPECT_EQ(first.applied, (std::vector<int>{1, 2}));
+  EXPECT_EQ(first.schema_version, 2);
 
   const migration_result second = test::run(io_, apply_migrations(pool, in(10s)));
   EXPECT_FALSE(second.ec) << second.message;
   EXPECT_TRUE(second.applied.empty());
-  EXPECT_EQ(second.schema_version, 1);
+  EXPECT_EQ(second.schema_version, 2);
 
   EXPECT_EQ(db_.scalar("SELECT string_agg(version || ':' || name, ',') FROM "
                        "sluice_schema_migrations"),
-            "1:messages");
+            "1:messages,2:relay");
   EXPECT_EQ(db_.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY "
                        "ordinal_position) FROM information_schema.columns WHERE table_name = "
                        "'sluice_messages'"),
             "id uuid, queue text, partition text, namespace text, task text, trace_id text, "
             "transaction_id text, payload json, created_at timestamp with time zone, stored_at "
-            "timestamp with time zone, published_at timestamp with time zone");
+            "timestamp with time zone, published_at timestamp with time zone, "
+            "relay_claimed_until timestamp with time zone");
   EXPECT_EQ(db_.scalar("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes "
                        "WHERE tablename = 'sluice_messages'"),
             "sluice_messages_pkey,sluice_messages_queue_partition_id,sluice_messages_queue_txn,"
@@ -78,10 +79,10 @@ TEST_F(migrations_test, concurrent_instances_apply_each_version_once) {
   ASSERT_TRUE(ra && rb);
   EXPECT_FALSE(ra->ec) << ra->message;
   EXPECT_FALSE(rb->ec) << rb->message;
-  EXPECT_EQ(ra->applied.size() + rb->applied.size(), 1u) << "exactly one of them applied v1";
-  EXPECT_EQ(ra->schema_version, 1);
-  EXPECT_EQ(rb->schema_version, 1);
-  EXPECT_EQ(db_.scalar("SELECT count(*) FROM sluice_schema_migrations"), "1");
+  EXPECT_EQ(ra->applied.size() + rb->applied.size(), 2u) << "each version applied exactly once";
+  EXPECT_EQ(ra->schema_version, 2);
+  EXPECT_EQ(rb->schema_version, 2);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM sluice_schema_migrations"), "2");
 }
 
 }  // namespace

@@ -1,0 +1,139 @@
+#include "sluice/api/queue_routes.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "sluice/push/push_request.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace sluice::api {
+namespace {
+
+using json = nlohmann::json;
+using clock = std::chrono::steady_clock;
+
+constexpr auto statement_deadline = std::chrono::seconds(5);
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size())
+      return std::nullopt;
+    const int hi = hex_value(in[i + 1]);
+    const int lo = hex_value(in[i + 2]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+// The same rule as the push API's queue field, because the name becomes sluice.<queue> in
+// RabbitMQ.
+bool valid_queue_name(std::string_view name) {
+  if (name.empty() || name.size() > push::max_name_bytes)
+    return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-' || c == ':';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+std::optional<std::string> queue_param(const http::request& req) {
+  const auto it = req.params.find("queue");
+  if (it == req.params.end())
+    return std::nullopt;
+  auto name = percent_decode(it->second);
+  if (!name || !valid_queue_name(*name))
+    return std::nullopt;
+  return name;
+}
+
+http::response invalid_queue() {
+  return http::error_response(400, "invalid_queue",
+                              "queue must be 1 to " + std::to_string(push::max_name_bytes) +
+                                  " bytes of letters, digits and . _ : -");
+}
+
+http::response unavailable(const std::error_code& ec) {
+  return http::overloaded_response(503, "database_unavailable",
+                                   "PostgreSQL is not available: " + ec.message(), 1);
+}
+
+std::string setting_body(const std::string& queue, relay::queue_mode mode,
+                         std::optional<bool> configured) {
+  json body = {{"queue", queue}, {"mode", relay::to_string(mode)}};
+  if (configured)
+    body["configured"] = *configured;
+  return body.dump();
+}
+
+}  // namespace
+
+void add_queue_routes(http::router& routes, relay::queue_modes& modes) {
+  routes.add("GET", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
+             [&modes](http::request& req) -> boost::asio::awaitable<http::response> {
+               auto queue = queue_param(req);
+               if (!queue)
+                 co_return invalid_queue();
+               const auto deadline = clock::now() + statement_deadline;
+               auto [ec, setting] = co_await modes.get(*queue, deadline);
+               if (ec)
+                 co_return unavailable(ec);
+               co_return http::response::json(
+                   200, setting_body(*queue, setting.mode, setting.configured));
+             });
+
+  routes.add("PUT", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
+             [&modes](http::request& req) -> boost::asio::awaitable<http::response> {
+               auto queue = queue_param(req);
+               if (!queue)
+                 co_return invalid_queue();
+               const json body = json::parse(req.body, nullptr, false);
+               if (body.is_discarded())
+                 co_return http::error_response(400, "invalid_json", "the body is not valid JSON");
+               if (!body.is_object() || !body.contains("mode"))
+                 co_return http::error_response(400, "invalid_request",
+                                                R"(expected {"mode":"queue"|"broadcast"})");
+               for (const auto& [key, value] : body.items()) {
+                 if (key != "mode")
+                   co_return http::error_response(400, "invalid_request",
+                                                  "unknown field '" + key + "'");
+               }
+               const json& mode_value = body["mode"];
+               const auto mode = mode_value.is_string()
+                                     ? relay::parse_queue_mode(mode_value.get<std::string>())
+                                     : std::nullopt;
+               if (!mode)
+                 co_return http::error_response(400, "invalid_request",
+                                                R"(mode must be "queue" or "broadcast")");
+               const auto deadline = clock::now() + statement_deadline;
+               const auto ec = co_await modes.set(*queue, *mode, deadline);
+               if (ec)
+                 co_return unavailable(ec);
+               co_return http::response::json(200, setting_body(*queue, *mode, std::nullopt));
+             });
+}
+
+}  // namespace sluice::api

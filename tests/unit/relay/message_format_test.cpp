@@ -1,0 +1,85 @@
+#include "sluice/relay/message_format.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice::relay {
+namespace {
+
+message sample() {
+  message m;
+  m.id = *uuid::parse("0190c3a4-5b6c-7d8e-9f01-23456789abcd");
+  m.created_ms = 1'720'000'123'456;
+  m.queue = "orders";
+  m.partition = "eu";
+  m.payload = R"({"b":1,  "a":[1,2]})";
+  return m;
+}
+
+const std::string* header(const amqp::message_properties& p, std::string_view key) {
+  if (!p.headers)
+    return nullptr;
+  const auto* v = p.headers->find(key);
+  return v == nullptr ? nullptr : v->get_if<std::string>();
+}
+
+TEST(relay_message_format, queue_mode_goes_to_the_queue_through_the_default_exchange) {
+  message m = sample();
+  const auto out = to_outgoing(m, queue_mode::queue);
+  EXPECT_EQ(out.exchange, "");
+  EXPECT_EQ(out.routing_key, "sluice.orders");
+  EXPECT_TRUE(out.mandatory);
+}
+
+TEST(relay_message_format, broadcast_mode_goes_to_the_fanout_exchange) {
+  message m = sample();
+  const auto out = to_outgoing(m, queue_mode::broadcast);
+  EXPECT_EQ(out.exchange, "sluice.orders");
+  EXPECT_EQ(out.routing_key, "");
+  EXPECT_FALSE(out.mandatory);
+}
+
+TEST(relay_message_format, properties_and_headers_follow_the_contract) {
+  message m = sample();
+  const auto out = to_outgoing(m, queue_mode::queue);
+  const auto& p = out.properties;
+  EXPECT_EQ(p.message_id, "0190c3a4-5b6c-7d8e-9f01-23456789abcd");
+  EXPECT_EQ(p.content_type, "application/json");
+  EXPECT_EQ(p.delivery_mode, std::optional<std::uint8_t>(2));
+  EXPECT_EQ(p.timestamp, std::optional<std::uint64_t>(1'720'000'123));
+  EXPECT_FALSE(p.correlation_id);
+  ASSERT_TRUE(p.headers);
+  EXPECT_EQ(p.headers->size(), 2u) << "absent optional fields are not sent as headers";
+  ASSERT_NE(header(p, "queue"), nullptr);
+  EXPECT_EQ(*header(p, "queue"), "orders");
+  ASSERT_NE(header(p, "partition"), nullptr);
+  EXPECT_EQ(*header(p, "partition"), "eu");
+  EXPECT_EQ(out.body, R"({"b":1,  "a":[1,2]})") << "the payload bytes, not re-serialized";
+}
+
+TEST(relay_message_format, optional_fields_become_headers_and_correlation_id) {
+  message m = sample();
+  m.namespace_ = "shop";
+  m.task = "ship";
+  m.trace_id = "t-1";
+  m.transaction_id = "order-1";
+  const auto out = to_outgoing(m, queue_mode::broadcast);
+  const auto& p = out.properties;
+  EXPECT_EQ(p.correlation_id, "order-1");
+  EXPECT_EQ(p.headers->size(), 5u);
+  EXPECT_EQ(*header(p, "namespace"), "shop");
+  EXPECT_EQ(*header(p, "task"), "ship");
+  EXPECT_EQ(*header(p, "traceId"), "t-1");
+}
+
+TEST(relay_message_format, names_and_modes) {
+  EXPECT_EQ(amqp_name("a.b:c-d_e"), "sluice.a.b:c-d_e");
+  EXPECT_EQ(parse_queue_mode("queue"), queue_mode::queue);
+  EXPECT_EQ(parse_queue_mode("broadcast"), queue_mode::broadcast);
+  EXPECT_FALSE(parse_queue_mode("Queue"));
+  EXPECT_FALSE(parse_queue_mode(""));
+  EXPECT_STREQ(to_string(queue_mode::broadcast), "broadcast");
+  EXPECT_STREQ(to_string(queue_mode::queue), "queue");
+}
+
+}  // namespace
+}  // namespace sluice::relay
