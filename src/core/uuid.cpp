@@ -3,20 +3,12 @@
 #include <chrono>
 #include <random>
 
+#include "sluice/core/percent_decode.hpp"
+
 namespace sluice {
 namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 // splitmix64: cheap, well-distributed bits for the random part; ids need uniqueness, not secrecy.
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -52,8 +44,8 @@ std::optional<uuid> uuid::parse(std::string_view text) {
       ++i;
       continue;
     }
-    const int hi = hex_value(text[i]);
-    const int lo = hex_value(text[i + 1]);
+    const int hi = hex_digit_value(text[i]);
+    const int lo = hex_digit_value(text[i + 1]);
     if (hi < 0 || lo < 0)
       return std::nullopt;
     out.bytes[b++] = static_cast<std::uint8_t>(hi << 4 | lo);

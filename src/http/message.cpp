@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "sluice/core/percent_decode.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace sluice::http {
@@ -15,24 +17,16 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-int hex(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view in) {
+std::string decode_query_component(std::string_view in) {
   std::string out;
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     if (in[i] == '+') {
       out.push_back(' ');
-    } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex(in[i + 1]) << 4 | hex(in[i + 2])));
+    } else if (in[i] == '%' && i + 2 < in.size() && hex_digit_value(in[i + 1]) >= 0 &&
+               hex_digit_value(in[i + 2]) >= 0) {
+      out.push_back(
+          static_cast<char>(hex_digit_value(in[i + 1]) << 4 | hex_digit_value(in[i + 2])));
       i += 2;
     } else {
       out.push_back(in[i]);
@@ -58,8 +52,9 @@ std::optional<std::string> request::query_param(std::string_view name) const {
     const std::string_view pair = rest.substr(0, amp);
     rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
     const auto eq = pair.find('=');
-    if (percent_decode(pair.substr(0, eq)) == name) {
-      return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    if (decode_query_component(pair.substr(0, eq)) == name) {
+      return eq == std::string_view::npos ? std::string()
+                                          : decode_query_component(pair.substr(eq + 1));
     }
   }
   return std::nullopt;

@@ -2,21 +2,13 @@
 
 #include <charconv>
 
+#include "sluice/core/percent_decode.hpp"
+
 namespace sluice::push {
 namespace {
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 void append_utf8(std::string& out, std::uint32_t cp) {
@@ -176,7 +168,7 @@ bool json_scanner::decode_string(std::string* out) {
           return false;
         v = 0;
         for (int i = 0; i < 4; ++i) {
-          const int h = hex_value(text_[pos_ + static_cast<std::size_t>(i)]);
+          const int h = hex_digit_value(text_[pos_ + static_cast<std::size_t>(i)]);
           if (h < 0)
             return false;
           v = v << 4 | static_cast<std::uint32_t>(h);
