@@ -4,7 +4,7 @@
 // Also pushes the same load with the relay off, to show what the relay costs the push path.
 //
 // Needs SLUICE_TEST_PG_URL and SLUICE_TEST_AMQP_URL (its credentials; the broker itself is a
-// private node on port 55872 unless SLUICE_BENCH_AMQP_URL names one). SLUICE_BENCH_MESSAGES sets
+// private node on port 29872 unless SLUICE_BENCH_AMQP_URL names one). SLUICE_BENCH_MESSAGES sets
 // the count (default 200000), SLUICE_BENCH_PUSHERS the HTTP clients (8). SLUICE_BENCH_REPORT names
 // a file to write the Markdown section into (tests/bench/relay/run puts it in BENCHMARKS.md).
 #include <algorithm>
@@ -197,16 +197,16 @@ std::string fmt(double v, int decimals = 0) {
 TEST(relay_bench, push_to_confirm_next_to_the_broker_limit) {
   const int total = env_int("SLUICE_BENCH_MESSAGES", 200000);
   const int pushers = env_int("SLUICE_BENCH_PUSHERS", 8);
-  // A broker of the benchmark's own (port 55872), so other tests publishing to the shared one
+  // A broker of the benchmark's own (port 29872), so other tests publishing to the shared one
   // do not take part in the numbers; SLUICE_BENCH_AMQP_URL names another one instead.
   std::unique_ptr<amqp::test::private_broker> own_broker;
   std::string url;
   if (const char* given = std::getenv("SLUICE_BENCH_AMQP_URL"); given != nullptr && *given) {
     url = given;
   } else {
-    own_broker = std::make_unique<amqp::test::private_broker>(55872, 55873, "relaytest@localhost");
+    own_broker = std::make_unique<amqp::test::private_broker>(29872, 29873, "relaytest@localhost");
     own_broker->start();
-    url = amqp_url_with_port(amqp_url(), 55872);
+    url = amqp_url_with_port(amqp_url(), 29872);
   }
   const std::string modules = ensure_amqplib();
 

@@ -9,14 +9,15 @@
 
 namespace sluice::amqp::test {
 
-// A RabbitMQ node of the test's own (default amqp port 55772, dist 55773, node
+// A RabbitMQ node of the test's own (default amqp port 29772, dist 29773: below the kernel's
+// ephemeral range, so no other test's client or proxy can take them while it is down; node
 // amqptest@localhost), for scenarios that stop, pause or alarm the broker. Runs as the
 // rabbitmq user (RabbitMQ refuses root), so the test must run as root. Its data directory
 // survives stop()/start() so durable queues and persisted messages outlive a restart.
 // The epmd daemon the node registers with is shared with other nodes and is left running.
 class private_broker {
  public:
-  explicit private_broker(std::uint16_t port = 55772, std::uint16_t dist_port = 55773,
+  explicit private_broker(std::uint16_t port = 29772, std::uint16_t dist_port = 29773,
                           std::string node = "amqptest@localhost");
   ~private_broker();
   private_broker(const private_broker&) = delete;

@@ -1,7 +1,7 @@
 // The relay through failures: RabbitMQ cut off or stopped mid-load, sluice killed between
 // commit and confirm, two instances sharing one database. The shared broker is never stopped:
 // a TCP proxy in front of it is cut or paused, and the stop/restart scenario uses a private
-// node (port 55872). Messages are counted with rabbitmq-c's blocking client.
+// node (port 29872). Messages are counted with rabbitmq-c's blocking client.
 #include <cstdio>
 
 #include <gtest/gtest.h>
@@ -203,9 +203,9 @@ TEST_F(relay_chaos, two_instances_on_one_database_publish_every_message_about_on
 }
 
 TEST_F(relay_chaos, rabbitmq_stopped_mid_load_and_restarted_gets_every_message) {
-  amqp::test::private_broker broker(55872, 55873, "relaytest@localhost");
+  amqp::test::private_broker broker(29872, 29873, "relaytest@localhost");
   broker.start();
-  const std::string url = amqp_url_with_port(amqp_url(), 55872);
+  const std::string url = amqp_url_with_port(amqp_url(), 29872);
   temp_dir buffer;
   sluice_process s(env(url, buffer));
   wait_ready(s);

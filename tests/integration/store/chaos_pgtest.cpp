@@ -2,10 +2,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <netinet/in.h>
+#include <random>
 #include <signal.h>
 #include <string>
 #include <sys/socket.h>
@@ -44,19 +46,25 @@ std::string env_or(const char* name, const char* fallback) {
   return v && *v ? v : fallback;
 }
 
-// A port nothing listens on right now: a fixed one collides with whatever else runs here.
+// A port nothing listens on right now, below the kernel's ephemeral range (32768+): once the
+// server is killed, an ephemeral port could be taken by another test's proxy or client, and
+// the pool would reconnect to the wrong server.
 std::string free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw std::runtime_error("cannot find a free port");
+  std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(std::time(nullptr)));
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const auto port = static_cast<std::uint16_t>(20000 + rng() % 12000);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    const bool free = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (fd >= 0)
+      ::close(fd);
+    if (free)
+      return std::to_string(port);
   }
-  ::close(fd);
-  return std::to_string(ntohs(addr.sin_port));
+  throw std::runtime_error("cannot find a free port");
 }
 
 // A private PostgreSQL cluster in a temporary directory. PostgreSQL refuses to run as root,
