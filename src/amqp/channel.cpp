@@ -364,13 +364,7 @@ std::error_code channel::on_frame(const amqp_frame_t& frame) {
 std::error_code channel::on_method(const amqp_method_t& method) {
   switch (method.id) {
     case AMQP_CHANNEL_CLOSE_METHOD: {
-      const auto& c = *static_cast<const amqp_channel_close_t*>(method.decoded);
-      close_reason r;
-      r.reply_code = c.reply_code;
-      r.error = make_error_code(static_cast<reply_code>(c.reply_code));
-      r.reply_text = to_string(c.reply_text);
-      r.class_id = c.class_id;
-      r.method_id = c.method_id;
+      close_reason r = close_reason_from(*static_cast<const amqp_channel_close_t*>(method.decoded));
       spdlog::warn("amqp: broker closed channel={} code={} text=\"{}\"", id_, r.reply_code,
                    r.reply_text);
       amqp_channel_close_ok_t ok{};

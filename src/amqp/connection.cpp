@@ -388,13 +388,8 @@ void connection::on_connection_method(const amqp_method_t& method) {
       state_event_.notify_all();
       return;
     case AMQP_CONNECTION_CLOSE_METHOD: {
-      const auto& c = *static_cast<const amqp_connection_close_t*>(method.decoded);
-      close_reason r;
-      r.reply_code = c.reply_code;
-      r.error = make_error_code(static_cast<reply_code>(c.reply_code));
-      r.reply_text = to_string(c.reply_text);
-      r.class_id = c.class_id;
-      r.method_id = c.method_id;
+      close_reason r =
+          close_reason_from(*static_cast<const amqp_connection_close_t*>(method.decoded));
       spdlog::warn("amqp: broker closed the connection host={} code={} text=\"{}\"",
                    options_.server.host, r.reply_code, r.reply_text);
       amqp_connection_close_ok_t ok{};

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "sluice/amqp/error.hpp"
 #include "sluice/amqp/field_table.hpp"
 #include "sluice/amqp/message_properties.hpp"
 
@@ -101,6 +102,19 @@ inline std::string to_string(amqp_bytes_t b) {
 }
 
 std::error_code decoder_error(int amqp_status);
+
+// channel.close and connection.close carry the same fields: the broker's code, text and the
+// method that caused the close.
+template <typename Close>
+close_reason close_reason_from(const Close& c) {
+  close_reason r;
+  r.reply_code = c.reply_code;
+  r.error = make_error_code(static_cast<reply_code>(c.reply_code));
+  r.reply_text = to_string(c.reply_text);
+  r.class_id = c.class_id;
+  r.method_id = c.method_id;
+  return r;
+}
 
 template <class OnFrame>
 std::error_code frame_decoder::feed(const std::uint8_t* data, std::size_t size,
