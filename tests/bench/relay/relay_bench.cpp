@@ -28,6 +28,7 @@
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
+#include "sluice_test/tcp_proxy.hpp"
 
 #ifndef SLUICE_RELAY_BENCH_DIR
 #error "SLUICE_RELAY_BENCH_DIR must point at tests/bench/relay"
@@ -206,7 +207,7 @@ TEST(relay_bench, push_to_confirm_next_to_the_broker_limit) {
   } else {
     own_broker = std::make_unique<amqp::test::private_broker>(29872, 29873, "relaytest@localhost");
     own_broker->start();
-    url = amqp_url_with_port(amqp_url(), 29872);
+    url = sluice::test::url_with_port(amqp_url(), 29872);
   }
   const std::string modules = ensure_amqplib();
 

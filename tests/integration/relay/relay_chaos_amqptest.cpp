@@ -26,13 +26,6 @@ using sluice::test::sluice_process;
 using sluice::test::tcp_proxy;
 using sluice::test::temp_dir;
 
-std::uint16_t amqp_port(const std::string& url) {
-  const auto parsed = amqp::url::parse(url);
-  if (!parsed)
-    throw std::runtime_error("bad AMQP URL " + url);
-  return parsed->port;
-}
-
 class relay_chaos : public ::testing::Test {
  protected:
   scoped_database db_;
@@ -104,9 +97,9 @@ class relay_chaos : public ::testing::Test {
 };
 
 TEST_F(relay_chaos, pushes_keep_succeeding_while_rabbitmq_is_cut_and_the_backlog_drains) {
-  tcp_proxy proxy("127.0.0.1", amqp_port(amqp_url()));
+  tcp_proxy proxy("127.0.0.1", sluice::test::url_port(amqp_url()));
   temp_dir buffer;
-  sluice_process s(env(amqp_url_with_port(amqp_url(), proxy.port()), buffer));
+  sluice_process s(env(sluice::test::url_with_port(amqp_url(), proxy.port()), buffer));
   wait_ready(s);
 
   push_load load({s.port()}, queue_, 2, 20, 10ms);
@@ -141,9 +134,9 @@ TEST_F(relay_chaos, pushes_keep_succeeding_while_rabbitmq_is_cut_and_the_backlog
 }
 
 TEST_F(relay_chaos, kill9_between_commit_and_confirm_leaves_nothing_unpublished) {
-  tcp_proxy proxy("127.0.0.1", amqp_port(amqp_url()));
+  tcp_proxy proxy("127.0.0.1", sluice::test::url_port(amqp_url()));
   temp_dir buffer;
-  const auto url = amqp_url_with_port(amqp_url(), proxy.port());
+  const auto url = sluice::test::url_with_port(amqp_url(), proxy.port());
   std::vector<std::string> acked;
   {
     sluice_process s(env(url, buffer, {{"RELAY_SWEEP_GRACE_MS", "500"}}));
@@ -170,8 +163,8 @@ TEST_F(relay_chaos, kill9_between_commit_and_confirm_leaves_nothing_unpublished)
 }
 
 TEST_F(relay_chaos, two_instances_on_one_database_publish_every_message_about_once) {
-  tcp_proxy proxy("127.0.0.1", amqp_port(amqp_url()));
-  const auto url = amqp_url_with_port(amqp_url(), proxy.port());
+  tcp_proxy proxy("127.0.0.1", sluice::test::url_port(amqp_url()));
+  const auto url = sluice::test::url_with_port(amqp_url(), proxy.port());
   temp_dir buffer_a, buffer_b;
   sluice_process a(env(url, buffer_a));
   sluice_process b(env(url, buffer_b));
@@ -205,7 +198,7 @@ TEST_F(relay_chaos, two_instances_on_one_database_publish_every_message_about_on
 TEST_F(relay_chaos, rabbitmq_stopped_mid_load_and_restarted_gets_every_message) {
   amqp::test::private_broker broker(29872, 29873, "relaytest@localhost");
   broker.start();
-  const std::string url = amqp_url_with_port(amqp_url(), 29872);
+  const std::string url = sluice::test::url_with_port(amqp_url(), 29872);
   temp_dir buffer;
   sluice_process s(env(url, buffer));
   wait_ready(s);

@@ -33,15 +33,6 @@ std::string amqp_url() {
   return sluice::test::require_env("SLUICE_TEST_AMQP_URL");
 }
 
-std::string amqp_url_with_port(const std::string& url, std::uint16_t port) {
-  const auto parsed = amqp::url::parse(url);
-  if (!parsed)
-    throw std::runtime_error("bad AMQP URL " + url);
-  std::string out = "amqp://" + parsed->user + ":" + parsed->password + "@" + parsed->host + ":" +
-                    std::to_string(port) + "/";
-  return out;
-}
-
 std::string unique_queue(const std::string& prefix) {
   static std::atomic<int> counter{0};
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -18,10 +18,9 @@
 
 namespace sluice::relay::test {
 
-// SLUICE_TEST_AMQP_URL (the shared broker); fails the test when unset.
+// SLUICE_TEST_AMQP_URL (the shared broker); fails the test when unset. For a proxy or a
+// private broker in front of the same credentials, sluice::test::url_with_port changes its port.
 std::string amqp_url();
-// The URL with another port (a proxy or private broker in front of the same credentials).
-std::string amqp_url_with_port(const std::string& url, std::uint16_t port);
 
 // A sluice queue name no other run uses.
 std::string unique_queue(const std::string& prefix);
