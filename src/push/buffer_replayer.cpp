@@ -101,6 +101,10 @@ void buffer_replayer::appended(std::chrono::milliseconds buffer_ms, std::size_t 
   wake_.notify_all();
 }
 
+void buffer_replayer::wake() {
+  wake_.notify_all();
+}
+
 double buffer_replayer::replay_rate_per_second() const {
   const auto horizon = clock::now() - std::chrono::seconds(10);
   std::size_t total = 0;

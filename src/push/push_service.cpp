@@ -124,27 +124,29 @@ asio::awaitable<void> push_service::index_log(buffer::buffer_log& log) {
 asio::awaitable<void> push_service::start() {
   co_await index_log(failover_);
   co_await index_log(qos0_);
-  failover_replayer_.on_drained = [this] {
-    if (!failover_active_ || !gate_.schema_ready())
-      return;
-    if (failover_appends_in_flight_ > 0) {
-      // Caught up, but appends are still being written: hold new pushes back until those are
-      // replayed too, or under steady load the log would never be found empty.
-      handoff_ = true;
-      return;
-    }
-    if (failover_.stats().pending_records == 0) {
-      failover_active_ = false;
-      handoff_ = false;
-      handoff_done_.notify_all();
-      spdlog::info("push: failover log drained; durable pushes go straight to PostgreSQL");
-    }
-  };
+  failover_replayer_.on_drained = [this] { leave_failover_if_drained(); };
   failover_replayer_.on_progress = [this] { replay_progress_.notify_all(); };
   failover_replayer_.start();
   qos0_replayer_.start();
   schema_keeper_running_ = true;
   asio::co_spawn(executor_, keep_schema(), asio::detached);
+}
+
+void push_service::leave_failover_if_drained() {
+  if (!failover_active_ || !gate_.schema_ready())
+    return;
+  if (failover_appends_in_flight_ > 0) {
+    // Caught up, but appends are still being written: hold new pushes back until those are
+    // replayed too, or under steady load the log would never be found empty.
+    handoff_ = true;
+    return;
+  }
+  if (failover_.stats().pending_records == 0) {
+    failover_active_ = false;
+    handoff_ = false;
+    handoff_done_.notify_all();
+    spdlog::info("push: failover log drained; durable pushes go straight to PostgreSQL");
+  }
 }
 
 asio::awaitable<void> push_service::keep_schema() {
@@ -158,6 +160,11 @@ asio::awaitable<void> push_service::keep_schema() {
                      result.applied.size());
       }
       gate_.set_schema_ready();
+      // Decided here rather than on the replayer's next poll: once readiness reports the
+      // schema, a push must go straight to PostgreSQL, not to an empty buffer.
+      leave_failover_if_drained();
+      failover_replayer_.wake();
+      qos0_replayer_.wake();
       break;
     }
     spdlog::warn(

@@ -47,6 +47,9 @@ class buffer_replayer {
   // Records were appended; for QoS0 with the request's flush hints.
   void appended(std::chrono::milliseconds buffer_ms = {}, std::size_t buffer_max = 0);
 
+  // Re-checks at once what it waits for (the schema became ready).
+  void wake();
+
   // Called on the loop each time the log is found empty.
   std::function<void()> on_drained;
   // Called on the loop after each batch committed.

@@ -101,7 +101,9 @@ class push_service {
                                                      push_outcome outcome,
                                                      const std::vector<std::size_t>& slots,
                                                      std::optional<qos0_options> hints);
-  void count(const push_outcome& outcome, const std::vector<message>& items);
+  // Durable pushes go straight to PostgreSQL again once the schema is ready and the failover
+  // log is empty.
+  void leave_failover_if_drained();
 
   boost::asio::any_io_executor executor_;
   store::pg_pool& pool_;

@@ -298,7 +298,18 @@ TEST_F(relay_e2e, without_rabbitmq_url_messages_are_stored_and_not_published) {
   ASSERT_TRUE(
       eventually([&] { return http_call(s.port(), "GET", "/health/ready").status == 200; }, 20s));
   EXPECT_FALSE(http_call(s.port(), "GET", "/health/ready").json()["checks"].contains("rabbitmq"));
-  push_items(s.port(), q, 10, 10);
+  // Once ready, pushes go straight to PostgreSQL (not through the file buffer).
+  std::string body = R"({"items":[)";
+  for (int i = 0; i < 10; ++i)
+    body += std::string(i ? "," : "") + R"({"queue":")" + q + R"(","payload":)" +
+            std::to_string(i) + "}";
+  body += "]}";
+  const auto res = http_call(s.port(), "POST", "/api/v1/push", body);
+  ASSERT_EQ(res.status, 201) << res.body;
+  const json answer = res.json();
+  EXPECT_EQ(answer["dbHealthy"], true) << res.body;
+  for (const auto& item : answer["items"])
+    EXPECT_EQ(item["status"], "stored") << res.body;
   pg_session pg(db_.url());
   EXPECT_EQ(pg.scalar("SELECT count(*) FROM sluice_messages WHERE published_at IS NULL AND "
                       "queue = '" +
