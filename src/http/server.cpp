@@ -3,6 +3,7 @@
 #include <list>
 
 #include "sluice/core/uuid.hpp"
+#include "sluice/http/response_wire.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
@@ -127,26 +129,13 @@ struct server::impl : std::enable_shared_from_this<impl> {
     auto self = shared_from_this();
     beast::tcp_stream stream(std::move(socket));
     stream.expires_after(std::chrono::seconds(1));
-    auto res = to_beast(overloaded_response(503, "too_many_connections",
-                                            "connection limit reached; retry later", 1),
-                        11, false, "-");
-    co_await bhttp::async_write(stream, res, use_tuple);
+    std::string wire;
+    serialize_response(overloaded_response(503, "too_many_connections",
+                                           "connection limit reached; retry later", 1),
+                       11, false, "-", wire);
+    co_await asio::async_write(stream, asio::buffer(wire), use_tuple);
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  }
-
-  bhttp::response<bhttp::string_body> to_beast(response r, unsigned version, bool keep_alive,
-                                               const std::string& request_id) {
-    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
-    res.set(bhttp::field::server, "sluice/" SLUICE_VERSION);
-    res.set(bhttp::field::content_type, r.content_type);
-    res.set("X-Request-Id", request_id);
-    for (auto& [name, value] : r.headers)
-      res.insert(name, value);
-    res.keep_alive(keep_alive);
-    res.body() = std::move(r.body);
-    res.prepare_payload();
-    return res;
   }
 
   // Answers a request that never reached a handler (limits, malformed input) and ends the
@@ -154,14 +143,37 @@ struct server::impl : std::enable_shared_from_this<impl> {
   asio::awaitable<void> reject(connection& conn, unsigned version, std::string_view route,
                                const char* method, response r) {
     record(route, method, r.status, 0.0);
-    auto res = to_beast(std::move(r), version, false, ids.next().to_string());
+    std::string wire;
+    serialize_response(r, version, false, ids.next().to_string(), wire);
     conn.stream.expires_after(options.read_timeout);
-    co_await bhttp::async_write(conn.stream, res, use_tuple);
+    co_await asio::async_write(conn.stream, asio::buffer(wire), use_tuple);
   }
 
+  // The metric children of each (route, method, status) seen, looked up without building label
+  // vectors: routes are patterns, so this stays a handful of entries.
+  struct route_metrics {
+    std::string route;
+    const char* method;  // one of method_label's literals
+    int status;
+    metrics::counter* requests;
+    metrics::histogram* duration;
+  };
+  std::vector<route_metrics> recorded;
+
   void record(std::string_view route, const char* method, int status, double seconds) {
-    requests.with({std::string(route), method, std::to_string(status)}).inc();
-    durations.with({std::string(route)}).observe(seconds);
+    for (auto& m : recorded) {
+      if (m.status == status && m.method == method && m.route == route) {
+        m.requests->inc();
+        m.duration->observe(seconds);
+        return;
+      }
+    }
+    std::string name(route);
+    auto& counter = requests.with({name, method, std::to_string(status)});
+    auto& histogram = durations.with({name});
+    recorded.push_back({std::move(name), method, status, &counter, &histogram});
+    counter.inc();
+    histogram.observe(seconds);
   }
 
   asio::awaitable<void> run(std::shared_ptr<connection> conn,
@@ -180,6 +192,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
   asio::awaitable<void> serve(connection& conn) {
     beast::flat_buffer buffer;
+    std::string wire;  // the responses' bytes; its capacity is reused
     for (;;) {
       conn.busy = false;
       if (buffer.size() == 0) {
@@ -228,8 +241,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
       const char* method = method_label(header.method());
       // curl and others wait for "100 Continue" before sending a large body.
       if (auto expect = header[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
-        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
-        co_await bhttp::async_write(conn.stream, cont, use_tuple);
+        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await asio::async_write(conn.stream, asio::buffer(continue_line), use_tuple);
       }
       if (!parser.is_done()) {
         auto [body_ec, ignored] =
@@ -276,9 +289,10 @@ struct server::impl : std::enable_shared_from_this<impl> {
                     req.request_id);
 
       const bool again = keep_alive && !stopping;
-      auto res = to_beast(std::move(result), version, again, req.request_id);
+      serialize_response(result, version, again, req.request_id, wire);
       conn.stream.expires_after(options.read_timeout);
-      auto [write_ec, written] = co_await bhttp::async_write(conn.stream, res, use_tuple);
+      auto [write_ec, written] =
+          co_await asio::async_write(conn.stream, asio::buffer(wire), use_tuple);
       if (write_ec || !again)
         co_return;
     }

@@ -133,7 +133,7 @@ asio::awaitable<void> buffer_replayer::run() {
       co_await wake_.wait_until(flush_deadline_);
       continue;
     }
-    const bool progressed = co_await replay_one_batch();
+    const bool progressed = co_await replay_window();
     if (!progressed) {
       // New appends do not cut the backoff short: under load they arrive constantly, and each
       // would become one more attempt against a database that is down.
@@ -147,75 +147,84 @@ asio::awaitable<void> buffer_replayer::run() {
   stopped_.notify_all();
 }
 
-// Reads up to inflight_batches batches ahead and inserts them concurrently: PostgreSQL works on
-// one while sluice decodes and sends the next. Results are applied in log order, so the ack
-// cursor only ever moves over committed records. If a batch fails, later ones that committed
-// anyway are read again after the rewind and come back as duplicates: nothing is stored twice.
-// Returns false when nothing could be committed (PostgreSQL unavailable or overloaded).
-asio::awaitable<bool> buffer_replayer::replay_one_batch() {
+// A sliding window over the log: up to `depth` inserts are in flight, and as soon as the oldest
+// commits the next batch is read and sent, so PostgreSQL always has work while sluice reads and
+// decodes. Results are applied in log order, so the ack cursor only ever moves over committed
+// records. If a batch fails, the ones after it that committed anyway are read again after the
+// rewind and come back as duplicates: nothing is stored twice. Runs until the log is read to
+// its end (QoS0 with flush hints: one batch), stop() or a failure. Returns false when nothing
+// could be committed (PostgreSQL unavailable or overloaded).
+asio::awaitable<bool> buffer_replayer::replay_window() {
   std::size_t batch = options_.max_batch;
-  std::size_t depth = options_.inflight_batches;
+  std::size_t depth = std::max<std::size_t>(options_.inflight_batches, 1);
+  std::size_t batches_left = std::numeric_limits<std::size_t>::max();
   if (options_.flush_on_hints && flush_threshold_ != std::numeric_limits<std::size_t>::max()) {
     batch = std::min(batch, flush_threshold_);
     depth = 1;  // a QoS0 flush is one batch of at most bufferMax
+    batches_left = 1;
   }
-  std::vector<inflight_batch> window;
-  while (window.size() < std::max<std::size_t>(depth, 1)) {
-    auto [read_ec, records] = co_await log_.read_batch(batch, use_tuple);
-    if (read_ec) {
-      spdlog::error("replay[{}]: reading the buffer failed: {}", options_.name, read_ec.message());
-      if (window.empty())
-        co_return false;
-      break;
-    }
-    if (records.empty())
-      break;
-    inflight_batch b;
-    b.records = std::move(records);
-    b.msgs.reserve(b.records.size());
-    for (auto& r : b.records)
-      b.msgs.push_back(std::move(r.msg));
-    window.push_back(std::move(b));
-  }
-  if (window.empty())
-    co_return true;
   if (options_.flush_on_hints)
     reset_hints();
 
-  std::size_t running = window.size();
-  async_event all_done;
-  for (auto& b : window) {
-    auto on_done = [&running, &all_done](std::exception_ptr) {
-      if (--running == 0)
-        all_done.notify_all();
-    };
-    asio::co_spawn(executor_, insert(b), on_done);
-  }
-  while (running > 0)
-    co_await all_done.wait_until(clock::now() + std::chrono::seconds(1));
-
+  std::deque<inflight_batch> window;  // log order; deque: pushes keep references valid
+  async_event finished;               // an insert of the window completed
+  bool at_end = false;
   bool progressed = false;
-  for (auto& b : window) {
-    const auto failure = b.res.failure();
-    if (failure == store::failure_kind::none) {
-      committed(b);
-      progressed = true;
-      continue;
+  bool failed = false;
+  for (;;) {
+    while (!failed && !at_end && !stopping_ && batches_left > 0 && window.size() < depth) {
+      auto [read_ec, records] = co_await log_.read_batch(batch, use_tuple);
+      if (read_ec) {
+        spdlog::error("replay[{}]: reading the buffer failed: {}", options_.name,
+                      read_ec.message());
+        failed = true;
+        break;
+      }
+      if (records.empty()) {
+        at_end = true;
+        break;
+      }
+      --batches_left;
+      inflight_batch& b = window.emplace_back();
+      b.records = std::move(records);
+      b.msgs.reserve(b.records.size());
+      for (auto& r : b.records)
+        b.msgs.push_back(std::move(r.msg));
+      auto on_done = [&b, &finished](std::exception_ptr) {
+        b.done = true;
+        finished.notify_all();
+      };
+      asio::co_spawn(executor_, insert(b), on_done);
     }
-    if (failure == store::failure_kind::rejected && b.res.rejected_index &&
-        *b.res.rejected_index < b.msgs.size()) {
-      co_return co_await quarantine_rejected(b);
+    if (window.empty())
+      break;
+    while (!window.front().done)
+      co_await finished.wait_until(clock::now() + std::chrono::seconds(1));
+    inflight_batch& b = window.front();
+    if (!failed) {
+      const auto failure = b.res.failure();
+      if (failure == store::failure_kind::none) {
+        committed(b);
+        progressed = true;
+      } else if (failure == store::failure_kind::rejected && b.res.rejected_index &&
+                 *b.res.rejected_index < b.msgs.size()) {
+        failed = true;  // the later batches are read again after the bad record
+        progressed = co_await quarantine_rejected(b) || progressed;
+      } else {
+        failed = true;
+        log_.rewind();
+        failures_.inc();
+        if (failure == store::failure_kind::unavailable)
+          gate_.report(false);
+        spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
+                     log_.stats().pending_records,
+                     b.res.message.empty() ? b.res.ec.message() : b.res.message);
+      }
     }
-    log_.rewind();
-    failures_.inc();
-    if (failure == store::failure_kind::unavailable)
-      gate_.report(false);
-    spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
-                 log_.stats().pending_records,
-                 b.res.message.empty() ? b.res.ec.message() : b.res.message);
-    co_return progressed;
+    // After a failure the rest of the window only has to finish: its memory is in use.
+    window.pop_front();
   }
-  co_return true;
+  co_return progressed || !failed;
 }
 
 asio::awaitable<void> buffer_replayer::insert(inflight_batch& b) {

@@ -42,7 +42,7 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
       options_(options),
       batcher_(executor, store, options.batcher, metrics),
       failover_replayer_(executor, failover, store, index_, gate_, metrics,
-                         {"failover", options.replay_batch, 2, options.deadline, false}),
+                         {"failover", options.replay_batch, 3, options.deadline, false}),
       qos0_replayer_(executor, qos0, store, index_, gate_, metrics,
                      {"qos0", options.replay_batch, 1, options.deadline, true}),
       metrics_(metrics),
@@ -187,6 +187,18 @@ asio::awaitable<void> push_service::stop() {
   co_await qos0_replayer_.stop();
 }
 
+push_service::queue_counters& push_service::counters_for(const std::string& queue) {
+  auto it = item_counters_.find(queue);
+  if (it == item_counters_.end()) {
+    queue_counters c{};
+    for (auto status : {item_status::stored, item_status::buffered, item_status::duplicate})
+      c.by_status[static_cast<std::size_t>(status)] =
+          &items_total_.with({queue, to_string(status)});
+    it = item_counters_.emplace(queue, c).first;
+  }
+  return it->second;
+}
+
 asio::awaitable<push_outcome> push_service::push(push_request request) {
   push_outcome out;
   out.qos0 = request.qos0.has_value();
@@ -195,12 +207,20 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
                           .count();
   std::vector<message> to_write;
   std::vector<std::size_t> slots;  // out.items index of each to_write entry
+  // Each item's queue counters, looked up while the queue name is at hand (a message may be
+  // moved into a log below); counted once the outcome is known.
+  std::vector<queue_counters*> counters(request.items.size());
   std::unordered_map<std::string, uuid>
       seen_here;  // (queue, transactionId) earlier in this request
-  std::map<std::pair<std::string, item_status>, std::size_t> counts;
   out.items.resize(request.items.size());
   to_write.reserve(request.items.size());
+  slots.reserve(request.items.size());
 
+  for (std::size_t i = 0; i < request.items.size(); ++i) {
+    // Batches are mostly of one queue: the previous item's counters then serve.
+    const bool same_queue = i > 0 && request.items[i - 1].queue == request.items[i].queue;
+    counters[i] = same_queue ? counters[i - 1] : &counters_for(request.items[i].queue);
+  }
   for (std::size_t i = 0; i < request.items.size(); ++i) {
     message& m = request.items[i];
     m.id = ids_.next(now_ms);
@@ -216,7 +236,6 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
       if (existing) {
         out.items[i].id = *existing;
         out.items[i].status = item_status::duplicate;
-        ++counts[{m.queue, item_status::duplicate}];
         continue;
       }
       seen_here.emplace(key, m.id);
@@ -225,17 +244,10 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
     to_write.push_back(std::move(m));
   }
 
-  std::vector<std::string> write_queues;  // to_write may be moved into a log below
-  write_queues.reserve(to_write.size());
-  for (const auto& m : to_write)
-    write_queues.push_back(m.queue);
   auto finish = [&](push_outcome& o) {
     if (o.error_status == 0) {
-      for (std::size_t k = 0; k < slots.size(); ++k)
-        ++counts[{write_queues[k], o.items[slots[k]].status}];
-      for (const auto& [key, n] : counts) {
-        items_total_.with({key.first, to_string(key.second)}).inc(static_cast<double>(n));
-      }
+      for (std::size_t i = 0; i < o.items.size(); ++i)
+        counters[i]->by_status[static_cast<std::size_t>(o.items[i].status)]->inc();
     }
     return std::move(o);
   };

@@ -22,7 +22,7 @@ namespace sluice::push {
 struct replayer_options {
   std::string name;                  // "failover" or "qos0": log and metric label
   std::size_t max_batch = 1000;      // FILE_BUFFER_MAX_BATCH
-  std::size_t inflight_batches = 2;  // replay batches sent to PostgreSQL at once
+  std::size_t inflight_batches = 3;  // replay batches sent to PostgreSQL at once
   std::chrono::milliseconds deadline{5000};
   // QoS0 logs flush when bufferMax records are pending or the oldest waited bufferMs; a
   // failover log drains as fast as PostgreSQL takes it.
@@ -66,8 +66,9 @@ class buffer_replayer {
     std::vector<buffer::buffered_record> records;  // positions (their messages moved to msgs)
     std::vector<message> msgs;
     store::insert_result res;
+    bool done = false;  // the insert completed (res is set)
   };
-  boost::asio::awaitable<bool> replay_one_batch();
+  boost::asio::awaitable<bool> replay_window();
   boost::asio::awaitable<void> insert(inflight_batch& b);
   void committed(inflight_batch& b);
   boost::asio::awaitable<bool> quarantine_rejected(inflight_batch& b);

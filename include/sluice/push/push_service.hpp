@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "sluice/buffer/buffer_log.hpp"
@@ -132,6 +133,13 @@ class push_service {
   async_event schema_keeper_done_;
   metrics::registry& metrics_;
   metrics::family<metrics::counter>& items_total_;
+  // sluice_push_items_total's children per queue, by item_status: found without building label
+  // vectors on every push.
+  struct queue_counters {
+    metrics::counter* by_status[3];
+  };
+  std::unordered_map<std::string, queue_counters> item_counters_;
+  queue_counters& counters_for(const std::string& queue);
   metrics::counter& failovers_;
 };
 
