@@ -150,8 +150,9 @@ int run_daemon(const config::settings& settings) {
 
   push::push_service_options push_opts;
   push_opts.batcher.max_batch_rows = settings.push_batch_max_rows;
-  // Fewer, larger transactions beat many small ones: on 2 cores with 50 clients, 4 round trips
-  // in flight gave more messages/s and a lower p50 than 8 (BENCHMARKS.md, pool size runs).
+  // At most 4 round trips at once even with a larger pool: beyond that PostgreSQL's backends
+  // only queue for the cores (BENCHMARKS.md); the batcher starts a second one only for large
+  // batches or a stall (push_batcher.hpp).
   push_opts.batcher.max_inflight_batches = std::min<std::size_t>(settings.db_pool_max, 4);
   push_opts.batcher.max_queued_items = settings.push_queue_max_items;
   push_opts.batcher.deadline = settings.db_statement_timeout;

@@ -36,6 +36,12 @@ struct push_batcher::pending {
   asio::steady_timer wake;  // cancelled when `done` is set
 };
 
+struct push_batcher::stall_watch {
+  explicit stall_watch(asio::any_io_executor ex) : timer(std::move(ex)) {}
+  asio::steady_timer timer;
+  bool armed = false;
+};
+
 push_batcher::push_batcher(asio::any_io_executor executor, store::message_store& store,
                            batcher_options options, metrics::registry& metrics)
     : executor_(std::move(executor)),
@@ -53,12 +59,15 @@ push_batcher::push_batcher(asio::any_io_executor executor, store::message_store&
                           .with({"push"})),
       batches_(metrics.add_counter("sluice_db_batches_total",
                                    "PostgreSQL insert round trips by outcome.",
-                                   {"source", "outcome"})) {
+                                   {"source", "outcome"})),
+      stall_(std::make_unique<stall_watch>(executor_)) {
   auto& queued =
       metrics.add_gauge("sluice_push_queue_items", "Items waiting for a PostgreSQL round trip.")
           .get();
   metrics.on_collect([this, &queued] { queued.set(static_cast<double>(queued_items_)); });
 }
+
+push_batcher::~push_batcher() = default;
 
 asio::awaitable<batch_result> push_batcher::submit(std::vector<message>& items) {
   if (queued_items_ + items.size() > options_.max_queued_items) {
@@ -77,8 +86,27 @@ asio::awaitable<batch_result> push_batcher::submit(std::vector<message>& items) 
   co_return std::move(p.result);
 }
 
+bool push_batcher::may_start_another() const {
+  return inflight_ == 0 || queued_items_ >= options_.parallel_min_rows ||
+         std::chrono::steady_clock::now() - last_started_ >= options_.stall_after;
+}
+
+// Items wait behind a running round trip: look again once it has been out for stall_after,
+// so one slow round trip cannot hold the rest back for long.
+void push_batcher::watch_stall() {
+  if (stall_->armed || queue_.empty() || inflight_ >= options_.max_inflight_batches)
+    return;
+  stall_->armed = true;
+  stall_->timer.expires_at(last_started_ + options_.stall_after);
+  stall_->timer.async_wait([this](const boost::system::error_code& ec) {
+    stall_->armed = false;
+    if (!ec)
+      start_batches();
+  });
+}
+
 void push_batcher::start_batches() {
-  while (inflight_ < options_.max_inflight_batches && !queue_.empty()) {
+  while (inflight_ < options_.max_inflight_batches && !queue_.empty() && may_start_another()) {
     std::vector<pending*> group;
     std::size_t rows = 0;
     while (!queue_.empty() &&
@@ -89,8 +117,10 @@ void push_batcher::start_batches() {
     }
     queued_items_ -= rows;
     ++inflight_;
+    last_started_ = std::chrono::steady_clock::now();
     asio::co_spawn(executor_, run_batch(std::move(group)), asio::detached);
   }
+  watch_stall();
 }
 
 asio::awaitable<void> push_batcher::run_batch(std::vector<pending*> group) {

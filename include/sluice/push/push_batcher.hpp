@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -18,9 +19,15 @@ namespace sluice::push {
 
 struct batcher_options {
   std::size_t max_batch_rows = 500;       // rows per PostgreSQL round trip
-  std::size_t max_inflight_batches = 8;   // round trips at once (the pool size)
+  std::size_t max_inflight_batches = 4;   // round trips at once (at most the pool size)
   std::size_t max_queued_items = 50'000;  // beyond this, submit() answers overloaded at once
   std::chrono::milliseconds deadline{5000};
+  // A round trip starts alongside a running one only when this many rows wait, or when the
+  // running ones have all been out for `stall_after`: a commit costs PostgreSQL far more CPU
+  // than a row, so small transactions in parallel lose to one larger one that follows
+  // (BENCHMARKS.md), while large batches gain from a second backend.
+  std::size_t parallel_min_rows = 200;
+  std::chrono::milliseconds stall_after{10};
 };
 
 struct batch_result {
@@ -30,13 +37,15 @@ struct batch_result {
 };
 
 // Group commit for the durable push path. Items of concurrent requests queue here and are
-// written to PostgreSQL in shared batches: a batch starts as soon as a round trip slot is
-// free, so a lone request never waits for company, and under load the batches grow by
-// themselves while earlier ones are in flight.
+// written to PostgreSQL in shared batches: when no round trip is running a batch starts at
+// once, so a lone request never waits for company; while one runs, the items that arrive
+// meanwhile gather into the next batch (which starts when it completes, or earlier when
+// enough rows wait or the running one stalls).
 class push_batcher {
  public:
   push_batcher(boost::asio::any_io_executor executor, store::message_store& store,
                batcher_options options, metrics::registry& metrics);
+  ~push_batcher();
   push_batcher(const push_batcher&) = delete;
   push_batcher& operator=(const push_batcher&) = delete;
 
@@ -52,6 +61,8 @@ class push_batcher {
  private:
   struct pending;
   void start_batches();
+  bool may_start_another() const;
+  void watch_stall();
   boost::asio::awaitable<void> run_batch(std::vector<pending*> group);
 
   boost::asio::any_io_executor executor_;
@@ -63,6 +74,9 @@ class push_batcher {
   metrics::histogram& batch_rows_;
   metrics::histogram& insert_seconds_;
   metrics::family<metrics::counter>& batches_;
+  std::chrono::steady_clock::time_point last_started_;  // of the newest round trip
+  struct stall_watch;  // a timer that re-checks may_start_another() after stall_after
+  std::unique_ptr<stall_watch> stall_;
 };
 
 }  // namespace sluice::push

@@ -252,5 +252,38 @@ TEST_F(push_api, a_full_push_queue_answers_503_with_retry_after) {
   EXPECT_EQ(queued.get().status, 201);
 }
 
+TEST_F(push_api, a_round_trip_blocked_on_a_row_lock_does_not_hold_other_pushes_back) {
+  sluice_process s(env());
+  wait_ready(s);
+  // Another transaction holds the idempotency key "held": a push of it waits on the row lock.
+  pg_session holder(db_.url());
+  holder.query("BEGIN");
+  holder.query(
+      "INSERT INTO sluice_messages (id, queue, partition, transaction_id, payload, created_at) "
+      "VALUES ('01890000-0000-7000-8000-000000000001', 'q', 'Default', 'held', '1', now())");
+  auto blocked = std::async(std::launch::async, [&] {
+    return http_call(s.port(), "POST", "/api/v1/push",
+                     R"({"items":[{"queue":"q","transactionId":"held","payload":2}]})");
+  });
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(blocked.wait_for(0s), std::future_status::timeout) << "the push did not block";
+
+  // A push arriving meanwhile gets a round trip of its own instead of queueing behind it.
+  const auto started = std::chrono::steady_clock::now();
+  const auto other =
+      http_call(s.port(), "POST", "/api/v1/push", R"({"items":[{"queue":"q","payload":3}]})");
+  const auto waited = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(other.status, 201) << other.body;
+  EXPECT_EQ(other.json()["items"][0]["status"], "stored") << other.body;
+  EXPECT_LT(waited, 1s);
+  EXPECT_EQ(blocked.wait_for(0s), std::future_status::timeout);
+
+  holder.query("COMMIT");
+  const auto answer = blocked.get();
+  EXPECT_EQ(answer.status, 201) << answer.body;
+  EXPECT_EQ(answer.json()["items"][0]["status"], "duplicate") << answer.body;
+  EXPECT_EQ(answer.json()["items"][0]["id"], "01890000-0000-7000-8000-000000000001");
+}
+
 }  // namespace
 }  // namespace sluice::test
