@@ -280,7 +280,10 @@ const std::vector<setting_spec>& table() {
                   "How often the sweeper looks for unpublished rows (and the backlog is measured).",
                   &settings::relay_sweep_interval, 10, 3'600'000),
       duration_ms("RELAY_SWEEP_GRACE_MS",
-                  "Rows stored more recently than this are left to the in-memory path.",
+                  "Rows stored more recently than this are left to the in-memory path. It bounds "
+                  "how long rows left behind by a crash wait for the sweeper; shorter means more "
+                  "rows re-read and re-marked by the sweeper when RabbitMQ is slower than the "
+                  "pushes (5 s cost 25-30 % of end-to-end throughput in BENCHMARKS.md).",
                   &settings::relay_sweep_grace, 0, 3'600'000),
       count("RELAY_SWEEP_BATCH", "Rows the sweeper claims per PostgreSQL round trip.",
             &settings::relay_sweep_batch, 1, 100'000),

@@ -53,10 +53,10 @@ struct settings {
   std::chrono::seconds rabbitmq_heartbeat{30};
   std::size_t rabbitmq_confirm_window = 1'000;
   queue_type rabbitmq_queue_type = queue_type::quorum;
-  std::size_t relay_queue_max = 100'000;
+  std::size_t relay_queue_max = 200'000;
   std::uint64_t relay_queue_max_bytes = 256ULL * 1024 * 1024;
   std::chrono::milliseconds relay_sweep_interval{1'000};
-  std::chrono::milliseconds relay_sweep_grace{5'000};
+  std::chrono::milliseconds relay_sweep_grace{30'000};
   std::size_t relay_sweep_batch = 1'000;
   std::chrono::milliseconds relay_claim_lease{30'000};
 

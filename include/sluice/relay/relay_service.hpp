@@ -32,7 +32,7 @@ struct relay_options {
 
   amqp::client_options client;  // RABBITMQ_URL, _HEARTBEAT_SEC, _CONFIRM_WINDOW
   amqp::queue_type queue_type = amqp::queue_type::quorum;  // RABBITMQ_QUEUE_TYPE
-  std::size_t queue_max = 100'000;                         // RELAY_QUEUE_MAX
+  std::size_t queue_max = 200'000;                         // RELAY_QUEUE_MAX
   std::size_t queue_max_bytes = 256ULL << 20;              // RELAY_QUEUE_MAX_BYTES
   std::chrono::milliseconds sweep_interval{1000};          // RELAY_SWEEP_INTERVAL_MS
   claim_options claim;  // RELAY_SWEEP_BATCH, RELAY_SWEEP_GRACE_MS, RELAY_CLAIM_LEASE_MS

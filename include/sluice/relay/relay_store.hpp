@@ -21,7 +21,7 @@ struct claim_options {
   std::size_t batch = 1000;
   // Rows stored more recently than this belong to the in-memory path of the instance that
   // stored them.
-  std::chrono::milliseconds grace{5000};
+  std::chrono::milliseconds grace{30000};
   // How long other instances' sweepers keep off the claimed rows.
   std::chrono::milliseconds lease{30000};
 };

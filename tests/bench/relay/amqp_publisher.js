@@ -1,5 +1,6 @@
 // The broker's own limit for the relay benchmark: node's amqplib publishing persistent
-// messages with publisher confirms into a durable queue, at most WINDOW unconfirmed at once.
+// messages shaped like sluice's (properties and headers) with publisher confirms into a durable
+// queue, at most WINDOW unconfirmed at once.
 // Prints one JSON line: {"messages":N,"seconds":S,"rate":R,"p99ConfirmMs":...}.
 //
 // usage: node amqp_publisher.js AMQP_URL QUEUE COUNT WINDOW BODY_BYTES QUEUE_TYPE
@@ -27,8 +28,13 @@ async function main() {
       while (sent - settled < windowSize && sent < count) {
         const at = performance.now();
         sent += 1;
-        ch.publish('', queue, body, {persistent: true, contentType: 'application/json',
-                                     messageId: String(sent)}, (err) => {
+        // The same shape as sluice's messages (README, message format): a uuid-sized
+        // message_id, a timestamp, the queue and partition headers, mandatory routing.
+        const id = '01900000-0000-7000-8000-' + String(sent).padStart(12, '0');
+        ch.publish('', queue, body, {persistent: true, mandatory: true,
+                                     contentType: 'application/json', messageId: id,
+                                     timestamp: Math.floor(Date.now() / 1000),
+                                     headers: {queue: queue, partition: 'Default'}}, (err) => {
           settled += 1;
           if (err) failed += 1;
           latencies.push(performance.now() - at);
