@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "sluice/amqp/url.hpp"
 #include "sluice/app/command_line.hpp"
 #include "sluice/app/daemon.hpp"
 #include "sluice/buffer/buffer_command.hpp"
@@ -63,6 +64,14 @@ int main(int argc, char** argv) {
     settings = sluice::config::load_settings(env);
   } catch (const sluice::config::config_error& e) {
     std::cerr << "sluice: " << e.what() << "\n";
+    return 2;
+  }
+  // The config module checks only the scheme (it does not depend on the amqp module); the full
+  // parse runs here, so --check-config catches a bad port or vhost too. Its messages never
+  // quote the password.
+  if (std::string error;
+      !settings.rabbitmq_url.empty() && !sluice::amqp::url::parse(settings.rabbitmq_url, &error)) {
+    std::cerr << "sluice: invalid RABBITMQ_URL: " << error << "\n";
     return 2;
   }
   if (cmd.what == command_line::action::check_config) {

@@ -289,6 +289,13 @@ TEST_F(relay_e2e, readiness_and_metrics_report_the_broker) {
   const auto refused =
       sluice::test::run_sluice({"--check-config"}, {{"RABBITMQ_URL", "amqps://rabbit:5671/"}});
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  // The whole URL is parsed, not just its scheme; the message names the variable and the part.
+  const auto bad_port = sluice::test::run_sluice(
+      {"--check-config"}, {{"RABBITMQ_URL", "amqp://user:s3cret@rabbit:99999/vh"}});
+  EXPECT_EQ(bad_port.exit_code, 2) << bad_port.output;
+  EXPECT_NE(bad_port.output.find("RABBITMQ_URL"), std::string::npos) << bad_port.output;
+  EXPECT_NE(bad_port.output.find("port"), std::string::npos) << bad_port.output;
+  EXPECT_EQ(bad_port.output.find("s3cret"), std::string::npos) << bad_port.output;
 }
 
 TEST_F(relay_e2e, without_rabbitmq_url_messages_are_stored_and_not_published) {
