@@ -240,7 +240,9 @@ struct server::impl : std::enable_shared_from_this<impl> {
       const unsigned version = header.version();
       const char* method = method_label(header.method());
       // curl and others wait for "100 Continue" before sending a large body.
-      if (auto expect = header[bhttp::field::expect]; beast::iequals(expect, "100-continue")) {
+      // Not to HTTP/1.0 clients: they must not be sent a 1xx (RFC 9110, 15.2).
+      if (auto expect = header[bhttp::field::expect];
+          version >= 11 && beast::iequals(expect, "100-continue")) {
         static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
         co_await asio::async_write(conn.stream, asio::buffer(continue_line), use_tuple);
       }

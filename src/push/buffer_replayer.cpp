@@ -1,6 +1,7 @@
 #include "sluice/push/buffer_replayer.hpp"
 
 #include <algorithm>
+#include <system_error>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -169,62 +170,84 @@ asio::awaitable<bool> buffer_replayer::replay_window() {
   std::deque<inflight_batch> window;  // log order; deque: pushes keep references valid
   async_event finished;               // an insert of the window completed
   bool at_end = false;
+  bool read_failed = false;  // stop reading; what is in the window is still applied
   bool progressed = false;
-  bool failed = false;
-  for (;;) {
-    while (!failed && !at_end && !stopping_ && batches_left > 0 && window.size() < depth) {
-      auto [read_ec, records] = co_await log_.read_batch(batch, use_tuple);
-      if (read_ec) {
-        spdlog::error("replay[{}]: reading the buffer failed: {}", options_.name,
-                      read_ec.message());
-        failed = true;
+  bool failed = false;  // an insert failed: the log was rewound, later results are dropped
+  std::exception_ptr error;
+  try {
+    for (;;) {
+      while (!failed && !read_failed && !at_end && !stopping_ && batches_left > 0 &&
+             window.size() < depth) {
+        auto [read_ec, records] = co_await log_.read_batch(batch, use_tuple);
+        if (read_ec) {
+          spdlog::error("replay[{}]: reading the buffer failed: {}", options_.name,
+                        read_ec.message());
+          read_failed = true;
+          break;
+        }
+        if (records.empty()) {
+          at_end = true;
+          break;
+        }
+        --batches_left;
+        inflight_batch& next = window.emplace_back();
+        next.records = std::move(records);
+        next.msgs.reserve(next.records.size());
+        for (auto& r : next.records)
+          next.msgs.push_back(std::move(r.msg));
+        auto on_done = [&next, &finished](std::exception_ptr e) {
+          if (e) {  // never acknowledge what an insert that threw may not have stored
+            next.res.ec = std::make_error_code(std::errc::io_error);
+            next.res.message = "replay insert failed with an exception";
+          }
+          next.done = true;
+          finished.notify_all();
+        };
+        asio::co_spawn(executor_, insert(next), on_done);
+      }
+      if (window.empty())
         break;
+      while (!window.front().done)
+        co_await finished.wait_until(clock::now() + std::chrono::seconds(1));
+      inflight_batch& b = window.front();
+      if (!failed) {
+        const auto failure = b.res.failure();
+        if (failure == store::failure_kind::none) {
+          committed(b);
+          progressed = true;
+        } else if (failure == store::failure_kind::rejected && b.res.rejected_index &&
+                   *b.res.rejected_index < b.msgs.size()) {
+          failed = true;  // the later batches are read again after the bad record
+          progressed = co_await quarantine_rejected(b) || progressed;
+        } else {
+          failed = true;
+          log_.rewind();
+          failures_.inc();
+          if (failure == store::failure_kind::unavailable)
+            gate_.report(false);
+          spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
+                       log_.stats().pending_records,
+                       b.res.message.empty() ? b.res.ec.message() : b.res.message);
+        }
       }
-      if (records.empty()) {
-        at_end = true;
-        break;
-      }
-      --batches_left;
-      inflight_batch& b = window.emplace_back();
-      b.records = std::move(records);
-      b.msgs.reserve(b.records.size());
-      for (auto& r : b.records)
-        b.msgs.push_back(std::move(r.msg));
-      auto on_done = [&b, &finished](std::exception_ptr) {
-        b.done = true;
-        finished.notify_all();
-      };
-      asio::co_spawn(executor_, insert(b), on_done);
+      // After a failure the rest of the window only has to finish: its memory is in use.
+      window.pop_front();
     }
-    if (window.empty())
-      break;
-    while (!window.front().done)
-      co_await finished.wait_until(clock::now() + std::chrono::seconds(1));
-    inflight_batch& b = window.front();
-    if (!failed) {
-      const auto failure = b.res.failure();
-      if (failure == store::failure_kind::none) {
-        committed(b);
-        progressed = true;
-      } else if (failure == store::failure_kind::rejected && b.res.rejected_index &&
-                 *b.res.rejected_index < b.msgs.size()) {
-        failed = true;  // the later batches are read again after the bad record
-        progressed = co_await quarantine_rejected(b) || progressed;
-      } else {
-        failed = true;
-        log_.rewind();
-        failures_.inc();
-        if (failure == store::failure_kind::unavailable)
-          gate_.report(false);
-        spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
-                     log_.stats().pending_records,
-                     b.res.message.empty() ? b.res.ec.message() : b.res.message);
-      }
-    }
-    // After a failure the rest of the window only has to finish: its memory is in use.
-    window.pop_front();
+  } catch (...) {
+    error = std::current_exception();
   }
-  co_return progressed || !failed;
+  if (error) {
+    // Inserts still running write into the window: it must outlive them.
+    while (std::any_of(window.begin(), window.end(), [](const auto& w) { return !w.done; }))
+      co_await finished.wait_until(clock::now() + std::chrono::seconds(1));
+    log_.rewind();
+    std::rethrow_exception(error);
+  }
+  if (read_failed && !failed) {
+    // The read position is past records that were never sent: read them again next time.
+    log_.rewind();
+  }
+  co_return progressed || !(failed || read_failed);
 }
 
 asio::awaitable<void> buffer_replayer::insert(inflight_batch& b) {

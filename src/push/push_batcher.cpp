@@ -99,9 +99,10 @@ void push_batcher::watch_stall() {
   stall_->armed = true;
   stall_->timer.expires_at(last_started_ + options_.stall_after);
   stall_->timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec == asio::error::operation_aborted)
+      return;  // the batcher may be gone
     stall_->armed = false;
-    if (!ec)
-      start_batches();
+    start_batches();
   });
 }
 

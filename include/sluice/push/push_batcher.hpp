@@ -23,7 +23,8 @@ struct batcher_options {
   std::size_t max_queued_items = 50'000;  // beyond this, submit() answers overloaded at once
   std::chrono::milliseconds deadline{5000};
   // A round trip starts alongside a running one only when this many rows wait, or when the
-  // running ones have all been out for `stall_after`: a commit costs PostgreSQL far more CPU
+  // newest round trip started `stall_after` ago (it may have finished since; that only delays
+  // the extra start by up to stall_after): a commit costs PostgreSQL far more CPU
   // than a row, so small transactions in parallel lose to one larger one that follows
   // (BENCHMARKS.md), while large batches gain from a second backend.
   std::size_t parallel_min_rows = 200;

@@ -84,6 +84,12 @@ TEST_F(http_server, expect_100_continue_is_honoured) {
       "100-continue\r\nConnection: close\r\n\r\n";
   const std::string reply = send_raw(sluice.port(), head, 1s);
   EXPECT_EQ(reply.rfind("HTTP/1.1 100 Continue", 0), 0u) << reply;
+  // An HTTP/1.0 client must not get a 1xx: the final answer comes once the body is there.
+  const std::string old_client =
+      "POST /health HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi";
+  const std::string answer = send_raw(sluice.port(), old_client, 2s);
+  EXPECT_EQ(answer.find(" 100 "), std::string::npos) << answer;
+  EXPECT_EQ(answer.rfind("HTTP/1.0 ", 0), 0u) << answer;
 }
 
 TEST_F(http_server, headers_over_the_limit_get_431) {
