@@ -11,37 +11,38 @@ namespace asio = boost::asio;
 
 namespace {
 
-// The inner SELECT walks the partial index sluice_messages_unpublished in id order and stops
-// after $3 rows that pass the filters; ARRAY(...) makes PostgreSQL run it once, first, and then
-// update the chosen rows through the primary key (an IN (subquery) may be planned as a join).
+// The inner SELECT walks the outbox's primary key in id order and stops after $3 rows that pass
+// the filters; ARRAY(...) makes PostgreSQL run it once, first, then update the chosen outbox
+// rows through the key; the messages are read by id.
 constexpr std::string_view claim_sql = R"sql(
-UPDATE sluice_messages m
-   SET relay_claimed_until = now() + $2::int8 * interval '1 millisecond'
- WHERE m.id = ANY(ARRAY(
-         SELECT u.id FROM sluice_messages u
-          WHERE u.published_at IS NULL
-            AND u.stored_at < now() - $1::int8 * interval '1 millisecond'
-            AND (u.relay_claimed_until IS NULL OR u.relay_claimed_until < now())
-          ORDER BY u.id
-          LIMIT $3::int8
-          FOR UPDATE SKIP LOCKED))
-RETURNING m.id, m.queue, m.partition, m.namespace, m.task, m.trace_id, m.transaction_id,
-          m.payload, (extract(epoch FROM m.created_at) * 1000)::int8)sql";
+WITH claimed AS (
+  UPDATE sluice_relay_outbox o
+     SET claimed_until = now() + $2::int8 * interval '1 millisecond'
+   WHERE o.id = ANY(ARRAY(
+           SELECT u.id FROM sluice_relay_outbox u
+            WHERE u.stored_at < now() - $1::int8 * interval '1 millisecond'
+              AND (u.claimed_until IS NULL OR u.claimed_until < now())
+            ORDER BY u.id
+            LIMIT $3::int8
+            FOR UPDATE SKIP LOCKED))
+  RETURNING o.id)
+SELECT m.id, m.queue, m.partition, m.namespace, m.task, m.trace_id, m.transaction_id,
+       m.payload, (extract(epoch FROM m.created_at) * 1000)::int8
+  FROM claimed JOIN sluice_messages m ON m.id = claimed.id)sql";
 
 constexpr std::string_view release_sql = R"sql(
-UPDATE sluice_messages SET relay_claimed_until = NULL
- WHERE id = ANY($1::uuid[]) AND published_at IS NULL)sql";
+UPDATE sluice_relay_outbox SET claimed_until = NULL WHERE id = ANY($1::uuid[]))sql";
 
-// `published_at IS NULL` keeps the time of the first publish when a row went out twice.
+// Deleting twice (a row that went out twice) deletes nothing the second time.
 constexpr std::string_view mark_sql = R"sql(
-UPDATE sluice_messages SET published_at = now()
- WHERE id = ANY($1::uuid[]) AND published_at IS NULL)sql";
+DELETE FROM sluice_relay_outbox WHERE id = ANY($1::uuid[]))sql";
 
-// The count reads the small partial index; the oldest row is the first entry of that index.
+// The count reads the small outbox; the oldest row is its first entry in id order.
 constexpr std::string_view backlog_sql = R"sql(
-SELECT (SELECT count(*) FROM sluice_messages WHERE published_at IS NULL),
-       (SELECT extract(epoch FROM now() - created_at)::float8 FROM sluice_messages
-         WHERE published_at IS NULL ORDER BY id LIMIT 1))sql";
+SELECT (SELECT count(*) FROM sluice_relay_outbox),
+       (SELECT extract(epoch FROM now() - m.created_at)::float8
+          FROM sluice_relay_outbox o JOIN sluice_messages m ON m.id = o.id
+         ORDER BY o.id LIMIT 1))sql";
 
 std::optional<std::string> opt(const std::optional<std::string>& v) {
   return v;

@@ -14,21 +14,28 @@ namespace asio = boost::asio;
 namespace {
 
 // Conflicts on the primary key (a replayed id) and on the (queue, transaction_id) index alike
-// are skipped; RETURNING then lists only the rows actually inserted.
+// are skipped; RETURNING then lists only the rows actually inserted. Each inserted row also
+// gets its relay outbox row (unpublished until RabbitMQ confirms it), in the same statement.
 constexpr std::string_view insert_unnest_sql = R"sql(
-INSERT INTO sluice_messages
-  (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::json[], $9::timestamptz[])
-ON CONFLICT DO NOTHING
-RETURNING id)sql";
+WITH stored AS (
+  INSERT INTO sluice_messages
+    (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at)
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::json[], $9::timestamptz[])
+  ON CONFLICT DO NOTHING
+  RETURNING id),
+outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
+SELECT id FROM stored)sql";
 
 constexpr std::string_view insert_row_sql = R"sql(
-INSERT INTO sluice_messages
-  (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT DO NOTHING
-RETURNING id)sql";
+WITH stored AS (
+  INSERT INTO sluice_messages
+    (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  ON CONFLICT DO NOTHING
+  RETURNING id),
+outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
+SELECT id FROM stored)sql";
 
 // Runs after the insert committed, so it sees rows committed by concurrent inserts that won
 // the conflict. A replayed id wins over a transactionId match.

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
 SELECT version FROM sluice_schema_migrations ORDER BY version;
 )sql";
 
-constexpr std::array<migration, 2> all_migrations{{
+constexpr std::array<migration, 3> all_migrations{{
     {1, "messages", R"sql(
 CREATE TABLE sluice_messages (
   id uuid PRIMARY KEY,               -- uuidv7 minted by sluice at acceptance: time-ordered
@@ -58,6 +58,22 @@ CREATE TABLE sluice_queues (
   mode text NOT NULL CHECK (mode IN ('queue', 'broadcast')),
   updated_at timestamptz NOT NULL DEFAULT now()
 );
+)sql"},
+    {3, "relay_outbox", R"sql(
+-- Publish bookkeeping moves out of the messages table: a row here means "not yet confirmed by
+-- RabbitMQ". The push path inserts it in the statement that stores the message; a confirm
+-- deletes it. Marking used to be an UPDATE of the wide message row that could never be HOT
+-- (the partial index named published_at), writing every message twice; a narrow insert plus
+-- a delete cost PostgreSQL a fraction of that (BENCHMARKS.md, Relay).
+CREATE TABLE sluice_relay_outbox (
+  id uuid PRIMARY KEY,               -- sluice_messages.id
+  stored_at timestamptz NOT NULL DEFAULT now(),
+  claimed_until timestamptz          -- a sweeper's claim; other instances skip the row until then
+);
+INSERT INTO sluice_relay_outbox (id, stored_at, claimed_until)
+  SELECT id, stored_at, relay_claimed_until FROM sluice_messages WHERE published_at IS NULL;
+DROP INDEX sluice_messages_unpublished;
+ALTER TABLE sluice_messages DROP COLUMN published_at, DROP COLUMN relay_claimed_until;
 )sql"},
 }};
 

@@ -31,8 +31,8 @@ struct marker_options {
   std::chrono::milliseconds statement_timeout{5000};
 };
 
-// Collects the ids the broker confirmed and sets published_at on their rows in batches: one
-// UPDATE per interval or per batch, never one per message. One statement at a time, so
+// Collects the ids the broker confirmed and deletes their outbox rows in batches: one
+// DELETE per interval or per batch, never one per message. One statement at a time, so
 // batches grow by themselves when PostgreSQL is the slower side.
 class publish_marker {
  public:

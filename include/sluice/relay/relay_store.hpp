@@ -35,7 +35,7 @@ struct claim_result {
 struct backlog_result {
   std::error_code ec;
   std::string error_text;
-  std::uint64_t rows = 0;  // rows with published_at NULL
+  std::uint64_t rows = 0;  // rows in the outbox (stored, not yet confirmed by RabbitMQ)
   // Age of the oldest of them (by acceptance time); nullopt when there are none.
   std::optional<double> oldest_age_seconds;
 };
@@ -43,10 +43,11 @@ struct backlog_result {
 struct mark_result {
   std::error_code ec;
   std::string error_text;
-  std::uint64_t marked = 0;  // rows that were unpublished until now
+  std::uint64_t marked = 0;  // outbox rows deleted now (not by an earlier mark)
 };
 
-// The relay's statements on sluice_messages (migrations 1 and 2). Each is one round trip.
+// The relay's statements on sluice_relay_outbox and sluice_messages (migrations 1 to 3). Each
+// is one round trip.
 class relay_store {
  public:
   explicit relay_store(store::pg_pool& pool);
@@ -63,7 +64,7 @@ class relay_store {
   boost::asio::awaitable<std::error_code> release(std::span<const uuid> ids,
                                                   store::clock::time_point deadline);
 
-  // Sets published_at on the rows among `ids` that do not have it yet.
+  // Records `ids` as published: deletes their outbox rows (those still there).
   boost::asio::awaitable<mark_result> mark_published(std::span<const uuid> ids,
                                                      store::clock::time_point deadline);
 

@@ -56,7 +56,7 @@ class relay_chaos : public ::testing::Test {
 
   std::string unpublished() {
     pg_session pg(db_.url());
-    return pg.scalar("SELECT count(*) FROM sluice_messages WHERE published_at IS NULL");
+    return pg.scalar("SELECT count(*) FROM sluice_relay_outbox");
   }
 
   std::vector<std::string> stored_ids() {

@@ -43,7 +43,7 @@ class message_store_test : public ::testing::TestWithParam<insert_strategy> {
   }
 
   message_store_test() : db_(shared()) {
-    db_.query("TRUNCATE sluice_messages");
+    db_.query("TRUNCATE sluice_messages, sluice_relay_outbox");
     pool_options o;
     o.connection.conninfo = db_.conninfo();
     pool_ = std::make_unique<pg_pool>(io_.get_executor(), o);
@@ -94,7 +94,8 @@ TEST_P(message_store_test, stores_new_rows_exactly_as_given) {
 
   const test::rows rows = db_.query(
       "SELECT id, queue, partition, namespace, task, trace_id, transaction_id, payload::text, "
-      "(extract(epoch FROM created_at) * 1000)::bigint, published_at FROM sluice_messages "
+      "(extract(epoch FROM created_at) * 1000)::bigint, "
+      "(SELECT count(*) FROM sluice_relay_outbox o WHERE o.id = m.id) FROM sluice_messages m "
       "ORDER BY id");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0][0], full.id.to_string());
@@ -106,7 +107,8 @@ TEST_P(message_store_test, stores_new_rows_exactly_as_given) {
   EXPECT_EQ(rows[0][6], "txn-1");
   EXPECT_EQ(rows[0][7], full.payload) << "json keeps the client's bytes";
   EXPECT_EQ(rows[0][8], "1700000000123");
-  EXPECT_EQ(rows[0][9], std::nullopt);
+  EXPECT_EQ(rows[0][9], "1") << "stored rows wait in the relay outbox";
+  EXPECT_EQ(rows[1][9], "1");
   EXPECT_EQ(rows[1][3], std::nullopt);
   EXPECT_EQ(rows[1][6], std::nullopt);
 }
@@ -124,6 +126,8 @@ TEST_P(message_store_test, same_transaction_id_in_a_later_batch_is_a_duplicate) 
   EXPECT_EQ(r.items[1].status, insert_status::stored) << "idempotency is per queue";
   EXPECT_EQ(r.items[2].status, insert_status::stored);
   EXPECT_EQ(count(), "3");
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM sluice_relay_outbox"), "3")
+      << "a duplicate adds no outbox row";
 }
 
 TEST_P(message_store_test, repeats_inside_one_batch_are_duplicates_of_the_first) {
