@@ -400,9 +400,35 @@ void relay_service::on_result(const uuid& id, const amqp::publish_result& r) {
 }
 
 void relay_service::on_state(amqp::client_state state) {
+  const bool up = state == amqp::client_state::connected || state == amqp::client_state::blocked;
+  if (was_up_ && !up && !in_flight_.empty()) {
+    asio::co_spawn(
+        executor_,
+        [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->hold_in_flight(); },
+        [](std::exception_ptr) {});
+  }
+  was_up_ = up;
   if (state == amqp::client_state::connected)
     sweep_kick_.notify_all();
   wake_.notify_all();
+}
+
+// The connection is gone with publishes unconfirmed: they are re-sent after the reconnect, so
+// keep other instances' sweepers off their rows until then (a lease, not forever: if this
+// instance dies meanwhile, the rows are swept once it runs out).
+asio::awaitable<void> relay_service::hold_in_flight() {
+  const std::vector<uuid> ids(in_flight_.begin(), in_flight_.end());
+  const auto ec =
+      co_await store_.hold(ids, options_.claim.lease, clock::now() + options_.statement_timeout);
+  if (ec) {
+    spdlog::warn(
+        "relay: cannot hold {} unconfirmed rows for the re-send error=\"{}\"; another "
+        "instance may publish them too",
+        ids.size(), ec.message());
+  } else {
+    spdlog::info("relay: connection lost with {} publishes unconfirmed; held for the re-send",
+                 ids.size());
+  }
 }
 
 void relay_service::collect() {

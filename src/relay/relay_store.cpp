@@ -33,6 +33,10 @@ SELECT m.id, m.queue, m.partition, m.namespace, m.task, m.trace_id, m.transactio
 constexpr std::string_view release_sql = R"sql(
 UPDATE sluice_relay_outbox SET claimed_until = NULL WHERE id = ANY($1::uuid[]))sql";
 
+constexpr std::string_view hold_sql = R"sql(
+UPDATE sluice_relay_outbox SET claimed_until = now() + $2::int8 * interval '1 millisecond'
+ WHERE id = ANY($1::uuid[]))sql";
+
 // Deleting twice (a row that went out twice) deletes nothing the second time.
 constexpr std::string_view mark_sql = R"sql(
 DELETE FROM sluice_relay_outbox WHERE id = ANY($1::uuid[]))sql";
@@ -127,6 +131,20 @@ asio::awaitable<std::error_code> relay_store::release(std::span<const uuid> ids,
     co_return ec;
   const store::pg_statement s = ids_statement(release_sql, "sluice_relay_release", ids);
   const store::pg_result r = co_await lease->execute(s, deadline);
+  co_return r.ec;
+}
+
+asio::awaitable<std::error_code> relay_store::hold(std::span<const uuid> ids,
+                                                   std::chrono::milliseconds lease,
+                                                   store::clock::time_point deadline) {
+  if (ids.empty())
+    co_return std::error_code{};
+  auto [ec, conn] = co_await pool_.acquire(deadline);
+  if (ec)
+    co_return ec;
+  store::pg_statement s = ids_statement(hold_sql, "sluice_relay_hold", ids);
+  s.params.add(static_cast<std::int64_t>(lease.count()));
+  const store::pg_result r = co_await conn->execute(s, deadline);
   co_return r.ec;
 }
 

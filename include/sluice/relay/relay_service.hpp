@@ -136,6 +136,7 @@ class relay_service final : public push::stored_sink,
   boost::asio::awaitable<bool> publish(message m, queue_mode mode);
   void on_result(const uuid& id, const amqp::publish_result& r);
   void on_state(amqp::client_state state);
+  boost::asio::awaitable<void> hold_in_flight();
   void collect();
 
   boost::asio::any_io_executor executor_;
@@ -150,6 +151,7 @@ class relay_service final : public push::stored_sink,
 
   // Published by this instance, not yet marked (or given up): its sweeper skips them.
   std::unordered_set<uuid, uuid_hash> in_flight_;
+  bool was_up_ = false;  // the client was connected (or blocked) at the last state change
   name_set declared_queues_;
   name_set declared_exchanges_;
   std::uint64_t declared_generation_ = 0;

@@ -64,6 +64,13 @@ class relay_store {
   boost::asio::awaitable<std::error_code> release(std::span<const uuid> ids,
                                                   store::clock::time_point deadline);
 
+  // Claims rows this instance already published but has no confirm for, when its connection
+  // is lost: it re-sends them after reconnecting, and without the claim another instance's
+  // sweeper could take them meanwhile (once older than the grace period) and publish them too.
+  boost::asio::awaitable<std::error_code> hold(std::span<const uuid> ids,
+                                               std::chrono::milliseconds lease,
+                                               store::clock::time_point deadline);
+
   // Records `ids` as published: deletes their outbox rows (those still there).
   boost::asio::awaitable<mark_result> mark_published(std::span<const uuid> ids,
                                                      store::clock::time_point deadline);
