@@ -401,12 +401,9 @@ void relay_service::on_result(const uuid& id, const amqp::publish_result& r) {
 
 void relay_service::on_state(amqp::client_state state) {
   const bool up = state == amqp::client_state::connected || state == amqp::client_state::blocked;
-  if (was_up_ && !up && !in_flight_.empty()) {
-    asio::co_spawn(
-        executor_,
-        [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->hold_in_flight(); },
-        [](std::exception_ptr) {});
-  }
+  // Not when stopping: nobody re-sends then, and other instances should sweep at once.
+  if (was_up_ && !up && !stopping_ && state != amqp::client_state::stopped && !in_flight_.empty())
+    spawn(&relay_service::hold_in_flight, "hold");
   was_up_ = up;
   if (state == amqp::client_state::connected)
     sweep_kick_.notify_all();

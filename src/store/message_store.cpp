@@ -24,7 +24,7 @@ WITH stored AS (
                        $7::text[], $8::json[], $9::timestamptz[])
   ON CONFLICT DO NOTHING
   RETURNING id),
-outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
+outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored ON CONFLICT DO NOTHING)
 SELECT id FROM stored)sql";
 
 constexpr std::string_view insert_row_sql = R"sql(
@@ -34,7 +34,7 @@ WITH stored AS (
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
   ON CONFLICT DO NOTHING
   RETURNING id),
-outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
+outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored ON CONFLICT DO NOTHING)
 SELECT id FROM stored)sql";
 
 // Runs after the insert committed, so it sees rows committed by concurrent inserts that won

@@ -61,10 +61,14 @@ CREATE TABLE sluice_queues (
 )sql"},
     {3, "relay_outbox", R"sql(
 -- Publish bookkeeping moves out of the messages table: a row here means "not yet confirmed by
--- RabbitMQ". The push path inserts it in the statement that stores the message; a confirm
--- deletes it. Marking used to be an UPDATE of the wide message row that could never be HOT
--- (the partial index named published_at), writing every message twice; a narrow insert plus
--- a delete cost PostgreSQL a fraction of that (BENCHMARKS.md, Relay).
+-- RabbitMQ". The push path adds it in the statement that stores the message; a confirm deletes
+-- it. Marking used to be an UPDATE of the wide message row that could never be HOT (the partial
+-- index named published_at), writing every message twice; a narrow insert plus a delete cost
+-- PostgreSQL a fraction of that (BENCHMARKS.md, Relay). (A statement trigger filling the
+-- outbox cost 10 % of push and replay throughput, so the insert statement does it.)
+-- No writer may slip in between the copy below and the end of this migration. Instances of a
+-- build before it must be stopped first: their rows would get no outbox row (README, upgrading).
+LOCK TABLE sluice_messages IN ACCESS EXCLUSIVE MODE;
 CREATE TABLE sluice_relay_outbox (
   id uuid PRIMARY KEY,               -- sluice_messages.id
   stored_at timestamptz NOT NULL DEFAULT now(),
