@@ -16,6 +16,8 @@ namespace {
 // Conflicts on the primary key (a replayed id) and on the (queue, transaction_id) index alike
 // are skipped; RETURNING then lists only the rows actually inserted. Each inserted row also
 // gets its relay outbox row (unpublished until RabbitMQ confirms it), in the same statement.
+// That insert has no ON CONFLICT (it cost 6 % at batch 100): an outbox row exists only for a
+// message row, and sluice never deletes messages.
 constexpr std::string_view insert_unnest_sql = R"sql(
 WITH stored AS (
   INSERT INTO sluice_messages
@@ -24,7 +26,7 @@ WITH stored AS (
                        $7::text[], $8::json[], $9::timestamptz[])
   ON CONFLICT DO NOTHING
   RETURNING id),
-outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored ON CONFLICT DO NOTHING)
+outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
 SELECT id FROM stored)sql";
 
 constexpr std::string_view insert_row_sql = R"sql(
@@ -34,7 +36,7 @@ WITH stored AS (
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
   ON CONFLICT DO NOTHING
   RETURNING id),
-outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored ON CONFLICT DO NOTHING)
+outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
 SELECT id FROM stored)sql";
 
 // Runs after the insert committed, so it sees rows committed by concurrent inserts that won
