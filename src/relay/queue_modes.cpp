@@ -21,11 +21,8 @@ queue_mode queue_modes::mode_of(std::string_view queue) const {
 }
 
 asio::awaitable<std::error_code> queue_modes::refresh(store::clock::time_point deadline) {
-  auto [ec, lease] = co_await pool_.acquire(deadline);
-  if (ec)
-    co_return ec;
   const store::pg_statement s{.sql = select_all_sql, .name = "sluice_queue_modes_all"};
-  const store::pg_result r = co_await lease->execute(s, deadline);
+  const store::pg_result r = co_await pool_.execute(s, deadline);
   if (r.ec)
     co_return r.ec;
   std::map<std::string, queue_mode, std::less<>> fresh;
@@ -43,12 +40,9 @@ asio::awaitable<std::error_code> queue_modes::refresh(store::clock::time_point d
 asio::awaitable<std::tuple<std::error_code, queue_setting>> queue_modes::get(
     std::string queue, store::clock::time_point deadline) {
   queue_setting out;
-  auto [ec, lease] = co_await pool_.acquire(deadline);
-  if (ec)
-    co_return std::tuple{ec, out};
   store::pg_statement s{.sql = select_one_sql, .name = "sluice_queue_mode_get"};
   s.params.add_text_bytes(queue);
-  const store::pg_result r = co_await lease->execute(s, deadline);
+  const store::pg_result r = co_await pool_.execute(s, deadline);
   if (r.ec)
     co_return std::tuple{r.ec, out};
   if (!r.rows.empty() && !r.rows[0].empty() && r.rows[0][0]) {
@@ -62,13 +56,10 @@ asio::awaitable<std::tuple<std::error_code, queue_setting>> queue_modes::get(
 
 asio::awaitable<std::error_code> queue_modes::set(std::string queue, queue_mode mode,
                                                   store::clock::time_point deadline) {
-  auto [ec, lease] = co_await pool_.acquire(deadline);
-  if (ec)
-    co_return ec;
   store::pg_statement s{.sql = upsert_sql, .name = "sluice_queue_mode_set"};
   s.params.add_text_bytes(queue);
   s.params.add_text_bytes(to_string(mode));
-  const store::pg_result r = co_await lease->execute(s, deadline);
+  const store::pg_result r = co_await pool_.execute(s, deadline);
   if (r.ec)
     co_return r.ec;
   cache_.insert_or_assign(std::move(queue), mode);

@@ -48,6 +48,11 @@ SELECT (SELECT count(*) FROM sluice_relay_outbox),
           FROM sluice_relay_outbox o JOIN sluice_messages m ON m.id = o.id
          ORDER BY o.id LIMIT 1))sql";
 
+// The server's or libpq's text when there is one, else what the error code says.
+std::string error_text(const store::pg_result& r) {
+  return r.message.empty() ? r.ec.message() : r.message;
+}
+
 std::optional<std::string> opt(const std::optional<std::string>& v) {
   return v;
 }
@@ -67,20 +72,14 @@ relay_store::relay_store(store::pg_pool& pool) : pool_(pool) {}
 asio::awaitable<claim_result> relay_store::claim(const claim_options& options,
                                                  store::clock::time_point deadline) {
   claim_result out;
-  auto [ec, lease] = co_await pool_.acquire(deadline);
-  if (ec) {
-    out.ec = ec;
-    out.error_text = ec.message();
-    co_return out;
-  }
   store::pg_statement s{.sql = claim_sql, .name = "sluice_relay_claim"};
   s.params.add(static_cast<std::int64_t>(options.grace.count()));
   s.params.add(static_cast<std::int64_t>(options.lease.count()));
   s.params.add(static_cast<std::int64_t>(options.batch));
-  store::pg_result r = co_await lease->execute(s, deadline);
+  store::pg_result r = co_await pool_.execute(s, deadline);
   if (r.ec) {
     out.ec = r.ec;
-    out.error_text = r.message.empty() ? r.ec.message() : r.message;
+    out.error_text = error_text(r);
     co_return out;
   }
   out.rows.reserve(r.rows.size());
@@ -126,12 +125,8 @@ asio::awaitable<std::error_code> relay_store::release(std::span<const uuid> ids,
                                                       store::clock::time_point deadline) {
   if (ids.empty())
     co_return std::error_code{};
-  auto [ec, lease] = co_await pool_.acquire(deadline);
-  if (ec)
-    co_return ec;
   const store::pg_statement s = ids_statement(release_sql, "sluice_relay_release", ids);
-  const store::pg_result r = co_await lease->execute(s, deadline);
-  co_return r.ec;
+  co_return (co_await pool_.execute(s, deadline)).ec;
 }
 
 asio::awaitable<std::error_code> relay_store::hold(std::span<const uuid> ids,
@@ -139,13 +134,9 @@ asio::awaitable<std::error_code> relay_store::hold(std::span<const uuid> ids,
                                                    store::clock::time_point deadline) {
   if (ids.empty())
     co_return std::error_code{};
-  auto [ec, conn] = co_await pool_.acquire(deadline);
-  if (ec)
-    co_return ec;
   store::pg_statement s = ids_statement(hold_sql, "sluice_relay_hold", ids);
   s.params.add(static_cast<std::int64_t>(lease.count()));
-  const store::pg_result r = co_await conn->execute(s, deadline);
-  co_return r.ec;
+  co_return (co_await pool_.execute(s, deadline)).ec;
 }
 
 asio::awaitable<mark_result> relay_store::mark_published(std::span<const uuid> ids,
@@ -153,17 +144,11 @@ asio::awaitable<mark_result> relay_store::mark_published(std::span<const uuid> i
   mark_result out;
   if (ids.empty())
     co_return out;
-  auto [ec, lease] = co_await pool_.acquire(deadline);
-  if (ec) {
-    out.ec = ec;
-    out.error_text = ec.message();
-    co_return out;
-  }
   const store::pg_statement s = ids_statement(mark_sql, "sluice_relay_mark", ids);
-  const store::pg_result r = co_await lease->execute(s, deadline);
+  const store::pg_result r = co_await pool_.execute(s, deadline);
   if (r.ec) {
     out.ec = r.ec;
-    out.error_text = r.message.empty() ? r.ec.message() : r.message;
+    out.error_text = error_text(r);
     co_return out;
   }
   out.marked = r.affected_rows;
@@ -172,17 +157,11 @@ asio::awaitable<mark_result> relay_store::mark_published(std::span<const uuid> i
 
 asio::awaitable<backlog_result> relay_store::backlog(store::clock::time_point deadline) {
   backlog_result out;
-  auto [ec, lease] = co_await pool_.acquire(deadline);
-  if (ec) {
-    out.ec = ec;
-    out.error_text = ec.message();
-    co_return out;
-  }
   const store::pg_statement s{.sql = backlog_sql, .name = "sluice_relay_backlog"};
-  const store::pg_result r = co_await lease->execute(s, deadline);
+  const store::pg_result r = co_await pool_.execute(s, deadline);
   if (r.ec) {
     out.ec = r.ec;
-    out.error_text = r.message.empty() ? r.ec.message() : r.message;
+    out.error_text = error_text(r);
     co_return out;
   }
   if (!r.rows.empty() && r.rows[0].size() == 2) {

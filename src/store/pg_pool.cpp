@@ -223,6 +223,17 @@ asio::awaitable<std::tuple<std::error_code, pg_lease>> pg_pool::acquire(
   co_return result(std::error_code(), pg_lease(s, std::move(conn)));
 }
 
+asio::awaitable<pg_result> pg_pool::execute(const pg_statement& statement,
+                                            clock::time_point deadline) {
+  auto [ec, lease] = co_await acquire(deadline);
+  if (ec) {
+    pg_result failed;
+    failed.ec = ec;
+    co_return failed;
+  }
+  co_return co_await lease->execute(statement, deadline);
+}
+
 asio::awaitable<std::error_code> pg_pool::ping(clock::time_point deadline) {
   const std::shared_ptr<detail::pool_state> s = state_;
   auto [ec, lease] = co_await acquire(deadline);

@@ -66,6 +66,11 @@ class pg_pool {
   // Errors: pool_exhausted (at once), connection_failed, timeout, shut_down.
   boost::asio::awaitable<std::tuple<std::error_code, pg_lease>> acquire(clock::time_point deadline);
 
+  // One statement on a pooled connection, returned to the pool afterwards. A failed acquire
+  // comes back as the result's ec (its message empty).
+  boost::asio::awaitable<pg_result> execute(const pg_statement& statement,
+                                            clock::time_point deadline);
+
   // One empty query round trip; updates healthy(). For readiness checks.
   boost::asio::awaitable<std::error_code> ping(clock::time_point deadline);
 

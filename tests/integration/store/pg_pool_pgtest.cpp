@@ -159,6 +159,21 @@ TEST_F(pg_pool_test, failed_connects_back_off_and_fail_fast) {
   }());
 }
 
+TEST_F(pg_pool_test, execute_runs_one_statement_and_returns_the_connection) {
+  pg_pool pool(io_.get_executor(), options(1));
+  test::run(io_, [&]() -> asio::awaitable<void> {
+    const pg_statement select{.sql = "SELECT 40 + 2"};
+    const pg_result r = co_await pool.execute(select, in(5s));
+    EXPECT_FALSE(r.ec) << r.message;
+    CO_ASSERT_EQ(r.rows.size(), 1u);
+    EXPECT_EQ(r.rows[0][0], "42");
+    EXPECT_EQ(pool.stats().idle, 1u) << "the connection is back in the pool";
+    pool.shutdown();
+    const pg_result refused = co_await pool.execute(select, in(5s));
+    EXPECT_EQ(refused.ec, errc::shut_down) << "a failed acquire is the result's error";
+  }());
+}
+
 TEST_F(pg_pool_test, shutdown_fails_waiters_and_later_acquires) {
   pg_pool pool(io_.get_executor(), options(1));
   test::run(io_, [&]() -> asio::awaitable<void> {
