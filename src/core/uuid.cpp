@@ -1,6 +1,7 @@
 #include "sluice/core/uuid.hpp"
 
 #include <chrono>
+#include <cstring>
 #include <random>
 
 #include "sluice/core/percent_decode.hpp"
@@ -52,6 +53,14 @@ std::optional<uuid> uuid::parse(std::string_view text) {
     i += 2;
   }
   return out;
+}
+
+std::size_t uuid_hash::operator()(const uuid& id) const noexcept {
+  // uuidv7: the first half is mostly the timestamp, the second half random.
+  std::uint64_t hi = 0, lo = 0;
+  std::memcpy(&hi, id.bytes.data(), 8);
+  std::memcpy(&lo, id.bytes.data() + 8, 8);
+  return static_cast<std::size_t>(lo ^ (hi * 0x9e3779b97f4a7c15ULL));
 }
 
 std::int64_t uuid::unix_ms() const {

@@ -1,7 +1,6 @@
 #include "sluice/relay/relay_service.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "sluice/relay/message_format.hpp"
 
@@ -21,14 +20,6 @@ double seconds(std::chrono::steady_clock::duration d) {
 }
 
 }  // namespace
-
-std::size_t relay_service::uuid_hash::operator()(const uuid& id) const noexcept {
-  // uuidv7: the first half is mostly the timestamp, the second half random.
-  std::uint64_t hi = 0, lo = 0;
-  std::memcpy(&hi, id.bytes.data(), 8);
-  std::memcpy(&lo, id.bytes.data() + 8, 8);
-  return static_cast<std::size_t>(lo ^ (hi * 0x9e3779b97f4a7c15ULL));
-}
 
 bool relay_service::log_limiter::allow(clock::time_point now, std::chrono::seconds period) {
   if (now < next) {

@@ -1,6 +1,5 @@
 #include "sluice/store/message_store.hpp"
 
-#include <cstring>
 #include <string_view>
 #include <unordered_map>
 
@@ -52,15 +51,6 @@ FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS k(id, queue, 
 constexpr std::string_view insert_unnest_name = "sluice_insert_messages";
 constexpr std::string_view insert_row_name = "sluice_insert_message";
 constexpr std::string_view find_existing_name = "sluice_find_messages";
-
-struct uuid_hash {
-  std::size_t operator()(const uuid& id) const noexcept {
-    std::uint64_t hi = 0, lo = 0;
-    std::memcpy(&hi, id.bytes.data(), 8);
-    std::memcpy(&lo, id.bytes.data() + 8, 8);
-    return static_cast<std::size_t>(hi ^ (lo * 0x9e3779b97f4a7c15ULL));
-  }
-};
 
 std::string txn_key(const message& m) {
   std::string key = m.queue;

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +20,11 @@ struct uuid {
   std::int64_t unix_ms() const;  // the timestamp of a v7 id
 
   friend auto operator<=>(const uuid&, const uuid&) = default;
+};
+
+// For unordered containers of ids.
+struct uuid_hash {
+  std::size_t operator()(const uuid& id) const noexcept;
 };
 
 // Mints uuidv7 ids that are strictly increasing within this generator, even for many ids in

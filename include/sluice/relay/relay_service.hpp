@@ -95,9 +95,6 @@ class relay_service final : public push::stored_sink,
       return std::hash<std::string_view>{}(s);
     }
   };
-  struct uuid_hash {
-    std::size_t operator()(const uuid& id) const noexcept;
-  };
   using name_set = std::unordered_set<std::string, string_hash, std::equal_to<>>;
   enum class declare_outcome { declared, retry, refused };
 
