@@ -45,12 +45,16 @@ std::optional<url> fail(std::string* error, std::string message) {
 }  // namespace
 
 std::string url::to_string() const {
-  std::string out = "amqp://" + user + "@";
-  out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  out += ":" + std::to_string(port) + "/";
-  if (vhost != "/") {
-    out += vhost;
-  }
+  // Appended piece by piece: g++ 12 at -O2 reports a false -Wrestrict for `":" + to_string(..)`.
+  std::string out = "amqp://";
+  out.append(user).append("@");
+  if (host.find(':') != std::string::npos)
+    out.append("[").append(host).append("]");
+  else
+    out.append(host);
+  out.append(":").append(std::to_string(port)).append("/");
+  if (vhost != "/")
+    out.append(vhost);
   return out;
 }
 

@@ -1,6 +1,7 @@
+#include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 
 #include "sluice/config/loader.hpp"
 
@@ -9,89 +10,222 @@ extern char** environ;
 namespace sluice::config {
 namespace {
 
+bool is_newline(char c) {
+  return c == '\n' || c == '\r';
+}
+bool is_blank(char c) {
+  return c == ' ' || c == '\t' || is_newline(c);
+}
+
 bool is_key_char(char c, bool first) {
   const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
   return first ? alpha : alpha || (c >= '0' && c <= '9');
 }
 
-std::string trim(const std::string& s) {
-  const auto begin = s.find_first_not_of(" \t\r");
-  if (begin == std::string::npos)
-    return {};
-  const auto end = s.find_last_not_of(" \t\r");
-  return s.substr(begin, end - begin + 1);
+// The characters a backslash escapes inside double quotes; before any other character the
+// backslash stays, as in a shell.
+bool double_quote_escapable(char c) {
+  return c == '"' || c == '\\' || c == '`' || c == '$';
 }
 
-// Unquotes a value: quoted parts may be mixed with bare words as in systemd ("a"'b' → ab).
-std::string unquote(const std::string& raw, const std::string& where) {
-  std::string out;
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    const char c = raw[i];
-    if (c == '\'') {
-      const auto close = raw.find('\'', i + 1);
-      if (close == std::string::npos)
-        throw config_error(where + ": unterminated single quote");
-      out.append(raw, i + 1, close - i - 1);
-      i = close;
-    } else if (c == '"') {
-      std::size_t j = i + 1;
-      for (; j < raw.size() && raw[j] != '"'; ++j) {
-        if (raw[j] == '\\' && j + 1 < raw.size()) {
-          const char e = raw[++j];
-          out.push_back(e == 'n' ? '\n' : e == 't' ? '\t' : e);
-        } else {
-          out.push_back(raw[j]);
+// A character-level reader with the states of systemd 252's env-file parser, so a file that
+// works as a unit's EnvironmentFile= means the same to `--config`. Where systemd silently skips
+// or guesses (a line without `=`, a key that is no variable name, a quote left open at the end
+// of the file) this reader stops with the file and line instead: a typo in a setting should not
+// start the daemon with a default.
+class env_file_reader {
+ public:
+  env_file_reader(const std::string& path, env_map& out) : path_(path), out_(out) {}
+
+  void read(const std::string& text) {
+    for (const char c : text) {
+      step(c);
+      if (c == '\n')
+        ++line_;
+    }
+    finish();
+  }
+
+ private:
+  enum class state {
+    before_key,
+    key,
+    before_value,
+    bare_value,
+    bare_escape,
+    single_quoted,
+    double_quoted,
+    double_escape,
+    comment,
+    comment_escape,
+  };
+
+  void step(char c) {
+    switch (state_) {
+      case state::before_key:
+        if (c == '#' || c == ';') {
+          state_ = state::comment;
+        } else if (!is_blank(c)) {
+          state_ = state::key;
+          key_line_ = line_;
+          key_.clear();
+          step(c);
         }
-      }
-      if (j >= raw.size())
-        throw config_error(where + ": unterminated double quote");
-      i = j;
-    } else if (c == '\\' && i + 1 < raw.size()) {
-      out.push_back(raw[++i]);
-    } else {
-      out.push_back(c);
+        break;
+      case state::key:
+        if (is_newline(c))
+          fail(key_line_, "expected KEY=VALUE");
+        if (c == '=') {
+          check_key();
+          value_.clear();
+          state_ = state::before_value;
+        } else {
+          key_.push_back(c);
+        }
+        break;
+      case state::before_value:
+        // Quotes open only here: at the start of the value or right after a closing quote.
+        if (is_newline(c))
+          store();
+        else if (c == '\'')
+          state_ = state::single_quoted;
+        else if (c == '"')
+          state_ = state::double_quoted;
+        else if (c == '\\')
+          state_ = state::bare_escape;
+        else if (!is_blank(c))
+          append_bare(c);
+        break;
+      case state::bare_value:
+        if (is_newline(c)) {
+          value_.resize(bare_end_);
+          store();
+        } else if (c == '\\') {
+          state_ = state::bare_escape;
+        } else {
+          append_bare(c);
+        }
+        break;
+      case state::bare_escape:
+        // An escaped character is kept even if blank; an escaped line break joins the lines.
+        state_ = state::bare_value;
+        if (!is_newline(c)) {
+          value_.push_back(c);
+          bare_end_ = value_.size();
+        }
+        break;
+      case state::single_quoted:
+        if (c == '\'')
+          state_ = state::before_value;
+        else
+          value_.push_back(c);
+        break;
+      case state::double_quoted:
+        if (c == '"')
+          state_ = state::before_value;
+        else if (c == '\\')
+          state_ = state::double_escape;
+        else
+          value_.push_back(c);
+        break;
+      case state::double_escape:
+        state_ = state::double_quoted;
+        if (double_quote_escapable(c)) {
+          value_.push_back(c);
+        } else if (c != '\n') {
+          value_.push_back('\\');
+          value_.push_back(c);
+        }
+        break;
+      case state::comment:
+        if (c == '\\')
+          state_ = state::comment_escape;
+        else if (is_newline(c))
+          state_ = state::before_key;
+        break;
+      case state::comment_escape:
+        // systemd 252 (Debian 12) continues a comment over an escaped line break; 254 and later
+        // read the next line as a setting. A comment ending in a backslash is best avoided.
+        state_ = state::comment;
+        break;
     }
   }
-  return out;
-}
+
+  void append_bare(char c) {
+    state_ = state::bare_value;
+    value_.push_back(c);
+    // Trailing blanks of a bare value are dropped; blanks inside it are kept.
+    if (!is_blank(c))
+      bare_end_ = value_.size();
+  }
+
+  void finish() {
+    switch (state_) {
+      case state::before_key:
+      case state::comment:
+      case state::comment_escape:
+        return;
+      case state::key:
+        fail(key_line_, "expected KEY=VALUE");
+      case state::single_quoted:
+      case state::double_quoted:
+      case state::double_escape:
+        fail(key_line_, std::string("unterminated ") +
+                            (state_ == state::single_quoted ? "single" : "double") + " quote");
+      case state::bare_value:
+        value_.resize(bare_end_);
+        store();
+        return;
+      case state::before_value:
+      case state::bare_escape:
+        store();
+        return;
+    }
+  }
+
+  void check_key() {
+    // Blanks between the key and `=` are not part of it.
+    key_.resize(key_.find_last_not_of(" \t") + 1);
+    bool valid = !key_.empty() && is_key_char(key_[0], true);
+    for (const char c : key_)
+      valid = valid && is_key_char(c, false);
+    if (!valid)
+      fail(key_line_, "invalid key '" + key_ + "'");
+  }
+
+  void store() {
+    out_[key_] = value_;
+    key_.clear();
+    value_.clear();
+    bare_end_ = 0;
+    state_ = state::before_key;
+  }
+
+  [[noreturn]] void fail(std::size_t line, const std::string& what) const {
+    throw config_error(path_ + ":" + std::to_string(line) + ": " + what);
+  }
+
+  const std::string& path_;
+  env_map& out_;
+  state state_ = state::before_key;
+  std::size_t line_ = 1;
+  std::size_t key_line_ = 1;
+  std::string key_;
+  std::string value_;
+  std::size_t bare_end_ = 0;  // length of the bare value without its trailing blanks
+};
 
 }  // namespace
 
 env_map read_env_file(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in)
     throw config_error("--config " + path + ": cannot open: " + std::strerror(errno));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad())
+    throw config_error("--config " + path + ": read failed: " + std::strerror(errno));
   env_map out;
-  std::string line;
-  std::size_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    const std::size_t first_line = line_no;
-    // A trailing backslash joins the next line, as systemd does.
-    while (!line.empty() && line.back() == '\\') {
-      line.pop_back();
-      std::string next;
-      if (!std::getline(in, next))
-        break;
-      ++line_no;
-      line += next;
-    }
-    const std::string text = trim(line);
-    if (text.empty() || text[0] == '#' || text[0] == ';')
-      continue;
-    const std::string where = path + ":" + std::to_string(first_line);
-    const auto eq = text.find('=');
-    if (eq == std::string::npos)
-      throw config_error(where + ": expected KEY=VALUE");
-    const std::string key = trim(text.substr(0, eq));
-    if (key.empty() || !is_key_char(key[0], true))
-      throw config_error(where + ": invalid key '" + key + "'");
-    for (char c : key) {
-      if (!is_key_char(c, false))
-        throw config_error(where + ": invalid key '" + key + "'");
-    }
-    out[key] = unquote(trim(text.substr(eq + 1)), where);
-  }
+  env_file_reader(path, out).read(text);
   return out;
 }
 

@@ -156,8 +156,8 @@ asio::awaitable<void> push_service::keep_schema() {
         co_await store::apply_migrations(pool_, clock::now() + std::chrono::seconds(30));
     if (!result.ec) {
       if (!result.applied.empty()) {
-        spdlog::info("store: schema migrated to version {} ({} applied)", result.schema_version,
-                     result.applied.size());
+        spdlog::info("store: schema migrated to version {} (applied migrations {} to {})",
+                     result.schema_version, result.applied.front(), result.applied.back());
       }
       gate_.set_schema_ready();
       // Decided here rather than on the replayer's next poll: once readiness reports the

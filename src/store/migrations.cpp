@@ -147,10 +147,6 @@ asio::awaitable<migration_result> apply_migrations(pg_connection& conn,
     spdlog::warn("store: schema is newer than this build schema_version={} known_version={}",
                  out.schema_version, known);
   }
-  if (!out.applied.empty()) {
-    spdlog::info("store: migrations applied from_version={} to_version={}", out.applied.front(),
-                 out.applied.back());
-  }
   co_return out;
 }
 

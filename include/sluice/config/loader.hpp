@@ -18,9 +18,10 @@ class config_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Reads KEY=VALUE lines the way systemd's EnvironmentFile does: `#`/`;` comment lines, optional
-// surrounding whitespace, single quotes literal, double quotes with backslash escapes, a trailing
-// backslash continues the line.
+// Reads a KEY=VALUE file exactly as systemd 252's EnvironmentFile= does (comments, blanks,
+// single quotes literal, double quotes unescaping only \" \\ \` \$, quoted values spanning lines,
+// backslash line continuation), but rejects with file:line what systemd would skip or guess: a
+// line without `=`, a key that is no variable name, a quote left open.
 env_map read_env_file(const std::string& path);
 
 // Builds settings from defaults overridden by `env`. Collects every problem before throwing, so

@@ -7,12 +7,6 @@
 namespace sluice::config {
 namespace {
 
-std::string write_file(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + "/" + name;
-  std::ofstream(path) << text;
-  return path;
-}
-
 TEST(config, defaults_apply_without_environment) {
   const settings s = load_settings({});
   EXPECT_EQ(s.http_addr.host, "0.0.0.0");
@@ -74,40 +68,6 @@ TEST(config, secrets_are_hidden_in_errors_and_descriptions) {
       EXPECT_EQ(info.value, "host=db password=**** user=app");
     }
   }
-}
-
-TEST(config, env_file_reads_like_systemd_environment_file) {
-  const std::string path = write_file("sluice_env_test.env",
-                                      "# comment\n"
-                                      "; also a comment\n"
-                                      "\n"
-                                      "  SLUICE_HTTP_ADDR = 127.0.0.1:9000  \n"
-                                      "DATABASE_URL=\"host=db password='x y'\"\n"
-                                      "LOG_LEVEL='warn'\n"
-                                      "FILE_BUFFER_DIR=/var/lib/a\\\n"
-                                      "/b\n"
-                                      "ESCAPED=\"a\\\"b\"\n");
-  const env_map env = read_env_file(path);
-  EXPECT_EQ(env.at("SLUICE_HTTP_ADDR"), "127.0.0.1:9000");
-  EXPECT_EQ(env.at("DATABASE_URL"), "host=db password='x y'");
-  EXPECT_EQ(env.at("LOG_LEVEL"), "warn");
-  EXPECT_EQ(env.at("FILE_BUFFER_DIR"), "/var/lib/a/b");
-  EXPECT_EQ(env.at("ESCAPED"), "a\"b");
-  EXPECT_EQ(env.size(), 5u);
-}
-
-TEST(config, env_file_errors_name_file_and_line) {
-  const std::string path = write_file("sluice_env_bad.env", "A=1\nNOT A SETTING\n");
-  try {
-    read_env_file(path);
-    FAIL() << "expected config_error";
-  } catch (const config_error& e) {
-    EXPECT_NE(std::string(e.what()).find("sluice_env_bad.env:2: expected KEY=VALUE"),
-              std::string::npos)
-        << e.what();
-  }
-  EXPECT_THROW(read_env_file(write_file("sluice_env_q.env", "A=\"open\n")), config_error);
-  EXPECT_THROW(read_env_file("/nonexistent/sluice.env"), config_error);
 }
 
 TEST(config, every_setting_is_documented_in_the_readme_and_the_example_file) {
