@@ -98,9 +98,11 @@ class env_file_reader {
         break;
       case state::bare_value:
         if (is_newline(c)) {
-          value_.resize(bare_end_);
+          drop_trailing_blanks();
           store();
         } else if (c == '\\') {
+          // Blanks before an escape are inside the value, not trailing.
+          trailing_blanks_at_ = std::string::npos;
           state_ = state::bare_escape;
         } else {
           append_bare(c);
@@ -109,10 +111,8 @@ class env_file_reader {
       case state::bare_escape:
         // An escaped character is kept even if blank; an escaped line break joins the lines.
         state_ = state::bare_value;
-        if (!is_newline(c)) {
+        if (!is_newline(c))
           value_.push_back(c);
-          bare_end_ = value_.size();
-        }
         break;
       case state::single_quoted:
         if (c == '\'')
@@ -153,10 +153,17 @@ class env_file_reader {
 
   void append_bare(char c) {
     state_ = state::bare_value;
-    value_.push_back(c);
     // Trailing blanks of a bare value are dropped; blanks inside it are kept.
     if (!is_blank(c))
-      bare_end_ = value_.size();
+      trailing_blanks_at_ = std::string::npos;
+    else if (trailing_blanks_at_ == std::string::npos)
+      trailing_blanks_at_ = value_.size();
+    value_.push_back(c);
+  }
+
+  void drop_trailing_blanks() {
+    if (trailing_blanks_at_ != std::string::npos)
+      value_.resize(trailing_blanks_at_);
   }
 
   void finish() {
@@ -173,7 +180,7 @@ class env_file_reader {
         fail(key_line_, std::string("unterminated ") +
                             (state_ == state::single_quoted ? "single" : "double") + " quote");
       case state::bare_value:
-        value_.resize(bare_end_);
+        drop_trailing_blanks();
         store();
         return;
       case state::before_value:
@@ -197,7 +204,7 @@ class env_file_reader {
     out_[key_] = value_;
     key_.clear();
     value_.clear();
-    bare_end_ = 0;
+    trailing_blanks_at_ = std::string::npos;
     state_ = state::before_key;
   }
 
@@ -212,7 +219,7 @@ class env_file_reader {
   std::size_t key_line_ = 1;
   std::string key_;
   std::string value_;
-  std::size_t bare_end_ = 0;  // length of the bare value without its trailing blanks
+  std::size_t trailing_blanks_at_ = std::string::npos;  // where the bare value's blanks begin
 };
 
 }  // namespace

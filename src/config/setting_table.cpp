@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "sluice/config/loader.hpp"
+#include "sluice/config/secrets.hpp"
 
 namespace sluice::config {
 namespace {
@@ -98,24 +99,6 @@ std::string format_size(std::uint64_t bytes) {
   return std::to_string(bytes);
 }
 
-// Hides the password of a URL (scheme://user:secret@host) or a conninfo (password=secret).
-std::string mask_secret_in_url(const std::string& url) {
-  const auto scheme = url.find("://");
-  if (scheme != std::string::npos) {
-    const auto at = url.find('@', scheme + 3);
-    const auto colon = url.find(':', scheme + 3);
-    if (at != std::string::npos && colon != std::string::npos && colon < at) {
-      return url.substr(0, colon + 1) + "****" + url.substr(at);
-    }
-    return url;
-  }
-  const auto pw = url.find("password=");
-  if (pw == std::string::npos)
-    return url;
-  const auto end = url.find(' ', pw);
-  return url.substr(0, pw + 9) + "****" + (end == std::string::npos ? "" : url.substr(end));
-}
-
 struct setting_spec {
   std::string name;
   std::string description;
@@ -178,8 +161,15 @@ const std::vector<setting_spec>& table() {
                   &settings::shutdown_grace, 0, 600'000),
       {"DATABASE_URL",
        "PostgreSQL URL or conninfo; empty = libpq defaults (PGHOST, PGUSER, ... work).",
-       [](settings& s, const std::string& v) { s.database_url = v; },
-       [](const settings& s) { return mask_secret_in_url(s.database_url); }, true},
+       [](settings& s, const std::string& v) {
+         // libpq's own parser, so a typo stops start-up instead of failing every connection.
+         if (const auto error = conninfo_error(v)) {
+           throw bad_value{"a postgresql:// URL or a key=value conninfo that libpq reads (" +
+                           *error + ")"};
+         }
+         s.database_url = v;
+       },
+       [](const settings& s) { return masked_conninfo(s.database_url); }, true},
       count("DB_POOL_MAX", "PostgreSQL connections in the pool.", &settings::db_pool_max, 1, 1000),
       duration_ms("DB_CONNECT_TIMEOUT_MS", "Deadline for one PostgreSQL connection attempt.",
                   &settings::db_connect_timeout, 100, 600'000),
@@ -247,7 +237,7 @@ const std::vector<setting_spec>& table() {
          }
          s.rabbitmq_url = v;
        },
-       [](const settings& s) { return mask_secret_in_url(s.rabbitmq_url); }, true},
+       [](const settings& s) { return masked_url(s.rabbitmq_url); }, true},
       {"RABBITMQ_HEARTBEAT_SEC",
        "AMQP heartbeat proposed to the broker (0 = off); a silent peer is dropped after two.",
        [](settings& s, const std::string& v) {

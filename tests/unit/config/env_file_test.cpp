@@ -97,6 +97,8 @@ TEST(env_file, reads_every_construct_as_systemd_does) {
       "A=\nB=   \nC=''\nA=again\n",
       // CRLF line endings
       "A=1\r\nB=\"two\"\r\n# c\r\nC=3\r\n",
+      // blanks before an escaped line break stay; an escaped backslash ends the line
+      "A=\"xy\"\\\n\nB=a \\\n\nC=foo\\\\\nD='a' 'b'\n",
       // a comment ending in a backslash swallows the next line in systemd 252
       "# note \\\nHIDDEN=1\nSHOWN=2\n",
       // a realistic settings file

@@ -1,0 +1,104 @@
+#include "sluice/config/secrets.hpp"
+
+#include <cstring>
+#include <memory>
+
+#include <libpq-fe.h>
+
+namespace sluice::config {
+namespace {
+
+struct parsed_conninfo {
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options{nullptr, &PQconninfoFree};
+  std::string error;
+};
+
+// libpq quotes the offending piece of the string in its messages (`missing "=" after "…"`,
+// `invalid percent-encoded token: "…"`), and that piece can be the password. The quoted parts
+// are left out; the message still says what is wrong. libpq also ends it with a newline.
+std::string without_quoted_tokens(const char* message) {
+  std::string out;
+  bool quoted = false;
+  for (const char* p = message; *p != '\0'; ++p) {
+    if (*p == '"') {
+      quoted = !quoted;
+      out.append(quoted ? "\"…" : "\"");
+    } else if (!quoted && *p != '\n') {
+      out.push_back(*p);
+    }
+  }
+  return out;
+}
+
+parsed_conninfo parse(const std::string& conninfo) {
+  parsed_conninfo out;
+  char* error = nullptr;
+  out.options.reset(PQconninfoParse(conninfo.c_str(), &error));
+  if (error != nullptr) {
+    out.error = without_quoted_tokens(error);
+    PQfreemem(error);
+  } else if (!out.options) {
+    out.error = "out of memory";
+  }
+  return out;
+}
+
+// Quoted as conninfo quotes: only when needed, with \ and ' escaped.
+std::string quote_value(const char* value) {
+  const bool plain = *value != '\0' && std::strpbrk(value, " \t\n\r\\'=") == nullptr;
+  if (plain)
+    return value;
+  std::string out = "'";
+  for (const char* p = value; *p != '\0'; ++p) {
+    if (*p == '\\' || *p == '\'')
+      out.push_back('\\');
+    out.push_back(*p);
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+std::optional<std::string> conninfo_error(const std::string& conninfo) {
+  auto parsed = parse(conninfo);
+  if (parsed.error.empty())
+    return std::nullopt;
+  return parsed.error;
+}
+
+std::string masked_conninfo(const std::string& conninfo) {
+  const auto parsed = parse(conninfo);
+  if (!parsed.error.empty())
+    return "(unreadable: " + parsed.error + ")";
+  std::string out;
+  for (const PQconninfoOption* o = parsed.options.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr)
+      continue;
+    if (!out.empty())
+      out.push_back(' ');
+    // dispchar "*" is libpq's mark for a value that must not be displayed.
+    const bool secret = o->dispchar != nullptr && std::strchr(o->dispchar, '*') != nullptr;
+    out.append(o->keyword).append("=").append(secret ? "****" : quote_value(o->val));
+  }
+  return out;
+}
+
+std::string masked_url(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos)
+    return url;
+  // The user part can only be in the authority, which ends at the path, query or fragment; an
+  // `@` in a vhost or path is not a user separator.
+  const auto authority = scheme_end + 3;
+  const auto authority_end = url.find_first_of("/?#", authority);
+  const auto at =
+      url.rfind('@', authority_end == std::string::npos ? std::string::npos : authority_end - 1);
+  if (at == std::string::npos || at < authority)
+    return url;
+  const auto colon = url.find(':', authority);
+  if (colon == std::string::npos || colon > at)
+    return url;
+  return url.substr(0, colon + 1) + "****" + url.substr(at);
+}
+
+}  // namespace sluice::config
