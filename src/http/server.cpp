@@ -132,7 +132,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
     std::string wire;
     serialize_response(overloaded_response(503, "too_many_connections",
                                            "connection limit reached; retry later", 1),
-                       11, false, "-", wire);
+                       11, false, ids.next().to_string(), wire);
     co_await asio::async_write(stream, asio::buffer(wire), use_tuple);
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);

@@ -82,27 +82,62 @@ http_result http_call(std::uint16_t port, const std::string& method, const std::
   return conn.request(method, target, body, headers);
 }
 
-std::string send_raw(std::uint16_t port, const std::string& bytes, std::chrono::milliseconds wait) {
+struct raw_connection::impl {
   asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  tcp::socket socket{io};
+};
+
+raw_connection::raw_connection(std::uint16_t port) : impl_(std::make_unique<impl>()) {
+  impl_->socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  impl_->socket.set_option(tcp::no_delay(true));
+}
+
+raw_connection::~raw_connection() = default;
+
+void raw_connection::send(const std::string& bytes) {
   boost::system::error_code ec;
-  asio::write(socket, asio::buffer(bytes), ec);
-  socket.non_blocking(true);
+  impl_->socket.non_blocking(false);
+  asio::write(impl_->socket, asio::buffer(bytes), ec);
+}
+
+std::string raw_connection::receive(std::chrono::milliseconds wait) {
   std::string out;
+  boost::system::error_code ec;
+  impl_->socket.non_blocking(true);
   const auto deadline = std::chrono::steady_clock::now() + wait;
   char chunk[4096];
-  while (std::chrono::steady_clock::now() < deadline) {
-    const auto n = socket.read_some(asio::buffer(chunk), ec);
+  while (!closed_ && std::chrono::steady_clock::now() < deadline) {
+    const auto n = impl_->socket.read_some(asio::buffer(chunk), ec);
     if (ec == asio::error::would_block) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
-    if (ec)
+    if (ec) {
+      closed_ = true;
       break;
+    }
     out.append(chunk, n);
   }
   return out;
+}
+
+bool raw_connection::closed_by_peer(std::chrono::milliseconds wait) {
+  receive(wait);
+  return closed_;
+}
+
+bool accepts_connections(std::uint16_t port) {
+  asio::io_context io;
+  tcp::socket socket(io);
+  boost::system::error_code ec;
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+  return !ec;
+}
+
+std::string send_raw(std::uint16_t port, const std::string& bytes, std::chrono::milliseconds wait) {
+  raw_connection conn(port);
+  conn.send(bytes);
+  return conn.receive(wait);
 }
 
 }  // namespace sluice::test

@@ -10,6 +10,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include "sluice_test/env.hpp"
 
 namespace sluice::test {
@@ -108,8 +110,28 @@ sluice_process::sluice_process(env_map env, std::vector<std::string> args,
 }
 
 sluice_process::~sluice_process() {
-  if (running())
-    kill9();
+  std::string problem;
+  if (running()) {
+    ::kill(pid_, SIGTERM);
+    // SHUTDOWN_GRACE_MS is 10 s by default; a clean stop takes milliseconds.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (running() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (running()) {
+      kill9();
+      problem = "did not exit within 30 s of SIGTERM";
+    } else if (exit_status_ != 0) {
+      problem =
+          "exited with " + std::to_string(exit_status_) + " on SIGTERM at the end of the test";
+    }
+  } else if (!stopped_by_test_ && exit_status_ != 0) {
+    problem = "exited with " + std::to_string(exit_status_) + " while the test ran";
+  }
+  if (!problem.empty()) {
+    const std::string text = log();
+    const auto tail = text.size() > 20000 ? text.substr(text.size() - 20000) : text;
+    ADD_FAILURE() << "sluice (pid " << pid_ << ") " << problem << "; log:\n" << tail;
+  }
   std::remove(log_path_.c_str());
 }
 
@@ -126,6 +148,7 @@ bool sluice_process::running() {
 }
 
 int sluice_process::stop(int signo, std::chrono::milliseconds timeout) {
+  stopped_by_test_ = true;
   if (!running())
     return exit_status_;
   ::kill(pid_, signo);
@@ -141,6 +164,7 @@ int sluice_process::stop(int signo, std::chrono::milliseconds timeout) {
 }
 
 void sluice_process::kill9() {
+  stopped_by_test_ = true;
   if (!running())
     return;
   ::kill(pid_, SIGKILL);

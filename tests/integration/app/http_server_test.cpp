@@ -1,6 +1,7 @@
 // The real binary's HTTP core: routing errors, limits, timeouts, probes, metrics, shutdown.
 #include <cstdio>
 #include <fstream>
+#include <regex>
 #include <signal.h>
 #include <thread>
 
@@ -21,6 +22,27 @@ class http_server : public ::testing::Test {
   sluice_process::env_map base_env() { return {{"FILE_BUFFER_DIR", buffer_dir_.path()}}; }
 };
 
+// Every error is `{"error":{"code":…,"message":…}}` and nothing else, with a request id.
+void expect_json_error(const http_result& res, int status, const std::string& code) {
+  EXPECT_EQ(res.status, status);
+  EXPECT_EQ(res.header("content-type"), "application/json");
+  EXPECT_EQ(res.header("x-request-id").size(), 36u) << "generated request id";
+  const auto body = res.json();
+  ASSERT_TRUE(body.is_object()) << res.body;
+  EXPECT_EQ(body.size(), 1u) << res.body;
+  const auto& error = body.at("error");
+  EXPECT_EQ(error.size(), 2u) << res.body;
+  EXPECT_EQ(error.at("code"), code) << res.body;
+  ASSERT_TRUE(error.at("message").is_string()) << res.body;
+  EXPECT_FALSE(error.at("message").get<std::string>().empty()) << res.body;
+}
+
+// The request id of a raw reply: generated ids are 36-character UUIDs.
+bool has_generated_request_id(const std::string& reply) {
+  static const std::regex id("\r\nX-Request-Id: [0-9a-f-]{36}\r\n", std::regex::icase);
+  return std::regex_search(reply, id);
+}
+
 TEST_F(http_server, probes_answer_and_unknown_routes_get_json_errors) {
   sluice_process sluice(base_env());
   auto live = http_call(sluice.port(), "GET", "/health/live");
@@ -28,15 +50,10 @@ TEST_F(http_server, probes_answer_and_unknown_routes_get_json_errors) {
   EXPECT_EQ(live.json()["status"], "alive");
   EXPECT_EQ(http_call(sluice.port(), "GET", "/health").status, 200);
 
-  auto missing = http_call(sluice.port(), "GET", "/no/such/thing");
-  EXPECT_EQ(missing.status, 404);
-  EXPECT_EQ(missing.header("content-type"), "application/json");
-  EXPECT_EQ(missing.json()["error"]["code"], "not_found");
-
+  expect_json_error(http_call(sluice.port(), "GET", "/no/such/thing"), 404, "not_found");
   auto wrong_method = http_call(sluice.port(), "DELETE", "/health/live");
-  EXPECT_EQ(wrong_method.status, 405);
+  expect_json_error(wrong_method, 405, "method_not_allowed");
   EXPECT_EQ(wrong_method.header("allow"), "GET");
-  EXPECT_EQ(wrong_method.json()["error"]["code"], "method_not_allowed");
 }
 
 TEST_F(http_server, request_id_is_echoed_or_generated) {
@@ -45,9 +62,19 @@ TEST_F(http_server, request_id_is_echoed_or_generated) {
   EXPECT_EQ(echoed.header("x-request-id"), "abc-123");
   auto generated = http_call(sluice.port(), "GET", "/health");
   EXPECT_EQ(generated.header("x-request-id").size(), 36u);
-  auto unprintable =
+  auto too_long =
       http_call(sluice.port(), "GET", "/health", "", {{"X-Request-Id", std::string(200, 'x')}});
-  EXPECT_EQ(unprintable.header("x-request-id").size(), 36u) << "over-long ids are replaced";
+  EXPECT_EQ(too_long.header("x-request-id").size(), 36u) << "over-long ids are replaced";
+  // Ids go into log lines: blanks and bytes outside printable ASCII are not echoed.
+  for (const std::string bad : {"two words", "caf\xc3\xa9"}) {
+    auto res = http_call(sluice.port(), "GET", "/health", "", {{"X-Request-Id", bad}});
+    EXPECT_EQ(res.status, 200);
+    EXPECT_EQ(res.header("x-request-id").size(), 36u) << bad;
+  }
+  // Errors carry the client's id too.
+  auto missing = http_call(sluice.port(), "GET", "/nope", "", {{"X-Request-Id", "err-1"}});
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.header("x-request-id"), "err-1");
 }
 
 TEST_F(http_server, keep_alive_serves_many_requests_on_one_connection) {
@@ -66,9 +93,8 @@ TEST_F(http_server, body_over_the_limit_gets_413) {
   sluice_process sluice(env);
   auto small = http_call(sluice.port(), "POST", "/health", std::string(1000, 'a'));
   EXPECT_EQ(small.status, 405) << "within the limit the router answers";
-  auto big = http_call(sluice.port(), "POST", "/health", std::string(4096, 'a'));
-  EXPECT_EQ(big.status, 413);
-  EXPECT_EQ(big.json()["error"]["code"], "body_too_large");
+  expect_json_error(http_call(sluice.port(), "POST", "/health", std::string(4096, 'a')), 413,
+                    "body_too_large");
   // Chunked bodies have no Content-Length: the parser's limit must still hold.
   const std::string chunked =
       "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -96,16 +122,18 @@ TEST_F(http_server, headers_over_the_limit_get_431) {
   auto env = base_env();
   env["HTTP_MAX_HEADER_BYTES"] = "2k";
   sluice_process sluice(env);
-  auto res = http_call(sluice.port(), "GET", "/health", "", {{"X-Big", std::string(4096, 'h')}});
-  EXPECT_EQ(res.status, 431);
-  EXPECT_EQ(res.json()["error"]["code"], "headers_too_large");
+  expect_json_error(
+      http_call(sluice.port(), "GET", "/health", "", {{"X-Big", std::string(4096, 'h')}}), 431,
+      "headers_too_large");
 }
 
 TEST_F(http_server, malformed_requests_get_400_and_the_process_survives) {
   sluice_process sluice(base_env());
   const std::string reply = send_raw(sluice.port(), "THIS IS NOT HTTP\r\n\r\n", 2s);
   EXPECT_NE(reply.find("HTTP/1.1 400"), std::string::npos) << reply;
-  EXPECT_NE(reply.find("\"bad_request\""), std::string::npos) << reply;
+  EXPECT_NE(reply.find("{\"error\":{\"code\":\"bad_request\",\"message\":"), std::string::npos)
+      << reply;
+  EXPECT_TRUE(has_generated_request_id(reply)) << reply;
   EXPECT_EQ(http_call(sluice.port(), "GET", "/health").status, 200);
 }
 
@@ -129,6 +157,18 @@ TEST_F(http_server, a_request_that_never_completes_is_cut_by_the_read_timeout) {
   EXPECT_EQ(reply.find("200 OK"), std::string::npos);
 }
 
+TEST_F(http_server, a_body_that_stops_arriving_is_cut_by_the_read_timeout) {
+  auto env = base_env();
+  env["HTTP_READ_TIMEOUT_MS"] = "300";
+  sluice_process sluice(env);
+  raw_connection conn(sluice.port());
+  conn.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(conn.closed_by_peer(5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  EXPECT_EQ(http_call(sluice.port(), "GET", "/health").status, 200);
+}
+
 TEST_F(http_server, connections_over_the_maximum_get_503_with_retry_after) {
   auto env = base_env();
   env["HTTP_MAX_CONNECTIONS"] = "2";
@@ -140,6 +180,8 @@ TEST_F(http_server, connections_over_the_maximum_get_503_with_retry_after) {
   const std::string reply = send_raw(sluice.port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 2s);
   EXPECT_NE(reply.find("HTTP/1.1 503"), std::string::npos) << reply;
   EXPECT_NE(reply.find("Retry-After: 1"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("\"too_many_connections\""), std::string::npos) << reply;
+  EXPECT_TRUE(has_generated_request_id(reply)) << reply;
 }
 
 TEST_F(http_server, metrics_pass_promtool_and_count_requests_by_route_and_code) {
@@ -179,15 +221,71 @@ TEST_F(http_server, a_buffer_directory_that_cannot_be_created_stops_start_up) {
       << r.output;
 }
 
-TEST_F(http_server, sigterm_closes_idle_connections_and_exits_zero) {
+TEST_F(http_server, sigterm_and_sigint_close_idle_connections_and_exit_zero) {
+  for (const int signo : {SIGTERM, SIGINT}) {
+    sluice_process sluice(base_env());
+    http_connection idle(sluice.port());
+    ASSERT_EQ(idle.request("GET", "/health").status, 200);
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(sluice.stop(signo), 0) << sluice.log();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s)
+        << "idle connections do not hold shutdown";
+    EXPECT_NE(sluice.log().find("shutdown: signal " + std::to_string(signo) + " received"),
+              std::string::npos)
+        << sluice.log();
+    EXPECT_NE(sluice.log().find("shutdown: complete"), std::string::npos);
+  }
+}
+
+TEST_F(http_server, a_request_in_flight_at_sigterm_is_answered_then_the_connection_closes) {
   sluice_process sluice(base_env());
-  http_connection idle(sluice.port());
-  ASSERT_EQ(idle.request("GET", "/health").status, 200);
+  raw_connection conn(sluice.port());
+  conn.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+  std::this_thread::sleep_for(100ms);  // the request has started: the server is reading it
+  ::kill(sluice.pid(), SIGTERM);
+  ASSERT_TRUE(sluice.wait_for_log("shutdown: signal 15 received", 5s)) << sluice.log();
+  EXPECT_FALSE(accepts_connections(sluice.port())) << "no new connections while draining";
+  conn.send("56789");
+  const std::string reply = conn.receive(5s);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 405", 0), 0u) << reply;
+  EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
+  EXPECT_EQ(sluice.stop(SIGTERM, 5s), 0) << sluice.log();
+}
+
+TEST_F(http_server, requests_still_running_when_the_grace_period_ends_are_cut_and_exit_is_zero) {
+  auto env = base_env();
+  env["SHUTDOWN_GRACE_MS"] = "1000";
+  sluice_process sluice(env);
+  raw_connection conn(sluice.port());
+  conn.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+  std::this_thread::sleep_for(100ms);
   const auto started = std::chrono::steady_clock::now();
-  EXPECT_EQ(sluice.stop(SIGTERM), 0) << sluice.log();
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s)
-      << "idle connections do not hold shutdown";
-  EXPECT_NE(sluice.log().find("shutdown: complete"), std::string::npos);
+  ::kill(sluice.pid(), SIGTERM);
+  EXPECT_TRUE(conn.closed_by_peer(10s));
+  const auto cut_after = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(cut_after, 900ms) << "the request had its grace period";
+  EXPECT_LT(cut_after, 5s);
+  EXPECT_EQ(sluice.stop(SIGTERM, 10s), 0) << sluice.log();
+  EXPECT_NE(sluice.log().find("grace period over, closing 1 connections"), std::string::npos)
+      << sluice.log();
+}
+
+TEST_F(http_server, log_level_filters_what_is_written) {
+  const std::string request_line = "http[api]: GET /health status=200";
+  {
+    sluice_process verbose(base_env());  // the tests' default is LOG_LEVEL=debug
+    ASSERT_EQ(http_call(verbose.port(), "GET", "/health").status, 200);
+    EXPECT_TRUE(verbose.wait_for_log(request_line, 2s)) << verbose.log();
+  }
+  auto env = base_env();
+  env["LOG_LEVEL"] = "info";
+  sluice_process quiet(env);
+  ASSERT_EQ(http_call(quiet.port(), "GET", "/health").status, 200);
+  EXPECT_EQ(quiet.stop(SIGTERM), 0);
+  const std::string log = quiet.log();
+  EXPECT_EQ(log.find(request_line), std::string::npos) << log;
+  EXPECT_EQ(log.find(" debug "), std::string::npos) << log;
+  EXPECT_NE(log.find(" info "), std::string::npos) << log;
 }
 
 }  // namespace

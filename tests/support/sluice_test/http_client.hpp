@@ -46,6 +46,29 @@ http_result http_call(std::uint16_t port, const std::string& method, const std::
                       const std::string& body = {},
                       const std::map<std::string, std::string>& headers = {});
 
+// Raw bytes over one connection, for requests sent in pieces or never finished.
+class raw_connection {
+ public:
+  explicit raw_connection(std::uint16_t port);
+  ~raw_connection();
+  raw_connection(const raw_connection&) = delete;
+  raw_connection& operator=(const raw_connection&) = delete;
+
+  void send(const std::string& bytes);
+  // Whatever the server sends until it closes the connection or `wait` passes.
+  std::string receive(std::chrono::milliseconds wait);
+  // True when the server closed the connection within `wait` (what it sent before is dropped).
+  bool closed_by_peer(std::chrono::milliseconds wait);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  bool closed_ = false;
+};
+
+// True when something accepts TCP connections on 127.0.0.1:port.
+bool accepts_connections(std::uint16_t port);
+
 // Writes raw bytes and returns whatever the server sends until it closes or `wait` passes.
 std::string send_raw(std::uint16_t port, const std::string& bytes,
                      std::chrono::milliseconds wait = std::chrono::seconds(5));

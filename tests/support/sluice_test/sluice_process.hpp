@@ -19,14 +19,18 @@ class sluice_process {
   // until it listens (or throws with the log if it exits or takes longer than `timeout`).
   explicit sluice_process(env_map env, std::vector<std::string> args = {},
                           std::chrono::milliseconds timeout = std::chrono::seconds(20));
-  ~sluice_process();  // SIGKILLs a process still running
+  // A process still running gets SIGTERM and must exit 0 in time, and one that exited without
+  // being told to must have exited 0: otherwise the current test fails with the log. This is
+  // how a sanitizer report, a leak found at exit or a crash during shutdown fails a test.
+  ~sluice_process();
   sluice_process(const sluice_process&) = delete;
   sluice_process& operator=(const sluice_process&) = delete;
 
   std::uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
 
-  // Sends `signo` and waits for the exit; returns the exit status (128+n for a signal death).
+  // Sends `signo` and waits for the exit; returns the exit status (128+n for a signal death),
+  // which the caller then owns: the destructor does not judge it.
   int stop(int signo, std::chrono::milliseconds timeout = std::chrono::seconds(30));
   void kill9();
   bool running();
@@ -40,6 +44,7 @@ class sluice_process {
  private:
   pid_t pid_ = -1;
   int exit_status_ = -1;
+  bool stopped_by_test_ = false;
   std::uint16_t port_ = 0;
   std::string log_path_;
 };
