@@ -260,6 +260,16 @@ int run_daemon(const config::settings& settings) {
       return;
     spdlog::info("shutdown: signal {} received, draining for up to {} ms", signo,
                  settings.shutdown_grace.count());
+    // A second signal (Ctrl-C again) cuts the wait for requests in flight short; the rest of
+    // the shutdown (buffers closed, confirms awaited) still runs, so the exit stays clean.
+    signals.async_wait([&](const boost::system::error_code& again_ec, int again) {
+      if (again_ec)
+        return;
+      spdlog::warn("shutdown: second signal {}: closing connections in flight now", again);
+      if (metrics_server)
+        metrics_server->end_grace();
+      api_server.end_grace();
+    });
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {

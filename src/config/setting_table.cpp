@@ -146,6 +146,21 @@ const std::vector<setting_spec>& table() {
        "off).",
        [](settings& s, const std::string& v) { s.metrics_addr = parse_address(v, true); },
        [](const settings& s) { return format_address(s.metrics_addr); }},
+      {"METRICS_PORT",
+       "The same second listener as a port on SLUICE_HTTP_ADDR's host (empty = off); use one of "
+       "METRICS_PORT and METRICS_ADDR.",
+       [](settings& s, const std::string& v) {
+         if (v.empty()) {
+           s.metrics_port.reset();
+           return;
+         }
+         try {
+           s.metrics_port = static_cast<std::uint16_t>(parse_unsigned(v, 0, 65535));
+         } catch (const bad_value&) {
+           throw bad_value{"a port from 0 to 65535, or empty"};
+         }
+       },
+       [](const settings& s) { return s.metrics_port ? std::to_string(*s.metrics_port) : ""; }},
       size("HTTP_MAX_BODY_BYTES", "Largest request body accepted; larger gets 413.",
            &settings::http_max_body_bytes, 1024, 1ULL << 30),
       size("HTTP_MAX_HEADER_BYTES", "Largest request header block accepted; larger gets 431.",
@@ -280,6 +295,23 @@ const std::vector<setting_spec>& table() {
       duration_ms("RELAY_CLAIM_LEASE_MS",
                   "How long a sweeper's claim keeps other instances off a row it is publishing.",
                   &settings::relay_claim_lease, 1'000, 3'600'000),
+      {"DEBUG", "1 (or true, yes, on) logs at debug level unless LOG_LEVEL is set.",
+       [](settings& s, const std::string& v) {
+         for (const char* yes : {"1", "true", "yes", "on"}) {
+           if (v == yes) {
+             s.debug = true;
+             return;
+           }
+         }
+         for (const char* no : {"", "0", "false", "no", "off"}) {
+           if (v == no) {
+             s.debug = false;
+             return;
+           }
+         }
+         throw bad_value{"1, true, yes, on, or 0, false, no, off"};
+       },
+       [](const settings& s) { return s.debug ? "1" : "0"; }},
       {"LOG_LEVEL", "trace, debug, info, warn, error or off. DEBUG=1 is a shorthand for debug.",
        [](settings& s, const std::string& v) {
          static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
@@ -301,11 +333,6 @@ const std::vector<setting_spec>& table() {
 settings load_settings(const env_map& env) {
   settings out;
   std::string problems;
-  // DEBUG=1 is the seed systems' switch; an explicit LOG_LEVEL still wins.
-  if (const auto it = env.find("DEBUG");
-      it != env.end() && (it->second == "1" || it->second == "true")) {
-    out.log_level = "debug";
-  }
   for (const auto& spec : table()) {
     const auto it = env.find(spec.name);
     if (it == env.end())
@@ -317,6 +344,19 @@ settings load_settings(const env_map& env) {
       problems += "\n  " + spec.name + "=" + shown + ": expected " + bad.expected;
     }
   }
+  // Settings that depend on each other, decided once all are read.
+  if (out.metrics_port) {
+    if (!out.metrics_addr.host.empty()) {
+      problems +=
+          "\n  METRICS_PORT and METRICS_ADDR: expected only one of them (both name the "
+          "second listener)";
+    } else {
+      out.metrics_addr = {out.http_addr.host, *out.metrics_port};
+    }
+  }
+  // DEBUG=1 is the seed systems' switch; an explicit LOG_LEVEL still wins.
+  if (out.debug && env.count("LOG_LEVEL") == 0)
+    out.log_level = "debug";
   if (!problems.empty())
     throw config_error("invalid settings:" + problems);
   return out;

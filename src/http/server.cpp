@@ -96,6 +96,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   metrics::counter& rejected;
   std::list<std::shared_ptr<connection>> live;
   bool stopping = false;
+  bool grace_ended = false;
   asio::steady_timer drained;  // cancelled when the last connection ends during shutdown
   uuid_v7_generator ids;
 
@@ -369,7 +370,7 @@ asio::awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
     if (!conn->busy)
       conn->stream.socket().cancel(ignored);
   }
-  if (!self->live.empty()) {
+  if (!self->live.empty() && !self->grace_ended) {
     self->drained.expires_after(grace);
     co_await self->drained.async_wait(use_tuple);
   }
@@ -379,6 +380,11 @@ asio::awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
     for (auto& conn : self->live)
       conn->stream.socket().close(ignored);
   }
+}
+
+void server::end_grace() {
+  impl_->grace_ended = true;
+  impl_->drained.cancel();
 }
 
 std::size_t server::connections() const {

@@ -152,6 +152,11 @@ int sluice_process::stop(int signo, std::chrono::milliseconds timeout) {
   if (!running())
     return exit_status_;
   ::kill(pid_, signo);
+  return wait_for_exit(timeout);
+}
+
+int sluice_process::wait_for_exit(std::chrono::milliseconds timeout) {
+  stopped_by_test_ = true;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!running())
@@ -159,8 +164,8 @@ int sluice_process::stop(int signo, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   kill9();
-  throw std::runtime_error("sluice did not exit after signal " + std::to_string(signo) + ":\n" +
-                           log());
+  throw std::runtime_error("sluice did not exit within " + std::to_string(timeout.count()) +
+                           " ms:\n" + log());
 }
 
 void sluice_process::kill9() {

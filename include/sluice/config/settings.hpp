@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace sluice::config {
@@ -21,6 +22,9 @@ struct settings {
   // HTTP
   listen_address http_addr{"0.0.0.0", 8080};
   listen_address metrics_addr{};  // empty host = /metrics only on the main listener
+  // METRICS_PORT: the second listener on http_addr's host; load_settings folds it into
+  // metrics_addr.
+  std::optional<std::uint16_t> metrics_port;
   std::size_t http_max_body_bytes = 8 * 1024 * 1024;
   std::size_t http_max_header_bytes = 16 * 1024;
   std::chrono::milliseconds http_read_timeout{10'000};
@@ -62,6 +66,7 @@ struct settings {
 
   // Logging
   std::string log_level = "info";
+  bool debug = false;  // DEBUG: log_level debug unless LOG_LEVEL is given
 };
 
 }  // namespace sluice::config

@@ -41,6 +41,8 @@ class server {
   // Stops accepting, closes idle keep-alive connections at once, lets requests in flight finish
   // (their responses carry `Connection: close`) for up to `grace`, then closes what is left.
   boost::asio::awaitable<void> shutdown(std::chrono::milliseconds grace);
+  // Ends a running (or the next) shutdown's grace period now: what is still in flight is closed.
+  void end_grace();
 
   std::size_t connections() const;
 

@@ -1,6 +1,7 @@
 // The real binary's HTTP core: routing errors, limits, timeouts, probes, metrics, shutdown.
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <signal.h>
 #include <thread>
@@ -36,6 +37,11 @@ void expect_json_error(const http_result& res, int status, const std::string& co
   ASSERT_TRUE(error.at("message").is_string()) << res.body;
   EXPECT_FALSE(error.at("message").get<std::string>().empty()) << res.body;
 }
+
+// A request whose body stops after 10 of its 100 bytes: the server is reading it, for as long
+// as the read timeout allows.
+const std::string body_never_finished =
+    "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789";
 
 // The request id of a raw reply: generated ids are 36-character UUIDs.
 bool has_generated_request_id(const std::string& reply) {
@@ -162,7 +168,7 @@ TEST_F(http_server, a_body_that_stops_arriving_is_cut_by_the_read_timeout) {
   env["HTTP_READ_TIMEOUT_MS"] = "300";
   sluice_process sluice(env);
   raw_connection conn(sluice.port());
-  conn.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+  conn.send(body_never_finished);
   const auto started = std::chrono::steady_clock::now();
   EXPECT_TRUE(conn.closed_by_peer(5s));
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
@@ -204,11 +210,25 @@ TEST_F(http_server, metrics_pass_promtool_and_count_requests_by_route_and_code) 
   EXPECT_EQ(std::system(("promtool check metrics < " + path).c_str()), 0);
 }
 
-TEST_F(http_server, metrics_addr_serves_a_second_listener) {
-  auto env = base_env();
-  env["METRICS_ADDR"] = "127.0.0.1:0";
-  sluice_process sluice(env);
-  EXPECT_TRUE(sluice.wait_for_log("http[metrics]: listening on", 5s)) << sluice.log();
+TEST_F(http_server, metrics_addr_or_metrics_port_serve_probes_and_metrics_on_a_second_listener) {
+  for (const auto& [name, value] :
+       std::map<std::string, std::string>{{"METRICS_ADDR", "127.0.0.1:0"}, {"METRICS_PORT", "0"}}) {
+    auto env = base_env();
+    env[name] = value;
+    sluice_process sluice(env);
+    ASSERT_TRUE(sluice.wait_for_log("http[metrics]: listening on", 5s)) << sluice.log();
+    std::smatch m;
+    const std::string log = sluice.log();
+    ASSERT_TRUE(std::regex_search(
+        log, m, std::regex(R"(http\[metrics\]: listening on 127\.0\.0\.1:(\d+))")))
+        << log;
+    const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    EXPECT_NE(port, sluice.port());
+    EXPECT_EQ(http_call(port, "GET", "/metrics").status, 200) << name;
+    EXPECT_EQ(http_call(port, "GET", "/health/live").status, 200) << name;
+    EXPECT_EQ(http_call(port, "POST", "/api/v1/push", "{}").status, 404)
+        << name << ": only probes and metrics there";
+  }
 }
 
 TEST_F(http_server, a_buffer_directory_that_cannot_be_created_stops_start_up) {
@@ -249,7 +269,7 @@ TEST_F(http_server, a_request_in_flight_at_sigterm_is_answered_then_the_connecti
   const std::string reply = conn.receive(5s);
   EXPECT_EQ(reply.rfind("HTTP/1.1 405", 0), 0u) << reply;
   EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
-  EXPECT_EQ(sluice.stop(SIGTERM, 5s), 0) << sluice.log();
+  EXPECT_EQ(sluice.wait_for_exit(5s), 0) << sluice.log();
 }
 
 TEST_F(http_server, requests_still_running_when_the_grace_period_ends_are_cut_and_exit_is_zero) {
@@ -257,7 +277,7 @@ TEST_F(http_server, requests_still_running_when_the_grace_period_ends_are_cut_an
   env["SHUTDOWN_GRACE_MS"] = "1000";
   sluice_process sluice(env);
   raw_connection conn(sluice.port());
-  conn.send("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+  conn.send(body_never_finished);
   std::this_thread::sleep_for(100ms);
   const auto started = std::chrono::steady_clock::now();
   ::kill(sluice.pid(), SIGTERM);
@@ -265,8 +285,25 @@ TEST_F(http_server, requests_still_running_when_the_grace_period_ends_are_cut_an
   const auto cut_after = std::chrono::steady_clock::now() - started;
   EXPECT_GE(cut_after, 900ms) << "the request had its grace period";
   EXPECT_LT(cut_after, 5s);
-  EXPECT_EQ(sluice.stop(SIGTERM, 10s), 0) << sluice.log();
+  EXPECT_EQ(sluice.wait_for_exit(10s), 0) << sluice.log();
   EXPECT_NE(sluice.log().find("grace period over, closing 1 connections"), std::string::npos)
+      << sluice.log();
+}
+
+TEST_F(http_server, a_second_signal_ends_the_grace_period_and_the_exit_is_still_zero) {
+  sluice_process sluice(base_env());  // SHUTDOWN_GRACE_MS 10 s by default
+  raw_connection conn(sluice.port());
+  conn.send(body_never_finished);
+  std::this_thread::sleep_for(100ms);
+  ::kill(sluice.pid(), SIGINT);
+  ASSERT_TRUE(sluice.wait_for_log("draining for up to 10000 ms", 5s)) << sluice.log();
+  const auto started = std::chrono::steady_clock::now();
+  ::kill(sluice.pid(), SIGINT);
+  EXPECT_TRUE(conn.closed_by_peer(5s));
+  EXPECT_EQ(sluice.wait_for_exit(8s), 0) << sluice.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  EXPECT_NE(sluice.log().find("second signal 2: closing connections in flight now"),
+            std::string::npos)
       << sluice.log();
 }
 

@@ -32,6 +32,8 @@ class sluice_process {
   // Sends `signo` and waits for the exit; returns the exit status (128+n for a signal death),
   // which the caller then owns: the destructor does not judge it.
   int stop(int signo, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Waits for an exit the test caused otherwise (a signal of its own, a shutdown); as stop().
+  int wait_for_exit(std::chrono::milliseconds timeout);
   void kill9();
   bool running();
 

@@ -30,6 +30,27 @@ TEST(config, parses_typed_values) {
   EXPECT_EQ(s.file_buffer_fsync, fsync_policy::interval);
   EXPECT_EQ(s.log_level, "debug");
   EXPECT_EQ(load_settings({{"DEBUG", "1"}, {"LOG_LEVEL", "warn"}}).log_level, "warn");
+  EXPECT_EQ(load_settings({{"DEBUG", "off"}}).log_level, "info");
+}
+
+TEST(config, metrics_port_puts_the_second_listener_on_the_http_host) {
+  const settings s =
+      load_settings({{"SLUICE_HTTP_ADDR", "10.0.0.5:8080"}, {"METRICS_PORT", "9090"}});
+  EXPECT_EQ(s.metrics_addr.host, "10.0.0.5");
+  EXPECT_EQ(s.metrics_addr.port, 9090);
+  EXPECT_TRUE(load_settings({{"METRICS_PORT", ""}}).metrics_addr.host.empty());
+  try {
+    load_settings({{"METRICS_PORT", "9090"}, {"METRICS_ADDR", "127.0.0.1:9091"}, {"DEBUG", "2"}});
+    FAIL() << "expected config_error";
+  } catch (const config_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("METRICS_PORT and METRICS_ADDR: expected only one of them"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("DEBUG='2': expected 1, true, yes, on, or 0, false, no, off"),
+              std::string::npos)
+        << what;
+  }
 }
 
 TEST(config, invalid_values_name_every_variable_and_what_was_expected) {
@@ -75,7 +96,7 @@ TEST(config, secrets_are_hidden_in_errors_and_descriptions) {
   }
 }
 
-TEST(config, every_setting_is_documented_in_the_readme_and_the_example_file) {
+TEST(config, every_setting_is_documented_with_its_default_in_the_readme_and_the_example_file) {
   auto read = [](const std::string& path) {
     std::ifstream in(path);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -85,10 +106,14 @@ TEST(config, every_setting_is_documented_in_the_readme_and_the_example_file) {
   ASSERT_FALSE(readme.empty());
   ASSERT_FALSE(example.empty());
   for (const auto& info : describe(settings{})) {
-    EXPECT_NE(readme.find("| `" + info.name + "` |"), std::string::npos)
-        << info.name << " missing in README.md";
-    EXPECT_NE(example.find("#" + info.name + "="), std::string::npos)
-        << info.name << " missing in config/sluice.env";
+    const std::string shown_default =
+        info.default_value.empty() ? "(empty)" : "`" + info.default_value + "`";
+    EXPECT_NE(readme.find("\n| `" + info.name + "` | " + shown_default + " |"), std::string::npos)
+        << info.name << " missing in README.md's table, or its default there is not "
+        << shown_default;
+    EXPECT_NE(example.find("\n#" + info.name + "=" + info.default_value + "\n"), std::string::npos)
+        << info.name << " missing in config/sluice.env, or not with its default "
+        << info.default_value;
   }
 }
 
