@@ -12,6 +12,7 @@
 #include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
 #include "sluice/buffer/buffer_log.hpp"
+#include "sluice/core/async_event.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
 #include "sluice/push/push_service.hpp"
@@ -226,34 +227,12 @@ int run_daemon(const config::settings& settings) {
   api::add_health_routes(metrics_routes, ready, metrics);
   std::unique_ptr<http::server> metrics_server;
 
-  try {
-    const auto port = api_server.listen(settings.http_addr.host, settings.http_addr.port);
-    spdlog::info("http[api]: listening on {}:{}", settings.http_addr.host, port);
-    if (!settings.metrics_addr.host.empty()) {
-      metrics_server = std::make_unique<http::server>(
-          io.get_executor(), api_server_options(settings, "metrics"), metrics_routes, metrics);
-      const auto mport =
-          metrics_server->listen(settings.metrics_addr.host, settings.metrics_addr.port);
-      spdlog::info("http[metrics]: listening on {}:{}", settings.metrics_addr.host, mport);
-    }
-  } catch (const std::system_error& e) {
-    spdlog::critical("cannot listen: {}", e.what());
-    return 1;
-  }
+  // Set once the start-up below has run; a signal that arrives earlier waits for it, so the
+  // shutdown never overtakes a half-started service.
+  bool started = false;
+  async_event started_event;
 
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        if (rabbitmq_relay)
-          rabbitmq_relay->start();
-        co_await pushes.start();
-        api_server.start();
-        if (metrics_server)
-          metrics_server->start();
-        spdlog::info("sluice {} started (pid {})", SLUICE_VERSION, ::getpid());
-      },
-      asio::detached);
-
+  // Before the listeners open: a SIGTERM as soon as the port answers must drain, not kill.
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec)
@@ -273,6 +252,8 @@ int run_daemon(const config::settings& settings) {
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
+          while (!started)
+            co_await started_event.wait_until(async_event::clock::time_point::max());
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
@@ -290,6 +271,35 @@ int run_daemon(const config::settings& settings) {
         },
         asio::detached);
   });
+
+  try {
+    const auto port = api_server.listen(settings.http_addr.host, settings.http_addr.port);
+    spdlog::info("http[api]: listening on {}:{}", settings.http_addr.host, port);
+    if (const auto second = config::metrics_listener(settings)) {
+      metrics_server = std::make_unique<http::server>(
+          io.get_executor(), api_server_options(settings, "metrics"), metrics_routes, metrics);
+      const auto mport = metrics_server->listen(second->host, second->port);
+      spdlog::info("http[metrics]: listening on {}:{}", second->host, mport);
+    }
+  } catch (const std::system_error& e) {
+    spdlog::critical("cannot listen: {}", e.what());
+    return 1;
+  }
+
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        if (rabbitmq_relay)
+          rabbitmq_relay->start();
+        co_await pushes.start();
+        api_server.start();
+        if (metrics_server)
+          metrics_server->start();
+        spdlog::info("sluice {} started (pid {})", SLUICE_VERSION, ::getpid());
+        started = true;
+        started_event.notify_all();
+      },
+      asio::detached);
 
   io.run();
   return 0;

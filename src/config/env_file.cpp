@@ -22,6 +22,48 @@ bool is_key_char(char c, bool first) {
   return first ? alpha : alpha || (c >= '0' && c <= '9');
 }
 
+// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool is_utf8(const std::string& text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    std::size_t extra = 0;
+    char32_t code = 0;
+    char32_t min = 0;
+    if (byte < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((byte & 0xE0) == 0xC0) {
+      extra = 1;
+      code = byte & 0x1F;
+      min = 0x80;
+    } else if ((byte & 0xF0) == 0xE0) {
+      extra = 2;
+      code = byte & 0x0F;
+      min = 0x800;
+    } else if ((byte & 0xF8) == 0xF0) {
+      extra = 3;
+      code = byte & 0x07;
+      min = 0x10000;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size())
+      return false;
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80)
+        return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+      return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
 // The characters a backslash escapes inside double quotes; before any other character the
 // backslash stays, as in a shell.
 bool double_quote_escapable(char c) {
@@ -38,9 +80,14 @@ class env_file_reader {
   env_file_reader(const std::string& path, env_map& out) : path_(path), out_(out) {}
 
   void read(const std::string& text) {
-    for (const char c : text) {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      // systemd refuses a file with a NUL byte in it, so the unit would not start.
+      if (c == '\0')
+        fail(line_, "NUL byte");
       step(c);
-      if (c == '\n')
+      // Lines end in \n, \r\n or a lone \r: the numbers in errors follow all three.
+      if (c == '\n' || (c == '\r' && (i + 1 == text.size() || text[i + 1] != '\n')))
         ++line_;
     }
     finish();
@@ -193,14 +240,23 @@ class env_file_reader {
   void check_key() {
     // Blanks between the key and `=` are not part of it.
     key_.resize(key_.find_last_not_of(" \t") + 1);
-    bool valid = !key_.empty() && is_key_char(key_[0], true);
-    for (const char c : key_)
-      valid = valid && is_key_char(c, false);
-    if (!valid)
-      fail(key_line_, "invalid key '" + key_ + "'");
+    if (key_.empty())
+      fail(key_line_, "no key before '='");
+    std::size_t valid = 0;
+    while (valid < key_.size() && is_key_char(key_[valid], valid == 0))
+      ++valid;
+    // Only the valid start is shown: a line like `postgresql://user:secret@db?x=y` is no
+    // setting, and its password must not reach the log.
+    if (valid < key_.size()) {
+      fail(key_line_, "invalid key '" + key_.substr(0, valid) +
+                          "…' (letters, digits and _, not starting with a digit)");
+    }
   }
 
   void store() {
+    // systemd refuses a value that is not UTF-8 (the unit would not start); so does sluice.
+    if (!is_utf8(value_))
+      fail(key_line_, "the value of " + key_ + " is not valid UTF-8");
     out_[key_] = value_;
     key_.clear();
     value_.clear();

@@ -14,33 +14,17 @@ struct parsed_conninfo {
 };
 
 // libpq quotes the offending piece of the string in its messages (`missing "=" after "…"`,
-// `invalid percent-encoded token: "…"`), and that piece can be the password. The quoted parts
-// are left out; the message still says what is wrong. libpq also ends it with a newline.
-std::string without_quoted_tokens(const char* message) {
-  std::string out;
-  bool quoted = false;
-  for (const char* p = message; *p != '\0'; ++p) {
-    if (*p == '"') {
-      quoted = !quoted;
-      out.append(quoted ? "\"…" : "\"");
-    } else if (!quoted && *p != '\n') {
-      out.push_back(*p);
-    }
-  }
-  return out;
-}
-
-parsed_conninfo parse(const std::string& conninfo) {
-  parsed_conninfo out;
-  char* error = nullptr;
-  out.options.reset(PQconninfoParse(conninfo.c_str(), &error));
-  if (error != nullptr) {
-    out.error = without_quoted_tokens(error);
-    PQfreemem(error);
-  } else if (!out.options) {
-    out.error = "out of memory";
-  }
-  return out;
+// `invalid percent-encoded token: "…"`), and that piece can be the password, quotes included.
+// Everything from the first quote to the last is left out; the message still says what is
+// wrong. libpq also ends it with a newline.
+std::string without_quoted_tokens(const std::string& message) {
+  std::string out = message;
+  while (!out.empty() && out.back() == '\n')
+    out.pop_back();
+  const auto first = out.find('"');
+  if (first == std::string::npos)
+    return out;
+  return out.substr(0, first) + "\"…\"" + out.substr(out.rfind('"') + 1);
 }
 
 // Quoted as conninfo quotes: only when needed, with \ and ' escaped.
@@ -55,6 +39,29 @@ std::string quote_value(const char* value) {
     out.push_back(*p);
   }
   return out + "'";
+}
+
+// libpq reads DATABASE_URL as the dbname keyword with expand_dbname (store/pg_connection.cpp):
+// only a value with `=` or a postgres:// or postgresql:// prefix is a connection string;
+// anything else is a database name.
+std::string as_conninfo(const std::string& value) {
+  const bool expanded = value.empty() || value.find('=') != std::string::npos ||
+                        value.rfind("postgresql://", 0) == 0 || value.rfind("postgres://", 0) == 0;
+  return expanded ? value : "dbname=" + quote_value(value.c_str());
+}
+
+parsed_conninfo parse(const std::string& value) {
+  const std::string conninfo = as_conninfo(value);
+  parsed_conninfo out;
+  char* error = nullptr;
+  out.options.reset(PQconninfoParse(conninfo.c_str(), &error));
+  if (error != nullptr) {
+    out.error = without_quoted_tokens(error);
+    PQfreemem(error);
+  } else if (!out.options) {
+    out.error = "out of memory";
+  }
+  return out;
 }
 
 }  // namespace

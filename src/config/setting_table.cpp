@@ -1,3 +1,4 @@
+#include <cctype>
 #include <charconv>
 #include <functional>
 #include <limits>
@@ -157,7 +158,13 @@ const std::vector<setting_spec>& table() {
          try {
            s.metrics_port = static_cast<std::uint16_t>(parse_unsigned(v, 0, 65535));
          } catch (const bad_value&) {
-           throw bad_value{"a port from 0 to 65535, or empty"};
+           // Kubernetes injects <SERVICE>_PORT=tcp://ip:port for every Service in the
+           // namespace, so a Service named "metrics" sets this variable behind the user's back.
+           throw bad_value{v.rfind("tcp://", 0) == 0
+                               ? "a port from 0 to 65535, or empty (a tcp:// value is what "
+                                 "Kubernetes injects for a Service named \"metrics\": set "
+                                 "METRICS_PORT explicitly or enableServiceLinks: false)"
+                               : "a port from 0 to 65535, or empty"};
          }
        },
        [](const settings& s) { return s.metrics_port ? std::to_string(*s.metrics_port) : ""; }},
@@ -296,7 +303,10 @@ const std::vector<setting_spec>& table() {
                   "How long a sweeper's claim keeps other instances off a row it is publishing.",
                   &settings::relay_claim_lease, 1'000, 3'600'000),
       {"DEBUG", "1 (or true, yes, on) logs at debug level unless LOG_LEVEL is set.",
-       [](settings& s, const std::string& v) {
+       [](settings& s, const std::string& value) {
+         std::string v;
+         for (const char c : value)
+           v.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
          for (const char* yes : {"1", "true", "yes", "on"}) {
            if (v == yes) {
              s.debug = true;
@@ -344,15 +354,10 @@ settings load_settings(const env_map& env) {
       problems += "\n  " + spec.name + "=" + shown + ": expected " + bad.expected;
     }
   }
-  // Settings that depend on each other, decided once all are read.
-  if (out.metrics_port) {
-    if (!out.metrics_addr.host.empty()) {
-      problems +=
-          "\n  METRICS_PORT and METRICS_ADDR: expected only one of them (both name the "
-          "second listener)";
-    } else {
-      out.metrics_addr = {out.http_addr.host, *out.metrics_port};
-    }
+  if (out.metrics_port && !out.metrics_addr.host.empty()) {
+    problems +=
+        "\n  METRICS_PORT and METRICS_ADDR: expected only one of them (both name the "
+        "second listener)";
   }
   // DEBUG=1 is the seed systems' switch; an explicit LOG_LEVEL still wins.
   if (out.debug && env.count("LOG_LEVEL") == 0)
@@ -360,6 +365,14 @@ settings load_settings(const env_map& env) {
   if (!problems.empty())
     throw config_error("invalid settings:" + problems);
   return out;
+}
+
+std::optional<listen_address> metrics_listener(const settings& s) {
+  if (!s.metrics_addr.host.empty())
+    return s.metrics_addr;
+  if (s.metrics_port)
+    return listen_address{s.http_addr.host, *s.metrics_port};
+  return std::nullopt;
 }
 
 std::vector<setting_info> describe(const settings& effective) {

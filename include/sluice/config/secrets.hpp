@@ -5,7 +5,8 @@
 
 namespace sluice::config {
 
-// Why libpq would refuse this connection string (URL or key=value), or nothing if it reads it.
+// Why libpq would refuse DATABASE_URL (a URL, key=value pairs, or a bare database name), or
+// nothing if it reads it.
 std::optional<std::string> conninfo_error(const std::string& conninfo);
 
 // The connection string as libpq reads it, as `key=value` pairs in libpq's order, with every

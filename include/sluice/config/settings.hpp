@@ -21,9 +21,9 @@ struct listen_address {
 struct settings {
   // HTTP
   listen_address http_addr{"0.0.0.0", 8080};
-  listen_address metrics_addr{};  // empty host = /metrics only on the main listener
-  // METRICS_PORT: the second listener on http_addr's host; load_settings folds it into
-  // metrics_addr.
+  // The optional second listener, as METRICS_ADDR or as METRICS_PORT on http_addr's host (at
+  // most one is set); metrics_listener() says which address it is.
+  listen_address metrics_addr{};  // empty host = not given
   std::optional<std::uint16_t> metrics_port;
   std::size_t http_max_body_bytes = 8 * 1024 * 1024;
   std::size_t http_max_header_bytes = 16 * 1024;
@@ -68,5 +68,8 @@ struct settings {
   std::string log_level = "info";
   bool debug = false;  // DEBUG: log_level debug unless LOG_LEVEL is given
 };
+
+// Where the second listener (/metrics and /health* only) listens; nothing when it is off.
+std::optional<listen_address> metrics_listener(const settings& s);
 
 }  // namespace sluice::config

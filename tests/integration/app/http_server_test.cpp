@@ -257,6 +257,13 @@ TEST_F(http_server, sigterm_and_sigint_close_idle_connections_and_exit_zero) {
   }
 }
 
+TEST_F(http_server, a_signal_right_after_the_port_opens_still_drains_and_exits_zero) {
+  for (int i = 0; i < 3; ++i) {
+    sluice_process sluice(base_env());  // returns as soon as "listening on" is logged
+    EXPECT_EQ(sluice.stop(SIGTERM), 0) << sluice.log();
+  }
+}
+
 TEST_F(http_server, a_request_in_flight_at_sigterm_is_answered_then_the_connection_closes) {
   sluice_process sluice(base_env());
   raw_connection conn(sluice.port());

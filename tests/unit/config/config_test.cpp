@@ -34,11 +34,14 @@ TEST(config, parses_typed_values) {
 }
 
 TEST(config, metrics_port_puts_the_second_listener_on_the_http_host) {
-  const settings s =
-      load_settings({{"SLUICE_HTTP_ADDR", "10.0.0.5:8080"}, {"METRICS_PORT", "9090"}});
-  EXPECT_EQ(s.metrics_addr.host, "10.0.0.5");
-  EXPECT_EQ(s.metrics_addr.port, 9090);
-  EXPECT_TRUE(load_settings({{"METRICS_PORT", ""}}).metrics_addr.host.empty());
+  const auto second = metrics_listener(
+      load_settings({{"SLUICE_HTTP_ADDR", "10.0.0.5:8080"}, {"METRICS_PORT", "9090"}}));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->host, "10.0.0.5");
+  EXPECT_EQ(second->port, 9090);
+  EXPECT_EQ(metrics_listener(load_settings({{"METRICS_ADDR", "127.0.0.1:9"}}))->port, 9);
+  EXPECT_FALSE(metrics_listener(load_settings({{"METRICS_PORT", ""}})).has_value());
+  EXPECT_TRUE(load_settings({{"DEBUG", "TRUE"}}).debug);
   try {
     load_settings({{"METRICS_PORT", "9090"}, {"METRICS_ADDR", "127.0.0.1:9091"}, {"DEBUG", "2"}});
     FAIL() << "expected config_error";
@@ -50,6 +53,12 @@ TEST(config, metrics_port_puts_the_second_listener_on_the_http_host) {
     EXPECT_NE(what.find("DEBUG='2': expected 1, true, yes, on, or 0, false, no, off"),
               std::string::npos)
         << what;
+  }
+  try {
+    load_settings({{"METRICS_PORT", "tcp://10.0.0.9:9090"}});
+    FAIL() << "expected config_error";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("Kubernetes injects"), std::string::npos) << e.what();
   }
 }
 

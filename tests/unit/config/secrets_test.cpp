@@ -15,6 +15,10 @@ TEST(secrets, conninfo_is_shown_as_libpq_reads_it_with_the_password_masked) {
   EXPECT_EQ(masked_conninfo("host='/run/my dir' dbname=it\\'s"),
             "dbname='it\\'s' host='/run/my dir'");
   EXPECT_EQ(masked_conninfo(""), "");
+  // Without `=` or a URL prefix libpq takes the whole value as a database name.
+  EXPECT_FALSE(conninfo_error("sluice").has_value());
+  EXPECT_EQ(masked_conninfo("sluice"), "dbname=sluice");
+  EXPECT_EQ(masked_conninfo("my db"), "dbname='my db'");
 }
 
 TEST(secrets, the_password_never_shows_wherever_it_was_written) {
@@ -44,6 +48,14 @@ TEST(secrets, libpq_errors_name_the_problem_without_echoing_the_string) {
   const auto percent = conninfo_error("postgresql://app:hunter2%zz@db/sluice");
   ASSERT_TRUE(percent.has_value());
   EXPECT_EQ(percent->find("hunter2"), std::string::npos) << *percent;
+  // A quote inside the secret must not end the redaction early.
+  for (const std::string with_quote :
+       {"postgresql://app:ab\"cd%zz@db/sluice", "password=x a\"b\"c host=db"}) {
+    const auto error = conninfo_error(with_quote);
+    ASSERT_TRUE(error.has_value()) << with_quote;
+    EXPECT_EQ(error->find("cd"), std::string::npos) << *error;
+    EXPECT_EQ(error->find("b\"c"), std::string::npos) << *error;
+  }
   EXPECT_TRUE(conninfo_error("postgresql://db/sluice?no_such_option=1").has_value());
   EXPECT_TRUE(conninfo_error("host='unterminated").has_value());
 }
