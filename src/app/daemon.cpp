@@ -159,6 +159,7 @@ int run_daemon(const config::settings& settings) {
   push_opts.batcher.deadline = settings.db_statement_timeout;
   push_opts.replay_batch = settings.file_buffer_max_batch;
   push_opts.deadline = settings.db_statement_timeout;
+  push_opts.max_queue_labels = settings.metrics_max_queue_labels;
   push::push_service pushes(io.get_executor(), pool, messages, *failover_log, *qos0_log, metrics,
                             push_opts);
 

@@ -302,6 +302,10 @@ const std::vector<setting_spec>& table() {
       duration_ms("RELAY_CLAIM_LEASE_MS",
                   "How long a sweeper's claim keeps other instances off a row it is publishing.",
                   &settings::relay_claim_lease, 1'000, 3'600'000),
+      count("METRICS_MAX_QUEUE_LABELS",
+            "Distinct queue names sluice_push_items_total keeps apart; pushes to further queues "
+            "are counted under queue=\"(other)\".",
+            &settings::metrics_max_queue_labels, 1, 1'000'000),
       {"DEBUG", "1 (or true, yes, on) logs at debug level unless LOG_LEVEL is set.",
        [](settings& s, const std::string& value) {
          std::string v;

@@ -188,15 +188,21 @@ asio::awaitable<void> push_service::stop() {
 }
 
 push_service::queue_counters& push_service::counters_for(const std::string& queue) {
-  auto it = item_counters_.find(queue);
-  if (it == item_counters_.end()) {
+  const auto make = [this](const std::string& label) {
     queue_counters c{};
     for (auto status : {item_status::stored, item_status::buffered, item_status::duplicate})
       c.by_status[static_cast<std::size_t>(status)] =
-          &items_total_.with({queue, to_string(status)});
-    it = item_counters_.emplace(queue, c).first;
+          &items_total_.with({label, to_string(status)});
+    return c;
+  };
+  if (const auto it = item_counters_.find(queue); it != item_counters_.end())
+    return it->second;
+  if (item_counters_.size() >= options_.max_queue_labels) {
+    if (!other_queues_counters_)
+      other_queues_counters_ = make("(other)");
+    return *other_queues_counters_;
   }
-  return it->second;
+  return item_counters_.emplace(queue, make(queue)).first->second;
 }
 
 asio::awaitable<push_outcome> push_service::push(push_request request) {

@@ -64,6 +64,9 @@ struct settings {
   std::size_t relay_sweep_batch = 1'000;
   std::chrono::milliseconds relay_claim_lease{30'000};
 
+  // Metrics
+  std::size_t metrics_max_queue_labels = 1'000;
+
   // Logging
   std::string log_level = "info";
   bool debug = false;  // DEBUG: log_level debug unless LOG_LEVEL is given

@@ -49,6 +49,9 @@ struct push_service_options {
   batcher_options batcher;
   std::size_t replay_batch = 1000;
   std::chrono::milliseconds deadline{5000};
+  // Queue names are the clients' to choose: past this many distinct ones, pushes are counted
+  // under queue="(other)", which no queue can be called, so /metrics stays bounded.
+  std::size_t max_queue_labels = 1000;
 };
 
 struct log_status {
@@ -139,6 +142,7 @@ class push_service {
     metrics::counter* by_status[3];
   };
   std::unordered_map<std::string, queue_counters> item_counters_;
+  std::optional<queue_counters> other_queues_counters_;
   queue_counters& counters_for(const std::string& queue);
   metrics::counter& failovers_;
 };

@@ -219,6 +219,30 @@ TEST_F(push_api, status_and_metrics_report_the_push_path) {
   EXPECT_EQ(std::system(("promtool check metrics < " + path).c_str()), 0);
 }
 
+TEST_F(push_api, queue_labels_in_metrics_are_bounded_however_many_queues_clients_invent) {
+  sluice_process s(env({{"METRICS_MAX_QUEUE_LABELS", "3"}}));
+  wait_ready(s);
+  for (int q = 0; q < 10; ++q) {
+    const auto res =
+        http_call(s.port(), "POST", "/api/v1/push",
+                  R"({"items":[{"queue":"q)" + std::to_string(q) + R"(","payload":1}]})");
+    ASSERT_EQ(res.status, 201) << res.body;
+  }
+  const std::string metrics = http_call(s.port(), "GET", "/metrics").body;
+  for (const char* kept : {"q0", "q1", "q2"}) {
+    EXPECT_NE(metrics.find("sluice_push_items_total{queue=\"" + std::string(kept) +
+                           "\",status=\"stored\"} 1\n"),
+              std::string::npos)
+        << kept << "\n"
+        << metrics;
+  }
+  EXPECT_EQ(metrics.find("queue=\"q3\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("sluice_push_items_total{queue=\"(other)\",status=\"stored\"} 7\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(count(), "10") << "every message stored, whatever its label";
+}
+
 TEST_F(push_api, a_full_push_queue_answers_503_with_retry_after) {
   // A hung PostgreSQL (the proxy stops moving bytes) holds the one connection; the queue bound
   // then turns the next push away at once instead of letting it pile up.
