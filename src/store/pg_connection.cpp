@@ -81,6 +81,25 @@ bool is_numeric_host(const std::string& host) {
   return !ec;
 }
 
+// A host name to look up: not empty (libpq's default socket), not a socket directory, not an
+// address.
+bool is_name(const std::string& host) {
+  return !host.empty() && host.front() != '/' && host.front() != '@' && !is_numeric_host(host);
+}
+
+// libpq's comma-separated lists (host=a,b port=1,2); a value without commas is one element.
+std::vector<std::string> split_list(const std::string& value) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    const auto comma = value.find(',', start);
+    out.push_back(value.substr(start, comma - start));
+    if (comma == std::string::npos)
+      return out;
+    start = comma + 1;
+  }
+}
+
 std::string option_or_env(PQconninfoOption* options, std::string_view keyword, const char* env) {
   for (auto* o = options; o && o->keyword; ++o) {
     if (keyword == o->keyword && o->val && *o->val)
@@ -252,53 +271,79 @@ asio::awaitable<std::error_code> pg_connection::wait_result(clock::time_point de
   }
 }
 
-asio::awaitable<std::error_code> pg_connection::resolve_host(const connection_options& options,
-                                                             clock::time_point deadline,
-                                                             std::string& host_list,
-                                                             std::string& hostaddr_list) {
-  // libpq resolves host names with a blocking getaddrinfo inside PQconnectPoll. Asio's
-  // resolver runs it off the loop; libpq then gets the addresses as hostaddr and only
-  // connects. Lists of hosts are left to libpq.
+asio::awaitable<std::error_code> pg_connection::resolve_hosts(const connection_options& options,
+                                                              clock::time_point deadline,
+                                                              resolved_hosts& out) {
+  // libpq resolves host names with a blocking getaddrinfo inside PQconnectPoll, which would
+  // stall the loop (worst when DNS is slow, as it often is in the failover a host list is there
+  // for). Asio's resolver runs it off the loop; libpq then gets each name's addresses as
+  // hostaddr, in order, and only connects, trying the entries as it would have itself.
+  // The conninfo reaches libpq as dbname with expand_dbname: only a value with `=` or a URI
+  // prefix is a connection string; anything else is a database name and leaves the host to
+  // PGHOST.
+  const std::string& text = options.conninfo;
+  const bool expanded = text.find('=') != std::string::npos ||
+                        text.rfind("postgresql://", 0) == 0 || text.rfind("postgres://", 0) == 0;
   char* parse_error = nullptr;
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> parsed(
-      PQconninfoParse(options.conninfo.c_str(), &parse_error), &PQconninfoFree);
+      PQconninfoParse(expanded ? text.c_str() : "", &parse_error), &PQconninfoFree);
   if (parse_error)
     PQfreemem(parse_error);
-  if (!parsed && !options.conninfo.empty())
+  if (!parsed)
     co_return std::error_code{};  // libpq reports it
-  const std::string host = option_or_env(parsed.get(), "host", "PGHOST");
-  if (host.empty() || !option_or_env(parsed.get(), "hostaddr", "PGHOSTADDR").empty() ||
-      host.find(',') != std::string::npos || host.front() == '/' || host.front() == '@' ||
-      is_numeric_host(host)) {
+  const auto hosts = split_list(option_or_env(parsed.get(), "host", "PGHOST"));
+  const auto ports = split_list(option_or_env(parsed.get(), "port", "PGPORT"));
+  const bool needs_resolving =
+      std::any_of(hosts.begin(), hosts.end(), [](const std::string& h) { return is_name(h); });
+  // hostaddr given, or port and host lists that do not pair up: libpq's to use or to refuse.
+  if (!needs_resolving || !option_or_env(parsed.get(), "hostaddr", "PGHOSTADDR").empty() ||
+      (ports.size() > 1 && ports.size() != hosts.size())) {
     co_return std::error_code{};
   }
 
-  asio::ip::tcp::resolver resolver(executor_);
-  timer_.expires_at(deadline);
-  auto r = co_await (resolver.async_resolve(host, "0", as_awaitable_tuple) ||
-                     timer_.async_wait(as_awaitable_tuple));
-  if (r.index() == 1) {
-    error_message_ = "could not resolve host \"" + host + "\": timed out";
-    co_return make_error_code(errc::timeout);
-  }
-  auto& [ec, endpoints] = std::get<0>(r);
-  if (ec) {
-    error_message_ = "could not resolve host \"" + host + "\": " + ec.message();
-    co_return make_error_code(errc::connection_failed);
-  }
-  std::vector<std::string> seen;
-  for (const auto& entry : endpoints) {
-    std::string address = entry.endpoint().address().to_string();
-    if (std::find(seen.begin(), seen.end(), address) != seen.end())
+  std::string failures;
+  std::size_t entries = 0;
+  const auto add = [&](const std::string& host, const std::string& hostaddr, std::size_t i) {
+    const char* sep = entries++ == 0 ? "" : ",";
+    out.host.append(sep).append(host);
+    out.hostaddr.append(sep).append(hostaddr);
+    if (ports.size() > 1)
+      out.port.append(sep).append(ports[i]);
+  };
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    const std::string& host = hosts[i];
+    if (!is_name(host)) {
+      // A socket directory or an address: no lookup; an empty hostaddr lets libpq use host.
+      add(host, is_numeric_host(host) ? host : "", i);
       continue;
-    // libpq pairs host[i] with hostaddr[i] and tries them in order, as it would have itself.
-    if (!seen.empty()) {
-      host_list += ',';
-      hostaddr_list += ',';
     }
-    host_list += host;
-    hostaddr_list += address;
-    seen.push_back(std::move(address));
+    asio::ip::tcp::resolver resolver(executor_);
+    timer_.expires_at(deadline);
+    auto r = co_await (resolver.async_resolve(host, "0", as_awaitable_tuple) ||
+                       timer_.async_wait(as_awaitable_tuple));
+    if (r.index() == 1) {
+      error_message_ = "could not resolve host \"" + host + "\": timed out";
+      co_return make_error_code(errc::timeout);
+    }
+    auto& [ec, endpoints] = std::get<0>(r);
+    if (ec) {
+      // The next host may do, as with libpq; only when none is left is it an error.
+      failures += (failures.empty() ? "" : "; ") + ("could not resolve host \"" + host + "\": ") +
+                  ec.message();
+      continue;
+    }
+    std::vector<std::string> seen;
+    for (const auto& entry : endpoints) {
+      std::string address = entry.endpoint().address().to_string();
+      if (std::find(seen.begin(), seen.end(), address) != seen.end())
+        continue;
+      add(host, address, i);
+      seen.push_back(std::move(address));
+    }
+  }
+  if (entries == 0) {
+    error_message_ = failures;
+    co_return make_error_code(errc::connection_failed);
   }
   co_return std::error_code{};
 }
@@ -316,17 +361,21 @@ asio::awaitable<std::error_code> pg_connection::connect(const connection_options
                                        : make_error_code(errc::timeout);
   };
 
-  std::string host_list, hostaddr_list;
-  if (auto ec = co_await resolve_host(options, connect_deadline, host_list, hostaddr_list)) {
+  resolved_hosts resolved;
+  if (auto ec = co_await resolve_hosts(options, connect_deadline, resolved)) {
     co_return ec == errc::timeout ? deadline_error() : ec;
   }
 
   std::vector<const char*> keys{"dbname", "fallback_application_name", "client_encoding"};
   std::vector<const char*> values{options.conninfo.c_str(), options.application_name.c_str(),
                                   "UTF8"};
-  if (!hostaddr_list.empty()) {
+  if (!resolved.host.empty()) {
     keys.insert(keys.end(), {"host", "hostaddr"});
-    values.insert(values.end(), {host_list.c_str(), hostaddr_list.c_str()});
+    values.insert(values.end(), {resolved.host.c_str(), resolved.hostaddr.c_str()});
+  }
+  if (!resolved.port.empty()) {
+    keys.push_back("port");
+    values.push_back(resolved.port.c_str());
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);

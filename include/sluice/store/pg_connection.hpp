@@ -88,10 +88,16 @@ class pg_connection {
   const std::string& error_message() const { return error_message_; }
 
  private:
-  boost::asio::awaitable<std::error_code> resolve_host(const connection_options& options,
-                                                       clock::time_point deadline,
-                                                       std::string& host_list,
-                                                       std::string& hostaddr_list);
+  // host, hostaddr and port lists for libpq with every host name already resolved; empty when
+  // libpq needs no help (no names, or options it must report as wrong itself).
+  struct resolved_hosts {
+    std::string host;
+    std::string hostaddr;
+    std::string port;
+  };
+  boost::asio::awaitable<std::error_code> resolve_hosts(const connection_options& options,
+                                                        clock::time_point deadline,
+                                                        resolved_hosts& out);
   boost::asio::awaitable<std::error_code> wait_io(bool want_read, bool want_write,
                                                   clock::time_point deadline);
   boost::asio::awaitable<std::error_code> flush(clock::time_point deadline);

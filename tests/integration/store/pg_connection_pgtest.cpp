@@ -70,6 +70,38 @@ TEST_F(pg_connection_test, resolves_host_names_off_the_loop) {
   }());
 }
 
+TEST_F(pg_connection_test, host_lists_are_resolved_off_the_loop_and_tried_in_order) {
+  const std::string port = test::required_env("SLUICE_TEST_PG_PORT");
+  test::run(io_, [&]() -> asio::awaitable<void> {
+    pg_connection conn(io_.get_executor());
+    // A name that does not resolve is skipped, as libpq skips it.
+    connection_options o = options();
+    o.conninfo = test::with_options(o.conninfo, {{"host", "no-such-host.invalid,localhost"}});
+    std::error_code ec = co_await conn.connect(o, in(10s));
+    EXPECT_FALSE(ec) << conn.error_message();
+    EXPECT_FALSE((co_await conn.execute("SELECT 1", in(5s))).ec);
+
+    // One name may become several addresses (localhost: ::1 and 127.0.0.1); each keeps the
+    // port of its host: the closed port 1 first, then the server's.
+    o = options();
+    o.conninfo = test::with_options(
+        o.conninfo, {{"host", "localhost,127.0.0.1,localhost"}, {"port", "1,1," + port}});
+    ec = co_await conn.connect(o, in(10s));
+    EXPECT_FALSE(ec) << conn.error_message();
+    EXPECT_FALSE((co_await conn.execute("SELECT 1", in(5s))).ec);
+
+    // Nothing resolves: every name is in the error.
+    o = options();
+    o.conninfo = test::with_options(o.conninfo, {{"host", "a.invalid,b.invalid"}});
+    ec = co_await conn.connect(o, in(10s));
+    EXPECT_EQ(ec, errc::connection_failed);
+    EXPECT_NE(conn.error_message().find("could not resolve host \"a.invalid\""), std::string::npos)
+        << conn.error_message();
+    EXPECT_NE(conn.error_message().find("could not resolve host \"b.invalid\""), std::string::npos)
+        << conn.error_message();
+  }());
+}
+
 TEST_F(pg_connection_test, binds_binary_and_text_parameters) {
   test::run(io_, [&]() -> asio::awaitable<void> {
     pg_connection conn(io_.get_executor());
