@@ -138,6 +138,23 @@ TEST_F(relay_store_test, a_live_claim_keeps_sweepers_off_until_its_lease_ends_or
   EXPECT_EQ(claim(100).rows.size(), 5u) << "the 300 ms lease ran out";
 }
 
+TEST_F(relay_store_test, held_rows_are_kept_from_sweepers_for_the_lease) {
+  // What an instance does with the rows it sent but had not had confirmed when its connection
+  // dropped: it re-sends them itself, so no other instance's sweeper may take them meanwhile.
+  store_messages(4, 4);
+  relay_store store(*pool_);
+  const std::vector<uuid> in_flight = {stored_[0].id, stored_[2].id};
+  EXPECT_FALSE(run(io_, store.hold(in_flight, 300ms, in(10s))));
+  const auto others = claim(100, 50ms);
+  ASSERT_EQ(others.rows.size(), 2u);
+  EXPECT_EQ(others.rows[0].id, stored_[1].id);
+  EXPECT_EQ(others.rows[1].id, stored_[3].id);
+  std::this_thread::sleep_for(400ms);
+  const auto after = claim(100);
+  ASSERT_EQ(after.rows.size(), 4u) << "the hold and the 50 ms claims ran out";
+  EXPECT_EQ(after.rows[0].id, stored_[0].id);
+}
+
 TEST_F(relay_store_test, concurrent_sweepers_never_claim_the_same_row) {
   store_messages(300, 300);
   // Three sweepers on their own connections, claiming at the same moment, again and again.
