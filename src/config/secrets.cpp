@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <memory>
+#include <string_view>
 
 #include <libpq-fe.h>
 
@@ -21,7 +22,10 @@ std::string without_quoted_tokens(const std::string& message) {
   std::string out = message;
   while (!out.empty() && out.back() == '\n')
     out.pop_back();
-  const auto first = out.find('"');
+  // The one quoted piece that is libpq's own text, not the user's, stays: it says what to add.
+  const std::string_view missing_equals = "missing \"=\" after ";
+  const std::size_t keep = out.rfind(missing_equals, 0) == 0 ? missing_equals.size() : 0;
+  const auto first = out.find('"', keep);
   if (first == std::string::npos)
     return out;
   return out.substr(0, first) + "\"…\"" + out.substr(out.rfind('"') + 1);
