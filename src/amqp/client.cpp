@@ -180,8 +180,8 @@ asio::awaitable<void> client::run() {
                    stats_.reconnects);
     }
     had_connection = true;
-    delay = options_.reconnect_initial_delay;
     set_state(conn->is_blocked() ? client_state::blocked : client_state::connected);
+    const auto connected_at = clock::now();
 
     co_await serve(conn);
 
@@ -192,6 +192,21 @@ asio::awaitable<void> client::run() {
       co_await conn->close();
     }
     connection_.reset();
+    // A connection that dies soon after it came up (a broker closing it on every attempt, or
+    // something we send that it refuses) must not turn into a reconnect loop: the backoff
+    // only starts over once a connection has lasted.
+    if (clock::now() - connected_at >= options_.stable_after) {
+      delay = options_.reconnect_initial_delay;
+    } else if (!stopping_) {
+      const auto wait = jittered(delay);
+      spdlog::warn("amqp: connection lost soon after connecting reason=\"{}\" retry_in_ms={}",
+                   last_error_.to_string(), wait.count());
+      const auto until = clock::now() + wait;
+      while (!stopping_ && clock::now() < until) {
+        co_await event_.wait_until(until);
+      }
+      delay = std::min(delay * 2, options_.reconnect_max_delay);
+    }
   }
   running_ = false;
   set_state(client_state::stopped);

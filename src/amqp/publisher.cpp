@@ -44,6 +44,14 @@ bool publisher::ready() const {
 asio::awaitable<std::error_code> publisher::publish(outgoing_message message,
                                                     publish_callback on_result) {
   auto self = shared_from_this();
+  // Refused before it takes a slot: sent, it would fail to encode after its method frame and
+  // cost the connection, and every re-send after the reconnect would do it again.
+  if (message.exchange.size() > max_short_string_bytes ||
+      message.routing_key.size() > max_short_string_bytes ||
+      oversized_property(message.properties) != nullptr) {
+    ++stats_.unencodable;
+    co_return make_error_code(errc::invalid_argument);
+  }
   if (!ready() || unconfirmed_.size() >= options_.confirm_window) {
     const auto deadline = clock::now() + options_.publish_timeout;
     while (!closed_ && (!ready() || unconfirmed_.size() >= options_.confirm_window)) {

@@ -23,11 +23,16 @@ amqp::outgoing_message to_outgoing(message& m, queue_mode mode) {
   p.content_type = "application/json";
   p.delivery_mode = amqp::delivery_mode_persistent;
   p.timestamp = static_cast<std::uint64_t>(m.created_ms < 0 ? 0 : m.created_ms / 1000);
-  if (m.transaction_id)
-    p.correlation_id = *m.transaction_id;
   amqp::field_table headers;
   headers.set("queue", m.queue);
   headers.set("partition", m.partition);
+  if (m.transaction_id) {
+    headers.set("transactionId", *m.transaction_id);
+    // correlation_id is an AMQP short string: 255 bytes at most, and a transactionId may have
+    // 256. Such a one is in the header only.
+    if (m.transaction_id->size() <= amqp::max_short_string_bytes)
+      p.correlation_id = *m.transaction_id;
+  }
   if (m.namespace_)
     headers.set("namespace", *m.namespace_);
   if (m.task)

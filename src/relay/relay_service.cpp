@@ -327,7 +327,7 @@ asio::awaitable<relay_service::declare_outcome> relay_service::declare(std::stri
   co_return declare_outcome::retry;
 }
 
-asio::awaitable<bool> relay_service::publish(message m, queue_mode mode) {
+asio::awaitable<relay_service::handoff> relay_service::publish(message m, queue_mode mode) {
   const uuid id = m.id;
   amqp::outgoing_message out = to_outgoing(m, mode);
   in_flight_.insert(id);
@@ -337,12 +337,22 @@ asio::awaitable<bool> relay_service::publish(message m, queue_mode mode) {
       self->on_result(id, r);
   };
   const auto ec = co_await publisher_->publish(std::move(out), std::move(on_result));
-  if (ec) {
-    in_flight_.erase(id);
-    failed_.inc();
-    co_return false;
+  if (!ec)
+    co_return handoff::sent;
+  in_flight_.erase(id);
+  failed_.inc();
+  if (ec != amqp::errc::invalid_argument)
+    co_return handoff::publisher_unavailable;
+  // This message can never go out as it is; the others can. It stays in the outbox (the
+  // backlog metrics show it) for an operator to look at.
+  if (unencodable_log_.allow(clock::now())) {
+    spdlog::error(
+        "relay: id={} cannot be encoded as an AMQP message (a name or property too long); it "
+        "stays unpublished in sluice_relay_outbox (not logged since: {})",
+        id.to_string(), unencodable_log_.suppressed);
+    unencodable_log_.suppressed = 0;
   }
-  co_return true;
+  co_return handoff::unencodable;
 }
 
 void relay_service::on_result(const uuid& id, const amqp::publish_result& r) {
@@ -545,7 +555,10 @@ asio::awaitable<std::size_t> relay_service::publish_claimed(std::vector<message>
     }
     const uuid id = m.id;
     swept_.inc();
-    if (!co_await publish(std::move(m), mode)) {
+    const handoff result = co_await publish(std::move(m), mode);
+    if (result == handoff::unencodable)
+      continue;  // its claim runs out; the rows after it are not held up
+    if (result == handoff::publisher_unavailable) {
       left.push_back(id);
       for (++i; i < rows.size(); ++i)
         left.push_back(rows[i].id);

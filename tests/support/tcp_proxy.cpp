@@ -48,7 +48,11 @@ void tcp_proxy::cut() {
 void tcp_proxy::pause() {
   mode_ = mode::pause;
 }
+void tcp_proxy::drop_after(std::chrono::milliseconds lifetime) {
+  lifetime_ms_ = lifetime.count();
+}
 void tcp_proxy::restore() {
+  lifetime_ms_ = 0;
   mode_ = mode::forward;
 }
 
@@ -84,8 +88,11 @@ void tcp_proxy::accept_loop() {
 
 void tcp_proxy::pump(int client, int server) {
   const std::uint64_t born = generation_;
+  const std::int64_t lifetime_ms = lifetime_ms_;
+  const auto dies_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(lifetime_ms);
   char buf[64 * 1024];
-  while (!stopping_ && generation_ == born) {
+  while (!stopping_ && generation_ == born &&
+         (lifetime_ms == 0 || std::chrono::steady_clock::now() < dies_at)) {
     if (mode_ == mode::pause) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;

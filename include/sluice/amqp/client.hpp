@@ -29,6 +29,9 @@ struct client_options {
   // jittered to between half and all of it, so many instances do not reconnect in lockstep.
   std::chrono::milliseconds reconnect_initial_delay{500};
   std::chrono::milliseconds reconnect_max_delay{30000};
+  // A connection lost sooner than this after it came up is retried with the backoff above
+  // (growing), not at once: a broker that drops us on every attempt gets no reconnect storm.
+  std::chrono::milliseconds stable_after{5000};
   // While connected, how often a failed publisher channel or consumer is retried.
   std::chrono::milliseconds resource_retry_interval{1000};
   // stop(): bound for closing the connection politely.

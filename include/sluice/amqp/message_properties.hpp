@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +28,16 @@ struct message_properties {
 
   friend bool operator==(const message_properties&, const message_properties&) = default;
 };
+
+// AMQP 0-9-1 short strings (names, most properties) carry at most 255 bytes; field-table keys
+// at most 128.
+inline constexpr std::size_t max_short_string_bytes = 255;
+inline constexpr std::size_t max_field_name_bytes = 128;
+
+// The name of the first property that cannot be encoded (a short string over 255 bytes, a
+// header name over 128), or nullptr when all fit. A publish is checked before it is sent: one
+// message that cannot be encoded must not take the connection down with it.
+const char* oversized_property(const message_properties& properties);
 
 inline constexpr std::uint8_t delivery_mode_transient = 1;
 inline constexpr std::uint8_t delivery_mode_persistent = 2;

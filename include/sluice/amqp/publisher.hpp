@@ -77,6 +77,7 @@ struct publisher_stats {
   std::uint64_t returned = 0;
   std::uint64_t failed = 0;
   std::uint64_t slot_timeouts = 0;  // publish() calls that gave up waiting for a slot
+  std::uint64_t unencodable = 0;    // publish() calls refused: a name or property too long
   // basic.ack/basic.nack frames received; fewer than settled messages when the broker
   // confirms many at once (multiple=true).
   std::uint64_t confirm_frames = 0;
@@ -100,7 +101,8 @@ class publisher : public std::enable_shared_from_this<publisher> {
 
   // Waits (at most publish_timeout) until a channel is attached, the connection is not
   // blocked and the window has room, then queues the message. On success on_result will run
-  // once with the outcome; on error (errc::timeout, errc::shutting_down) it never runs.
+  // once with the outcome; on error (errc::timeout, errc::shutting_down, or at once
+  // errc::invalid_argument for a message AMQP cannot carry) it never runs.
   // Pass a named callback, never a capturing lambda written inside the co_await expression:
   // g++ 12 destroys such lambda temporaries twice.
   boost::asio::awaitable<std::error_code> publish(outgoing_message message,

@@ -22,8 +22,9 @@ std::string amqp_name(std::string_view queue);
 //                   bound means nobody to deliver to, which is not an error)
 //   properties:     message_id = id (uuid text), content_type application/json,
 //                   delivery_mode 2, timestamp = created_ms / 1000,
-//                   correlation_id = transactionId when present
-//   headers:        queue, partition; namespace, task, traceId when present (all strings)
+//                   correlation_id = transactionId when present and at most 255 bytes
+//   headers:        queue, partition; namespace, task, traceId, transactionId when present
+//                   (all strings)
 //   body:           the payload bytes exactly as pushed
 // Moves the payload out of `m`.
 amqp::outgoing_message to_outgoing(message& m, queue_mode mode);

@@ -128,9 +128,11 @@ class relay_service final : public push::stored_sink,
   void sync_connection();
   bool is_declared(std::string_view queue, queue_mode mode) const;
   boost::asio::awaitable<declare_outcome> declare(std::string queue, queue_mode mode);
-  // Hands one message to the publisher; false when it was not accepted (then it stays
-  // unpublished for the sweeper).
-  boost::asio::awaitable<bool> publish(message m, queue_mode mode);
+  // Hands one message to the publisher. When it was not accepted it stays unpublished for the
+  // sweeper: because the publisher cannot take anything now, or because this message can
+  // never be encoded (the other messages are not held up by it).
+  enum class handoff { sent, publisher_unavailable, unencodable };
+  boost::asio::awaitable<handoff> publish(message m, queue_mode mode);
   void on_result(const uuid& id, const amqp::publish_result& r);
   void on_state(amqp::client_state state);
   boost::asio::awaitable<void> hold_in_flight();
@@ -167,7 +169,7 @@ class relay_service final : public push::stored_sink,
   async_event loops_done_;
 
   log_limiter deferred_log_, overflow_log_, nack_log_, return_log_, sweep_log_, backlog_log_,
-      modes_log_;
+      modes_log_, unencodable_log_;
   std::uint64_t reconnects_reported_ = 0;
 
   metrics::counter& published_;

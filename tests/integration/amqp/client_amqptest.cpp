@@ -1,6 +1,10 @@
 #include "sluice/amqp/client.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "independent_client.hpp"
+#include "sluice_test/tcp_proxy.hpp"
 #include "test_support.hpp"
 
 namespace sluice::amqp {
@@ -120,6 +124,39 @@ TEST(amqp_client, topology_failure_is_retried_with_backoff_and_reported) {
   });
   test::independent_client other(test::broker_url());
   other.delete_queue(queue);
+}
+
+TEST(amqp_client, a_broker_that_drops_every_connection_soon_gets_reconnects_with_backoff) {
+  // Each connection is reset 100 ms after it is made, handshake and all done: without the
+  // backoff for short-lived connections that is a reconnect every ~100 ms, forever (seen with a
+  // message the broker refused, before such messages were checked).
+  const url broker = test::broker_url();
+  sluice::test::tcp_proxy proxy(broker.host, broker.port);
+  proxy.drop_after(100ms);
+  url through = broker;
+  through.port = proxy.port();
+  run([&](asio::io_context& io) -> asio::awaitable<void> {
+    client_options o = options_for(through);
+    o.stable_after = 2s;
+    auto c = client::create(io.get_executor(), o);
+    c->start();
+    asio::steady_timer wait(io.get_executor(), 3s);
+    co_await wait.async_wait(asio::use_awaitable);
+    // Backoff 50, 100, 200, 400, 400... ms with jitter, plus 100 ms per connection: 5 to 10
+    // connections in 3 s, against about 28 with immediate reconnects.
+    EXPECT_GE(c->stats().connects, 4U);
+    EXPECT_LE(c->stats().connects, 12U);
+    proxy.restore();
+    // The connection made before the restore still dies at its 100 ms; the next one lasts.
+    wait.expires_after(1500ms);
+    co_await wait.async_wait(asio::use_awaitable);
+    CO_ASSERT_TRUE(co_await c->wait_connected(in(5s)));
+    const auto connects = c->stats().connects;
+    wait.expires_after(700ms);
+    co_await wait.async_wait(asio::use_awaitable);
+    EXPECT_EQ(c->stats().connects, connects) << "a connection that lasts stays";
+    co_await c->stop();
+  });
 }
 
 TEST(amqp_client, wrong_credentials_keep_retrying_with_the_403_text) {

@@ -259,6 +259,32 @@ TEST(amqp_publisher, missing_exchange_fails_unconfirmed_with_404) {
   });
 }
 
+TEST(amqp_publisher, a_message_amqp_cannot_carry_is_refused_and_the_connection_stays) {
+  run([&](asio::io_context& io) -> asio::awaitable<void> {
+    confirm_setup s;
+    CO_ASSERT_OK(co_await open_publisher(io, s));
+    outgoing_message too_long;
+    too_long.routing_key = "x";
+    too_long.properties.correlation_id = std::string(256, 'c');  // a short string holds 255
+    const auto ec = co_await s.pub->publish(std::move(too_long), ignore_result);
+    EXPECT_EQ(ec, errc::invalid_argument);
+    outgoing_message long_key;
+    long_key.routing_key = std::string(256, 'k');
+    EXPECT_EQ(co_await s.pub->publish(std::move(long_key), ignore_result), errc::invalid_argument);
+    EXPECT_EQ(s.pub->stats().unencodable, 2U);
+    EXPECT_EQ(s.pub->in_flight(), 0U);
+    // The connection and the channel are untouched: the next message goes out.
+    outgoing_message fine;
+    fine.exchange = "amq.direct";
+    fine.routing_key = "nowhere";
+    fine.properties.correlation_id = std::string(255, 'c');
+    const auto r = co_await s.pub->publish_and_wait(std::move(fine));
+    EXPECT_EQ(r.outcome, publish_outcome::acked);
+    EXPECT_TRUE(s.conn->is_open());
+    CO_ASSERT_OK(co_await s.conn->close());
+  });
+}
+
 TEST(amqp_publisher, full_window_makes_publish_wait_and_time_out) {
   run([&](asio::io_context& io) -> asio::awaitable<void> {
     // Detached publisher: nothing can be confirmed, so the window stays as it is.

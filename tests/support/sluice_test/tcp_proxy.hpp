@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -12,7 +13,9 @@ namespace sluice::test {
 
 // A TCP proxy on 127.0.0.1 in front of a real server, for chaos tests: `cut()` drops every
 // connection and refuses new ones (accepted and closed at once), `pause()` keeps connections
-// open but stops moving bytes (a hung server), `restore()` goes back to forwarding.
+// open but stops moving bytes (a hung server), `drop_after(d)` forwards but resets each new
+// connection `d` after it was accepted (a server that drops its clients), `restore()` goes
+// back to plain forwarding.
 class tcp_proxy {
  public:
   tcp_proxy(std::string target_host, std::uint16_t target_port);
@@ -23,6 +26,7 @@ class tcp_proxy {
   std::uint16_t port() const { return port_; }
   void cut();
   void pause();
+  void drop_after(std::chrono::milliseconds lifetime);
   void restore();
 
  private:
@@ -35,6 +39,7 @@ class tcp_proxy {
   int listener_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<mode> mode_{mode::forward};
+  std::atomic<std::int64_t> lifetime_ms_{0};  // 0 = connections live as long as their ends
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> generation_{0};  // bumped by cut(): pumps of older generations close
   std::mutex threads_mutex_;

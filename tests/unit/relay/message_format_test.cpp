@@ -65,10 +65,32 @@ TEST(relay_message_format, optional_fields_become_headers_and_correlation_id) {
   const auto out = to_outgoing(m, queue_mode::broadcast);
   const auto& p = out.properties;
   EXPECT_EQ(p.correlation_id, "order-1");
-  EXPECT_EQ(p.headers->size(), 5u);
+  EXPECT_EQ(p.headers->size(), 6u);
   EXPECT_EQ(*header(p, "namespace"), "shop");
   EXPECT_EQ(*header(p, "task"), "ship");
   EXPECT_EQ(*header(p, "traceId"), "t-1");
+  EXPECT_EQ(*header(p, "transactionId"), "order-1");
+  EXPECT_EQ(amqp::oversized_property(p), nullptr);
+}
+
+TEST(relay_message_format, a_transaction_id_too_long_for_correlation_id_is_a_header_only) {
+  // Pushes allow 256 bytes; AMQP's correlation_id holds 255. Sent there anyway, the message
+  // could not be encoded (the relay looped on it before this was found).
+  for (const std::size_t length : {255u, 256u}) {
+    message m = sample();
+    m.transaction_id = std::string(length, 't');
+    m.trace_id = std::string(256, 'r');
+    const auto out = to_outgoing(m, queue_mode::queue);
+    EXPECT_EQ(out.properties.correlation_id.has_value(), length == 255) << length;
+    EXPECT_EQ(*header(out.properties, "transactionId"), *m.transaction_id);
+    EXPECT_EQ(amqp::oversized_property(out.properties), nullptr) << length;
+  }
+  amqp::message_properties too_long;
+  too_long.correlation_id = std::string(256, 'c');
+  EXPECT_STREQ(amqp::oversized_property(too_long), "correlation_id");
+  too_long.correlation_id.reset();
+  too_long.headers = amqp::field_table{{std::string(129, 'k'), std::string("v")}};
+  EXPECT_STREQ(amqp::oversized_property(too_long), "a header name");
 }
 
 TEST(relay_message_format, names_and_modes) {
