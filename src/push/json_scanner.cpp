@@ -272,8 +272,11 @@ bool json_scanner::skip_value_at(std::size_t depth) {
   skip_ws();
   if (pos_ >= text_.size())
     return fail("expected a value");
-  if (depth > max_depth_)
-    return fail("nesting deeper than " + std::to_string(max_depth_));
+  // depth counts the containers already open around this value: at most max_depth_ levels.
+  if (depth >= max_depth_ && (text_[pos_] == '[' || text_[pos_] == '{')) {
+    too_deep_ = true;
+    return fail("nesting deeper than " + std::to_string(max_depth_) + " levels");
+  }
   switch (text_[pos_]) {
     case '"':
       return skip_string();

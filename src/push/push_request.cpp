@@ -1,5 +1,7 @@
 #include "sluice/push/push_request.hpp"
 
+#include <charconv>
+
 #include "sluice/push/json_scanner.hpp"
 
 namespace sluice::push {
@@ -31,58 +33,87 @@ std::optional<std::string> check_id(const std::string& v) {
   return std::nullopt;
 }
 
-// Parses one item object; structural JSON errors return false (the whole body is malformed),
-// field-level problems are collected in `errors` and parsing goes on.
-bool parse_item(json_scanner& s, std::size_t index, const push_limits& limits, message& out,
-                std::vector<item_error>& errors) {
-  if (!s.skip_whitespace_and_expect('{'))
-    return false;
-  bool have_queue = false;
-  bool have_payload = false;
-  std::vector<std::string> seen;
-  auto add_error = [&](std::string field, std::string msg) {
-    errors.push_back({index, std::move(field), std::move(msg)});
-  };
+// The fields an item may have; a bit each, so a repeated one is found without a list of the
+// keys seen (a body of 40,000 keys in one item must not cost 40,000² comparisons).
+constexpr std::string_view item_fields[] = {"queue",   "partition", "namespace",    "task",
+                                            "traceId", "payload",   "transactionId"};
+
+int item_field_index(std::string_view key) {
+  for (std::size_t i = 0; i < std::size(item_fields); ++i) {
+    if (item_fields[i] == key)
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
+// Problems found so far; the answer lists the first max_listed_item_errors of them, so a huge
+// body of bad items cannot make a huge answer.
+struct error_sink {
+  std::vector<item_error>& listed;
+  std::size_t count = 0;
+
+  void add(std::size_t index, std::string field, std::string message) {
+    ++count;
+    if (listed.size() < max_listed_item_errors)
+      listed.push_back({index, std::move(field), std::move(message)});
+  }
+};
+
+enum class item_parse { ok, malformed, too_deep };
+
+// Parses one item; JSON syntax errors are `malformed` (the whole body is), a payload nested
+// deeper than the scanner goes is `too_deep`; field-level problems go to `errors` and parsing
+// goes on.
+item_parse parse_item(json_scanner& s, std::size_t index, const push_limits& limits, message& out,
+                      error_sink& errors) {
+  if (!s.peek_is('{')) {
+    std::string_view ignored;
+    if (!s.skip_value(ignored))
+      return s.too_deep() ? item_parse::too_deep : item_parse::malformed;
+    errors.add(index, "", "an item must be a JSON object");
+    return item_parse::ok;
+  }
+  s.skip_whitespace_and_expect('{');
+  unsigned seen = 0;
   if (s.peek_is('}')) {
     s.skip_whitespace_and_expect('}');
   } else {
     for (;;) {
       std::string key;
       if (!s.read_string(key) || !s.skip_whitespace_and_expect(':'))
-        return false;
-      bool duplicate = false;
-      for (const auto& k : seen)
-        duplicate = duplicate || k == key;
-      if (duplicate)
-        add_error(key, "given twice");
-      seen.push_back(key);
+        return item_parse::malformed;
+      const int field = item_field_index(key);
+      if (field >= 0) {
+        const unsigned bit = 1u << field;
+        if (seen & bit)
+          errors.add(index, key, "given twice");
+        seen |= bit;
+      }
 
       if (key == "payload") {
         std::string_view span;
         if (!s.skip_value(span))
-          return false;
-        have_payload = true;
+          return s.too_deep() ? item_parse::too_deep : item_parse::malformed;
         if (span.size() > limits.max_payload_bytes) {
-          add_error("payload", "is " + std::to_string(span.size()) + " bytes; the limit is " +
-                                   std::to_string(limits.max_payload_bytes));
+          errors.add(index, "payload",
+                     "is " + std::to_string(span.size()) + " bytes; the limit is " +
+                         std::to_string(limits.max_payload_bytes));
         } else {
           out.payload.assign(span);
         }
-      } else if (key == "queue" || key == "partition" || key == "namespace" || key == "task" ||
-                 key == "traceId" || key == "transactionId") {
-        have_queue = have_queue || key == "queue";  // present; validity is reported separately
+      } else if (field >= 0) {
         if (!s.peek_is('"')) {
           std::string_view ignored;
           if (!s.skip_value(ignored))
-            return false;
-          add_error(key, "must be a string");
+            return s.too_deep() ? item_parse::too_deep : item_parse::malformed;
+          errors.add(index, key, "must be a string");
         } else {
           std::string value;
           if (!s.read_string(value))
-            return false;
+            return item_parse::malformed;
           const bool is_id = key == "traceId" || key == "transactionId";
           if (auto problem = is_id ? check_id(value) : check_name(value)) {
-            add_error(key, *problem);
+            errors.add(index, key, *problem);
           } else if (key == "queue") {
             out.queue = std::move(value);
           } else if (key == "partition") {
@@ -100,25 +131,25 @@ bool parse_item(json_scanner& s, std::size_t index, const push_limits& limits, m
       } else {
         std::string_view ignored;
         if (!s.skip_value(ignored))
-          return false;
-        add_error(key, "is not a known field");
+          return s.too_deep() ? item_parse::too_deep : item_parse::malformed;
+        errors.add(index, key, "is not a known field");
       }
       if (s.peek_is(',')) {
         s.skip_whitespace_and_expect(',');
         continue;
       }
       if (!s.skip_whitespace_and_expect('}'))
-        return false;
+        return item_parse::malformed;
       break;
     }
   }
-  if (!have_queue)
-    add_error("queue", "is required");
-  if (!have_payload)
-    add_error("payload", "is required");
+  if ((seen & (1u << item_field_index("queue"))) == 0)
+    errors.add(index, "queue", "is required");
+  if ((seen & (1u << item_field_index("payload"))) == 0)
+    errors.add(index, "payload", "is required");
   if (out.partition.empty())
     out.partition = "Default";
-  return true;
+  return item_parse::ok;
 }
 
 }  // namespace
@@ -131,29 +162,60 @@ parse_outcome parse_push_request(std::string_view body, const push_limits& limit
   std::optional<std::int64_t> buffer_ms;
   std::optional<std::int64_t> buffer_max;
   std::vector<std::string> top_errors;
+  error_sink errors{out.item_errors};
+  bool items_seen = false, buffer_ms_seen = false, buffer_max_seen = false;
 
   auto malformed = [&]() {
     out.error_code = "invalid_json";
     out.error_message = "request body is not valid JSON: " + s.error();
     return out;
   };
-  if (!s.skip_whitespace_and_expect('{')) {
+  auto too_deep_request = [&]() {
+    out.error_code = "invalid_request";
+    out.error_message = s.error();
+    return out;
+  };
+  auto too_deep = [&](std::size_t index) {
+    out.error_code = "invalid_items";
+    out.item_errors.assign(1, {index, "payload", s.error()});
+    out.item_error_count = 1;
+    out.error_message = "1 problem(s) in items; nothing was stored";
+    return out;
+  };
+  if (body.empty()) {
     out.error_code = "invalid_json";
-    out.error_message = body.empty()
-                            ? "request body is empty; expected a JSON object with \"items\""
-                            : "request body must be a JSON object: " + s.error();
+    out.error_message = "request body is empty; expected a JSON object with \"items\"";
     return out;
   }
+  if (!s.peek_is('{')) {
+    // Valid JSON of another shape is the wrong request, not broken JSON.
+    std::string_view ignored;
+    if (!s.skip_value(ignored) || !s.at_end())
+      return malformed();
+    out.error_code = "invalid_request";
+    out.error_message = "request body must be a JSON object with \"items\"";
+    return out;
+  }
+  s.skip_whitespace_and_expect('{');
   if (!s.peek_is('}')) {
     for (;;) {
       std::string key;
       if (!s.read_string(key) || !s.skip_whitespace_and_expect(':'))
         return malformed();
+      // A repeated key would be silently merged (or the last one win): refused instead.
+      bool* seen = key == "items"       ? &items_seen
+                   : key == "bufferMs"  ? &buffer_ms_seen
+                   : key == "bufferMax" ? &buffer_max_seen
+                                        : nullptr;
+      if (seen != nullptr && *seen)
+        top_errors.push_back("\"" + key + "\" given twice");
+      if (seen != nullptr)
+        *seen = true;
       if (key == "items") {
         if (!s.peek_is('[')) {
           std::string_view ignored;
           if (!s.skip_value(ignored))
-            return malformed();
+            return s.too_deep() ? too_deep_request() : malformed();
           top_errors.push_back("\"items\" must be an array");
         } else {
           have_items = true;
@@ -161,15 +223,24 @@ parse_outcome parse_push_request(std::string_view body, const push_limits& limit
           if (s.peek_is(']')) {
             s.skip_whitespace_and_expect(']');
           } else {
-            for (;;) {
-              if (req.items.size() == limits.max_items) {
+            for (std::size_t index = 0;; ++index) {
+              if (index == limits.max_items) {
                 top_errors.push_back("more than " + std::to_string(limits.max_items) + " items");
               }
-              message m;
-              if (!parse_item(s, req.items.size(), limits, m, out.item_errors))
-                return malformed();
-              if (req.items.size() <= limits.max_items)
+              if (index >= limits.max_items) {
+                // The request is refused anyway: the rest only has to be valid JSON.
+                std::string_view ignored;
+                if (!s.skip_value(ignored))
+                  return s.too_deep() ? too_deep(index) : malformed();
+              } else {
+                message m;
+                const item_parse parsed = parse_item(s, index, limits, m, errors);
+                if (parsed == item_parse::malformed)
+                  return malformed();
+                if (parsed == item_parse::too_deep)
+                  return too_deep(index);
                 req.items.push_back(std::move(m));
+              }
               if (s.peek_is(',')) {
                 s.skip_whitespace_and_expect(',');
                 continue;
@@ -181,21 +252,26 @@ parse_outcome parse_push_request(std::string_view body, const push_limits& limit
           }
         }
       } else if (key == "bufferMs" || key == "bufferMax") {
-        long long v = 0;
         const bool is_ms = key == "bufferMs";
         const std::int64_t lo = is_ms ? 0 : 1;
         const std::int64_t hi = is_ms ? max_buffer_ms : max_buffer_max;
-        if (!s.read_integer(v) || v < lo || v > hi) {
-          out.error_code = "invalid_request";
-          out.error_message = "\"" + key + "\" must be an integer from " + std::to_string(lo) +
-                              " to " + std::to_string(hi);
-          return out;
+        // Scanned as any value first: broken JSON is invalid_json, a value of the wrong kind
+        // or range is invalid_request.
+        std::string_view span;
+        if (!s.skip_value(span))
+          return s.too_deep() ? too_deep_request() : malformed();
+        std::int64_t v = 0;
+        const auto [end, ec] = std::from_chars(span.data(), span.data() + span.size(), v);
+        if (ec != std::errc{} || end != span.data() + span.size() || v < lo || v > hi) {
+          top_errors.push_back("\"" + key + "\" must be an integer from " + std::to_string(lo) +
+                               " to " + std::to_string(hi));
+        } else {
+          (is_ms ? buffer_ms : buffer_max) = v;
         }
-        (is_ms ? buffer_ms : buffer_max) = v;
       } else {
         std::string_view ignored;
         if (!s.skip_value(ignored))
-          return malformed();
+          return s.too_deep() ? too_deep_request() : malformed();
         top_errors.push_back("\"" + key + "\" is not a known field");
       }
       if (s.peek_is(',')) {
@@ -223,10 +299,13 @@ parse_outcome parse_push_request(std::string_view body, const push_limits& limit
       out.error_message += (out.error_message.empty() ? "" : "; ") + e;
     return out;
   }
-  if (!out.item_errors.empty()) {
+  if (errors.count != 0) {
     out.error_code = "invalid_items";
-    out.error_message =
-        std::to_string(out.item_errors.size()) + " problem(s) in items; nothing was stored";
+    out.item_error_count = errors.count;
+    out.error_message = std::to_string(errors.count) + " problem(s) in items";
+    if (errors.count > out.item_errors.size())
+      out.error_message += " (the first " + std::to_string(out.item_errors.size()) + " listed)";
+    out.error_message += "; nothing was stored";
     return out;
   }
   if (buffer_ms || buffer_max) {

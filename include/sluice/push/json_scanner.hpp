@@ -26,6 +26,8 @@ class json_scanner {
 
   std::size_t offset() const { return pos_; }
   const std::string& error() const { return error_; }
+  // The last failure was the nesting limit: valid JSON, perhaps, but too deep to scan.
+  bool too_deep() const { return too_deep_; }
   bool fail(std::string message);
 
  private:
@@ -40,6 +42,7 @@ class json_scanner {
   std::size_t pos_ = 0;
   std::size_t max_depth_;
   std::string error_;
+  bool too_deep_ = false;
 };
 
 }  // namespace sluice::push

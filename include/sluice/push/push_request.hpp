@@ -22,6 +22,7 @@ inline constexpr std::size_t max_name_bytes = 128;
 // traceId, transactionId: 1..256 bytes of UTF-8 without control characters.
 inline constexpr std::size_t max_id_bytes = 256;
 inline constexpr std::int64_t max_buffer_ms = 60'000;
+inline constexpr std::size_t max_listed_item_errors = 100;
 inline constexpr std::int64_t max_buffer_max = 10'000;
 
 struct qos0_options {
@@ -46,7 +47,10 @@ struct parse_outcome {
   std::optional<push_request> request;  // set when valid
   std::string error_code;               // invalid_json | invalid_request | invalid_items
   std::string error_message;
-  std::vector<item_error> item_errors;  // for invalid_items: every bad field of every item
+  // For invalid_items: the bad fields of the items, the first max_listed_item_errors of
+  // item_error_count.
+  std::vector<item_error> item_errors;
+  std::size_t item_error_count = 0;
 };
 
 // Parses and validates a whole body; any invalid item rejects the whole request.

@@ -75,7 +75,22 @@ TEST(json_scanner, nesting_is_bounded) {
   json_scanner s(deep, 64);
   std::string_view span;
   EXPECT_FALSE(s.skip_value(span));
-  EXPECT_NE(s.error().find("nesting"), std::string::npos);
+  EXPECT_TRUE(s.too_deep());
+  EXPECT_NE(s.error().find("nesting deeper than 64 levels"), std::string::npos);
+  // Exactly the limit is fine; one more is not.
+  const auto nested = [](int levels) {
+    return std::string(static_cast<std::size_t>(levels), '[') + "1" +
+           std::string(static_cast<std::size_t>(levels), ']');
+  };
+  const std::string sixty_four = nested(64), sixty_five = nested(65);  // the scanner keeps a view
+  json_scanner at_limit(sixty_four, 64);
+  EXPECT_TRUE(at_limit.skip_value(span)) << at_limit.error();
+  json_scanner over(sixty_five, 64);
+  EXPECT_FALSE(over.skip_value(span));
+  EXPECT_TRUE(over.too_deep());
+  json_scanner broken("[1,", 64);
+  EXPECT_FALSE(broken.skip_value(span));
+  EXPECT_FALSE(broken.too_deep());
 }
 
 TEST(json_scanner, decodes_string_escapes_to_utf8) {

@@ -47,7 +47,8 @@ TEST(push_request, buffer_fields_make_it_qos0_with_defaults_for_the_missing_one)
 
 TEST(push_request, malformed_json_is_invalid_json) {
   for (const char* body :
-       {"", "[]", "{", R"({"items":[{"queue":"q","payload":}]})", R"({"items":[]} x)",
+       {"", "[", "{", R"({"items":[{"queue":"q","payload":}]})", R"({"items":[]} x)",
+        R"({"items":[{"queue":"q","payload":1}],"bufferMs":)", R"({"bufferMs":abc})",
         "{\"items\":[{\"queue\":\"q\",\"payload\":\"\xff\"}]}"}) {
     const auto out = parse(body);
     EXPECT_FALSE(out.request.has_value()) << body;
@@ -56,11 +57,78 @@ TEST(push_request, malformed_json_is_invalid_json) {
 }
 
 TEST(push_request, structural_problems_are_invalid_request) {
-  for (const char* body : {"{}", R"({"items":[]})", R"({"items":{}})",
-                           R"({"items":[{"queue":"q","payload":1}],"x":1})"}) {
+  for (const char* body :
+       {"{}", R"({"items":[]})", R"({"items":{}})",
+        R"({"items":[{"queue":"q","payload":1}],"x":1})",
+        // valid JSON of the wrong shape
+        "[]", "null", "5", R"("x")", R"({"items":[{"queue":"q","payload":1}],"bufferMs":"5"})",
+        R"({"items":[{"queue":"q","payload":1}],"bufferMs":1e999})",
+        // a repeated key would be merged or overwritten silently
+        R"({"items":[{"queue":"q","payload":1}],"items":[{"queue":"q","payload":2}]})",
+        R"({"items":[{"queue":"q","payload":1}],"bufferMs":5,"bufferMs":6})"}) {
     const auto out = parse(body);
     EXPECT_EQ(out.error_code, "invalid_request") << body;
+    EXPECT_FALSE(out.request.has_value()) << body;
   }
+  EXPECT_NE(parse(R"({"items":[],"items":[]})").error_message.find("\"items\" given twice"),
+            std::string::npos);
+}
+
+TEST(push_request, an_item_that_is_not_an_object_is_an_item_problem) {
+  const auto out = parse(R"({"items":[{"queue":"q","payload":1},1,null,[]]})");
+  EXPECT_EQ(out.error_code, "invalid_items");
+  ASSERT_EQ(out.item_errors.size(), 3u);
+  EXPECT_EQ(out.item_errors[0].index, 1u);
+  EXPECT_EQ(out.item_errors[0].message, "an item must be a JSON object");
+}
+
+TEST(push_request, payloads_nest_up_to_64_levels) {
+  const auto nested = [](int levels) {
+    return std::string(static_cast<std::size_t>(levels), '[') +
+           std::string(static_cast<std::size_t>(levels), ']');
+  };
+  auto out = parse(R"({"items":[{"queue":"q","payload":)" + nested(64) + "}]}");
+  EXPECT_TRUE(out.request.has_value()) << out.error_message;
+  out =
+      parse(R"({"items":[{"queue":"q","payload":1},{"queue":"q","payload":)" + nested(65) + "}]}");
+  EXPECT_EQ(out.error_code, "invalid_items") << "valid JSON, over a limit: not invalid_json";
+  ASSERT_EQ(out.item_errors.size(), 1u);
+  EXPECT_EQ(out.item_errors[0].index, 1u);
+  EXPECT_EQ(out.item_errors[0].field, "payload");
+  EXPECT_NE(out.item_errors[0].message.find("nesting deeper than 64 levels"), std::string::npos);
+}
+
+TEST(push_request, huge_bodies_of_bad_items_give_a_bounded_answer) {
+  // 3 problems in each of 50,000 empty or odd items: counted, the first 100 listed.
+  std::string body = R"({"items":[)";
+  for (int i = 0; i < 50'000; ++i)
+    body += i ? ",{}" : "{}";
+  body += "]}";
+  push_limits many;
+  many.max_items = 100'000;
+  auto out = parse(body, many);
+  EXPECT_EQ(out.error_code, "invalid_items");
+  EXPECT_EQ(out.item_errors.size(), max_listed_item_errors);
+  EXPECT_EQ(out.item_error_count, 100'000u);
+  EXPECT_NE(out.error_message.find("100000 problem(s) in items (the first 100 listed)"),
+            std::string::npos)
+      << out.error_message;
+  // One item with 50,000 unknown keys: each key is checked once, not against all others.
+  body = R"({"items":[{"queue":"q","payload":1)";
+  for (int i = 0; i < 50'000; ++i)
+    body += ",\"k" + std::to_string(i) + "\":0";
+  body += "}]}";
+  out = parse(body);
+  EXPECT_EQ(out.item_error_count, 50'000u);
+  EXPECT_EQ(out.item_errors.size(), max_listed_item_errors);
+  // Items past max_items are only checked to be JSON.
+  body = R"({"items":[)";
+  for (int i = 0; i < 5'000; ++i)
+    body += i ? ",{}" : "{}";
+  body += "]}";
+  out = parse(body);
+  EXPECT_EQ(out.error_code, "invalid_request");
+  EXPECT_NE(out.error_message.find("more than 1000 items"), std::string::npos);
 }
 
 TEST(push_request, every_bad_item_field_is_reported_and_nothing_is_accepted) {
