@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "sluice/http/json_body.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace sluice::api {
@@ -71,6 +73,8 @@ json log_json(const push::log_status& s) {
 void add_push_routes(http::router& routes, push::push_service& service, push::push_limits limits) {
   routes.add("POST", "/api/v1/push", "/api/v1/push",
              [&service, limits](http::request& req) -> boost::asio::awaitable<http::response> {
+               if (auto rejected = http::reject_non_json_body(req))
+                 co_return std::move(*rejected);
                auto parsed = push::parse_push_request(req.body, limits);
                if (!parsed.request)
                  co_return invalid(parsed);

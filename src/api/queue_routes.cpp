@@ -3,8 +3,11 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "sluice/core/percent_decode.hpp"
+#include "sluice/http/json_body.hpp"
+#include "sluice/push/json_scanner.hpp"
 #include "sluice/push/push_request.hpp"
 
 #include <nlohmann/json.hpp>
@@ -47,6 +50,66 @@ http::response invalid_queue() {
                                   " bytes of letters, digits and . _ : -");
 }
 
+// The body of PUT /api/v1/queues/{queue}: exactly {"mode":"<string>"}, read with the push
+// API's scanner so that both APIs judge JSON alike (a repeated key is refused, not merged).
+// Either the mode string or the error to answer.
+std::variant<std::string, http::response> read_mode_body(std::string_view body) {
+  const auto invalid_json = [] {
+    return http::error_response(400, "invalid_json", "the body is not valid JSON");
+  };
+  const auto invalid_request = [](std::string message) {
+    return http::error_response(400, "invalid_request", message);
+  };
+  push::json_scanner s(body);
+  if (!s.peek_is('{')) {
+    std::string_view ignored;
+    if (!s.skip_value(ignored) || !s.at_end())
+      return invalid_json();
+    return invalid_request(R"(expected {"mode":"queue"|"broadcast"})");
+  }
+  s.skip_whitespace_and_expect('{');
+  std::optional<std::string> mode;
+  std::string problem;
+  if (s.peek_is('}')) {
+    s.skip_whitespace_and_expect('}');
+  } else {
+    for (;;) {
+      std::string key;
+      if (!s.read_string(key) || !s.skip_whitespace_and_expect(':'))
+        return invalid_json();
+      if (key == "mode" && !mode && s.peek_is('"')) {
+        std::string value;
+        if (!s.read_string(value))
+          return invalid_json();
+        mode = std::move(value);
+      } else {
+        std::string_view ignored;
+        if (!s.skip_value(ignored))
+          return invalid_json();
+        if (problem.empty()) {
+          problem = key != "mode" ? "unknown field '" + key + "'"
+                    : mode        ? std::string(R"("mode" given twice)")
+                                  : std::string(R"(mode must be "queue" or "broadcast")");
+        }
+      }
+      if (s.peek_is(',')) {
+        s.skip_whitespace_and_expect(',');
+        continue;
+      }
+      if (!s.skip_whitespace_and_expect('}'))
+        return invalid_json();
+      break;
+    }
+  }
+  if (!s.at_end())
+    return invalid_json();
+  if (!problem.empty())
+    return invalid_request(problem);
+  if (!mode)
+    return invalid_request(R"(expected {"mode":"queue"|"broadcast"})");
+  return *mode;
+}
+
 http::response unavailable(const std::error_code& ec) {
   return http::overloaded_response(503, "database_unavailable",
                                    "PostgreSQL is not available: " + ec.message(), 1);
@@ -81,21 +144,12 @@ void add_queue_routes(http::router& routes, relay::queue_modes& modes) {
                auto queue = queue_param(req);
                if (!queue)
                  co_return invalid_queue();
-               const json body = json::parse(req.body, nullptr, false);
-               if (body.is_discarded())
-                 co_return http::error_response(400, "invalid_json", "the body is not valid JSON");
-               if (!body.is_object() || !body.contains("mode"))
-                 co_return http::error_response(400, "invalid_request",
-                                                R"(expected {"mode":"queue"|"broadcast"})");
-               for (const auto& [key, value] : body.items()) {
-                 if (key != "mode")
-                   co_return http::error_response(400, "invalid_request",
-                                                  "unknown field '" + key + "'");
-               }
-               const json& mode_value = body["mode"];
-               const auto mode = mode_value.is_string()
-                                     ? relay::parse_queue_mode(mode_value.get<std::string>())
-                                     : std::nullopt;
+               if (auto rejected = http::reject_non_json_body(req))
+                 co_return std::move(*rejected);
+               auto read = read_mode_body(req.body);
+               if (auto* error = std::get_if<http::response>(&read))
+                 co_return std::move(*error);
+               const auto mode = relay::parse_queue_mode(std::get<std::string>(read));
                if (!mode)
                  co_return http::error_response(400, "invalid_request",
                                                 R"(mode must be "queue" or "broadcast")");

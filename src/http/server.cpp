@@ -53,6 +53,25 @@ const char* method_label(bhttp::verb v) {
   }
 }
 
+// A client's bytes as they may go into a log line: anything outside printable ASCII as \xNN,
+// so a request cannot forge log lines or put invalid UTF-8 into them.
+std::string printable(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x21 && byte <= 0x7e && byte != '\\') {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(hex[byte >> 4]);
+      out.push_back(hex[byte & 0xf]);
+    }
+  }
+  return out;
+}
+
 // Echo a client's X-Request-Id only when it is short and printable: it goes into logs and headers.
 bool acceptable_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128)
@@ -216,10 +235,20 @@ struct server::impl : std::enable_shared_from_this<impl> {
       auto [ec, header_bytes] =
           co_await bhttp::async_read_header(conn.stream, buffer, parser, use_tuple);
       if (ec == bhttp::error::header_limit) {
-        co_await reject(conn, 11, "unmatched", "OTHER",
-                        error_response(431, "headers_too_large",
-                                       "request headers exceed " +
-                                           std::to_string(options.max_header_bytes) + " bytes"));
+        // The limit covers the request line too: when that alone does not fit, the URL is
+        // what is too long (414), not the headers.
+        const auto received = beast::buffers_to_string(buffer.data());
+        if (received.find('\n') == std::string::npos) {
+          co_await reject(conn, 11, "unmatched", "OTHER",
+                          error_response(414, "uri_too_long",
+                                         "request line exceeds " +
+                                             std::to_string(options.max_header_bytes) + " bytes"));
+        } else {
+          co_await reject(conn, 11, "unmatched", "OTHER",
+                          error_response(431, "headers_too_large",
+                                         "request headers exceed " +
+                                             std::to_string(options.max_header_bytes) + " bytes"));
+        }
         co_return;
       }
       if (ec == bhttp::error::body_limit) {  // a declared Content-Length over the limit
@@ -240,6 +269,25 @@ struct server::impl : std::enable_shared_from_this<impl> {
       auto& header = parser.get();
       const unsigned version = header.version();
       const char* method = method_label(header.method());
+      // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400.
+      if (version >= 11 && header.find(bhttp::field::host) == header.end()) {
+        co_await reject(conn, version, "unmatched", method,
+                        error_response(400, "bad_request", "HTTP/1.1 request without Host"));
+        co_return;
+      }
+      // Transfer codings other than chunked (gzip, deflate) would hand handlers bytes they
+      // cannot read; RFC 9112 6.1 says 501.
+      if (const auto te = header.find(bhttp::field::transfer_encoding); te != header.end()) {
+        std::string codings(te->value());
+        std::erase_if(codings, [](char c) { return c == ' ' || c == '\t'; });
+        if (!beast::iequals(codings, "chunked")) {
+          co_await reject(conn, version, "unmatched", method,
+                          error_response(501, "not_implemented",
+                                         "Transfer-Encoding " + std::string(te->value()) +
+                                             " is not supported; only chunked"));
+          co_return;
+        }
+      }
       // curl and others wait for "100 Continue" before sending a large body.
       // Not to HTTP/1.0 clients: they must not be sent a 1xx (RFC 9110, 15.2).
       if (auto expect = header[bhttp::field::expect];
@@ -270,6 +318,13 @@ struct server::impl : std::enable_shared_from_this<impl> {
       request req;
       req.method = std::string(beast_req.method_string());
       req.target = std::string(beast_req.target());
+      // Absolute form (GET http://host/path), which RFC 9112 3.2.2 says servers must accept:
+      // routed by its path.
+      if (const auto scheme = req.target.find("://");
+          scheme != std::string::npos && req.target.front() != '/') {
+        const auto path = req.target.find('/', scheme + 3);
+        req.target = path == std::string::npos ? "/" : req.target.substr(path);
+      }
       const auto q = req.target.find('?');
       req.path = req.target.substr(0, q);
       if (q != std::string::npos)
@@ -283,16 +338,23 @@ struct server::impl : std::enable_shared_from_this<impl> {
                                                                     : ids.next().to_string();
       const bool keep_alive = beast_req.keep_alive();
 
+      // HEAD is GET without the body (RFC 9110 9.3.2): routed as GET, the body cut off below,
+      // Content-Length kept.
+      const bool head = req.method == "HEAD";
+      if (head)
+        req.method = "GET";
       auto [result, route_name] = co_await dispatch(req);
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       record(route_name, method, result.status, seconds);
       spdlog::debug("http[{}]: {} {} status={} route={} ms={:.3f} request_id={}", options.name,
-                    req.method, req.path, result.status, route_name, seconds * 1000,
+                    req.method, printable(req.path), result.status, route_name, seconds * 1000,
                     req.request_id);
 
       const bool again = keep_alive && !stopping;
       serialize_response(result, version, again, req.request_id, wire);
+      if (head)
+        wire.resize(wire.size() - result.body.size());
       conn.stream.expires_after(options.read_timeout);
       auto [write_ec, written] =
           co_await asio::async_write(conn.stream, asio::buffer(wire), use_tuple);
@@ -315,8 +377,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
                             found.route_name};
       case router::match::kind::method_not_allowed: {
         std::string allow;
-        for (const auto& m : found.allowed)
+        for (const auto& m : found.allowed) {
           allow += (allow.empty() ? "" : ", ") + m;
+          if (m == "GET")
+            allow += ", HEAD";
+        }
         auto r = error_response(405, "method_not_allowed",
                                 req.method + " is not allowed on " + req.path);
         r.with_header("Allow", allow);

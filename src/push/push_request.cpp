@@ -26,8 +26,14 @@ std::optional<std::string> check_name(const std::string& v) {
 std::optional<std::string> check_id(const std::string& v) {
   if (v.empty() || v.size() > max_id_bytes)
     return "must be 1 to " + std::to_string(max_id_bytes) + " bytes";
-  for (char c : v) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(v[i]);
+    // C0 controls and DEL; and C1 controls (U+0080..U+009F: 0xC2 0x80..0x9F in UTF-8, which
+    // read_string guarantees).
+    const bool c1 = byte == 0xC2 && i + 1 < v.size() &&
+                    static_cast<unsigned char>(v[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(v[i + 1]) <= 0x9F;
+    if (byte < 0x20 || byte == 0x7f || c1)
       return "must not contain control characters";
   }
   return std::nullopt;

@@ -59,7 +59,47 @@ TEST_F(http_server, probes_answer_and_unknown_routes_get_json_errors) {
   expect_json_error(http_call(sluice.port(), "GET", "/no/such/thing"), 404, "not_found");
   auto wrong_method = http_call(sluice.port(), "DELETE", "/health/live");
   expect_json_error(wrong_method, 405, "method_not_allowed");
-  EXPECT_EQ(wrong_method.header("allow"), "GET");
+  EXPECT_EQ(wrong_method.header("allow"), "GET, HEAD");
+}
+
+TEST_F(http_server, head_is_get_without_the_body) {
+  sluice_process sluice(base_env());
+  http_connection conn(sluice.port());
+  const auto get = conn.request("GET", "/health/live");
+  // A raw reply: a client library would wait for the body that Content-Length announces.
+  const std::string head = send_raw(
+      sluice.port(), "HEAD /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 2s);
+  EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("Content-Length: " + std::to_string(get.body.size()) + "\r\n"),
+            std::string::npos)
+      << head;
+  EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n") << "no body after the headers: " << head;
+  EXPECT_EQ(conn.request("GET", "/health/live").status, 200) << "keep-alive unaffected";
+}
+
+TEST_F(http_server, request_framing_rules_of_http_1_1) {
+  sluice_process sluice(base_env());
+  // No Host: 400 (RFC 9112 3.2).
+  std::string reply = send_raw(sluice.port(), "GET /health HTTP/1.1\r\n\r\n", 2s);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  EXPECT_NE(reply.find("without Host"), std::string::npos) << reply;
+  // Absolute form is routed by its path (RFC 9112 3.2.2).
+  reply = send_raw(sluice.port(),
+                   "GET http://sluice.example/health/live HTTP/1.1\r\nHost: sluice.example\r\n"
+                   "Connection: close\r\n\r\n",
+                   2s);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  // A transfer coding sluice cannot undo: 501 (RFC 9112 6.1).
+  reply = send_raw(sluice.port(),
+                   "POST /api/v1/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked"
+                   "\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                   2s);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 501", 0), 0u) << reply;
+  // A request line longer than the header limit: 414, not 431.
+  reply = send_raw(sluice.port(),
+                   "GET /" + std::string(20'000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 2s);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 414", 0), 0u) << reply.substr(0, 200);
+  EXPECT_EQ(http_call(sluice.port(), "GET", "/health").status, 200);
 }
 
 TEST_F(http_server, request_id_is_echoed_or_generated) {

@@ -243,6 +243,37 @@ TEST_F(push_api, queue_labels_in_metrics_are_bounded_however_many_queues_clients
   EXPECT_EQ(count(), "10") << "every message stored, whatever its label";
 }
 
+TEST_F(push_api, bodies_declared_as_something_else_than_json_get_415_and_store_nothing) {
+  sluice_process s(env());
+  wait_ready(s);
+  const std::string body = R"({"items":[{"queue":"ct","payload":1}]})";
+  // What a browser form or `curl -d` without a header sends: a web page must not be able to
+  // push by posting a form.
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"Content-Type", "application/x-www-form-urlencoded"},
+           {"Content-Type", "text/plain"},
+           {"Content-Encoding", "gzip"}}) {
+    const auto res = http_call(s.port(), "POST", "/api/v1/push", body, {{name, value}});
+    EXPECT_EQ(res.status, 415) << name << ": " << value;
+    EXPECT_EQ(res.json()["error"]["code"], "unsupported_media_type");
+  }
+  EXPECT_EQ(count(), "0");
+  for (const char* json_type : {"application/json; charset=utf-8", "application/vnd.x+json"}) {
+    EXPECT_EQ(
+        http_call(s.port(), "POST", "/api/v1/push", body, {{"Content-Type", json_type}}).status,
+        201)
+        << json_type;
+  }
+  // No Content-Type at all is read as JSON (raw: the test client always sets one).
+  const std::string raw = send_raw(s.port(),
+                                   "POST /api/v1/push HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                   "Content-Length: " +
+                                       std::to_string(body.size()) + "\r\n\r\n" + body,
+                                   3s);
+  EXPECT_EQ(raw.rfind("HTTP/1.1 201", 0), 0u) << raw;
+  EXPECT_EQ(count(), "3");
+}
+
 TEST_F(push_api, a_full_push_queue_answers_503_with_retry_after) {
   // A hung PostgreSQL (the proxy stops moving bytes) holds the one connection; the queue bound
   // then turns the next push away at once instead of letting it pile up.

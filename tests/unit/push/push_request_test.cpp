@@ -182,6 +182,11 @@ TEST(push_request, names_have_length_and_charset_limits) {
   out = parse(R"({"items":[{"queue":"q","payload":1,"transactionId":"\u00e9t\u00e9 2024 ✓"}]})");
   ASSERT_TRUE(out.request.has_value()) << out.error_message;
   EXPECT_EQ(out.request->items[0].transaction_id.value(), "\xc3\xa9t\xc3\xa9 2024 ✓");
+  // C1 controls (here U+0085, NEXT LINE) are control characters too; U+00A0 is not.
+  out = parse(R"({"items":[{"queue":"q","payload":1,"transactionId":"a\u0085b"}]})");
+  EXPECT_EQ(out.error_code, "invalid_items");
+  out = parse(R"({"items":[{"queue":"q","payload":1,"transactionId":"a\u00a0b"}]})");
+  EXPECT_TRUE(out.request.has_value()) << out.error_message;
 }
 
 }  // namespace
