@@ -53,6 +53,16 @@ const char* method_label(bhttp::verb v) {
   }
 }
 
+// The path-and-query of a target. The absolute form (GET http://host/path), which RFC 9112
+// 3.2.2 says servers must accept, is routed by its path.
+std::string origin_form(std::string_view target) {
+  const auto scheme = target.find("://");
+  if (scheme == std::string_view::npos || target.empty() || target.front() == '/')
+    return std::string(target);
+  const auto path = target.find('/', scheme + 3);
+  return path == std::string_view::npos ? "/" : std::string(target.substr(path));
+}
+
 // A client's bytes as they may go into a log line: anything outside printable ASCII as \xNN,
 // so a request cannot forge log lines or put invalid UTF-8 into them.
 std::string printable(std::string_view text) {
@@ -292,6 +302,17 @@ struct server::impl : std::enable_shared_from_this<impl> {
       // Not to HTTP/1.0 clients: they must not be sent a 1xx (RFC 9110, 15.2).
       if (auto expect = header[bhttp::field::expect];
           version >= 11 && beast::iequals(expect, "100-continue")) {
+        // A body no route will take is not asked for: the final answer comes instead of
+        // "100 Continue" (RFC 9110 10.1.1), and the connection ends, its body unread.
+        request probe;
+        probe.method = std::string(header.method_string());
+        const std::string target = origin_form(header.target());
+        probe.path = target.substr(0, target.find('?'));
+        if (const auto found = routes.find(probe); found.outcome != router::match::kind::found) {
+          auto [r, name] = co_await dispatch(probe);
+          co_await reject(conn, version, name, method, std::move(r));
+          co_return;
+        }
         static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
         co_await asio::async_write(conn.stream, asio::buffer(continue_line), use_tuple);
       }
@@ -317,14 +338,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
       auto beast_req = parser.release();
       request req;
       req.method = std::string(beast_req.method_string());
-      req.target = std::string(beast_req.target());
-      // Absolute form (GET http://host/path), which RFC 9112 3.2.2 says servers must accept:
-      // routed by its path.
-      if (const auto scheme = req.target.find("://");
-          scheme != std::string::npos && req.target.front() != '/') {
-        const auto path = req.target.find('/', scheme + 3);
-        req.target = path == std::string::npos ? "/" : req.target.substr(path);
-      }
+      req.target = origin_form(beast_req.target());
       const auto q = req.target.find('?');
       req.path = req.target.substr(0, q);
       if (q != std::string::npos)

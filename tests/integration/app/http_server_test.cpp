@@ -152,10 +152,16 @@ TEST_F(http_server, body_over_the_limit_gets_413) {
 TEST_F(http_server, expect_100_continue_is_honoured) {
   sluice_process sluice(base_env());
   const std::string head =
-      "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: "
+      "POST /api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: "
       "100-continue\r\nConnection: close\r\n\r\n";
   const std::string reply = send_raw(sluice.port(), head, 1s);
   EXPECT_EQ(reply.rfind("HTTP/1.1 100 Continue", 0), 0u) << reply;
+  // A body no route takes is not asked for: the 404 (or 405) comes at once, without 100.
+  const std::string nowhere = send_raw(sluice.port(),
+                                       "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                       "Expect: 100-continue\r\n\r\n",
+                                       1s);
+  EXPECT_EQ(nowhere.rfind("HTTP/1.1 404", 0), 0u) << nowhere;
   // An HTTP/1.0 client must not get a 1xx: the final answer comes once the body is there.
   const std::string old_client =
       "POST /health HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi";
