@@ -92,13 +92,11 @@ std::variant<std::string, http::response> read_mode_body(std::string_view body) 
                                   : std::string(R"(mode must be "queue" or "broadcast")");
         }
       }
-      if (s.peek_is(',')) {
-        s.skip_whitespace_and_expect(',');
-        continue;
-      }
-      if (!s.skip_whitespace_and_expect('}'))
+      const auto next = s.next_in('}');
+      if (next == push::json_scanner::after::error)
         return invalid_json();
-      break;
+      if (next == push::json_scanner::after::closed)
+        break;
     }
   }
   if (!s.at_end())

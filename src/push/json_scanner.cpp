@@ -252,6 +252,14 @@ bool json_scanner::read_integer(long long& out) {
   return true;
 }
 
+json_scanner::after json_scanner::next_in(char close) {
+  if (peek_is(',')) {
+    ++pos_;
+    return after::more;
+  }
+  return skip_whitespace_and_expect(close) ? after::closed : after::error;
+}
+
 bool json_scanner::skip_literal(std::string_view word) {
   if (text_.substr(pos_, word.size()) != word)
     return fail("invalid literal");

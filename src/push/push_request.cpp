@@ -140,13 +140,11 @@ item_parse parse_item(json_scanner& s, std::size_t index, const push_limits& lim
           return s.too_deep() ? item_parse::too_deep : item_parse::malformed;
         errors.add(index, key, "is not a known field");
       }
-      if (s.peek_is(',')) {
-        s.skip_whitespace_and_expect(',');
-        continue;
-      }
-      if (!s.skip_whitespace_and_expect('}'))
+      const auto next = s.next_in('}');
+      if (next == json_scanner::after::error)
         return item_parse::malformed;
-      break;
+      if (next == json_scanner::after::closed)
+        break;
     }
   }
   if ((seen & (1u << item_field_index("queue"))) == 0)
@@ -247,13 +245,11 @@ parse_outcome parse_push_request(std::string_view body, const push_limits& limit
                   return too_deep(index);
                 req.items.push_back(std::move(m));
               }
-              if (s.peek_is(',')) {
-                s.skip_whitespace_and_expect(',');
-                continue;
-              }
-              if (!s.skip_whitespace_and_expect(']'))
+              const auto next = s.next_in(']');
+              if (next == json_scanner::after::error)
                 return malformed();
-              break;
+              if (next == json_scanner::after::closed)
+                break;
             }
           }
         }
@@ -280,13 +276,11 @@ parse_outcome parse_push_request(std::string_view body, const push_limits& limit
           return s.too_deep() ? too_deep_request() : malformed();
         top_errors.push_back("\"" + key + "\" is not a known field");
       }
-      if (s.peek_is(',')) {
-        s.skip_whitespace_and_expect(',');
-        continue;
-      }
-      if (!s.skip_whitespace_and_expect('}'))
+      const auto next = s.next_in('}');
+      if (next == json_scanner::after::error)
         return malformed();
-      break;
+      if (next == json_scanner::after::closed)
+        break;
     }
   } else {
     s.skip_whitespace_and_expect('}');

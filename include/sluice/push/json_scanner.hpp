@@ -23,6 +23,10 @@ class json_scanner {
   bool read_integer(long long& out);
   bool skip_value(std::string_view& span);  // span of the whole value, exact bytes
   bool at_end();                            // only whitespace left
+  // After a member or element of a container closed by `close`: `more` (its comma consumed),
+  // `closed` (`close` consumed) or `error` (neither follows).
+  enum class after { more, closed, error };
+  after next_in(char close);
 
   std::size_t offset() const { return pos_; }
   const std::string& error() const { return error_; }
