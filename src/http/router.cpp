@@ -71,6 +71,7 @@ void router::add(std::string method, std::string pattern, std::string name, hand
 router::match router::find(request& req) const {
   match result;
   const route* best = nullptr;
+  const route* best_other_method = nullptr;  // names a 405 in metrics: the path is a route
   std::map<std::string, std::string> best_captures;
   for (const auto& r : routes_) {
     std::map<std::string, std::string> captures;
@@ -78,6 +79,8 @@ router::match router::find(request& req) const {
       continue;
     if (r.method != req.method) {
       result.allowed.push_back(r.method);
+      if (best_other_method == nullptr || r.literal_count > best_other_method->literal_count)
+        best_other_method = &r;
       continue;
     }
     if (best == nullptr || r.literal_count > best->literal_count) {
@@ -98,6 +101,7 @@ router::match router::find(request& req) const {
     result.allowed.erase(std::unique(result.allowed.begin(), result.allowed.end()),
                          result.allowed.end());
     result.outcome = match::kind::method_not_allowed;
+    result.route_name = best_other_method->name;
   }
   return result;
 }

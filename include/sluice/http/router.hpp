@@ -25,6 +25,7 @@ class router {
   struct match {
     enum class kind { found, not_found, method_not_allowed } outcome = kind::not_found;
     const handler* target = nullptr;
+    // The matched route's name; for a 405, the route the path belongs to.
     std::string route_name = "unmatched";
     std::vector<std::string> allowed;  // for 405's Allow header, sorted
   };

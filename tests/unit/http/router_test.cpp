@@ -49,6 +49,7 @@ TEST(router, wrong_method_lists_allowed_methods_sorted_and_unique) {
   const auto m = r.find(req);
   ASSERT_EQ(m.outcome, router::match::kind::method_not_allowed);
   EXPECT_EQ(m.allowed, (std::vector<std::string>{"GET", "PUT"}));
+  EXPECT_EQ(m.route_name, "special") << "a 405 is counted under the route its path belongs to";
 }
 
 TEST(router, literal_segments_win_over_captures) {
