@@ -103,11 +103,25 @@ recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
   const auto files = layout::list_files(dir, layout::segment_suffix, ec);
   if (ec)
     return report;
-  const std::optional<record_position> saved_ack = load_ack_cursor(dir);
+  std::optional<record_position> saved_ack = load_ack_cursor(dir);
+  if (saved_ack && saved_ack->segment > layout::max_segment_id) {
+    spdlog::warn("buffer: ignoring an ack cursor with an impossible segment id dir={} id={}",
+                 dir.string(), saved_ack->segment);
+    saved_ack.reset();
+  }
   report.ack = saved_ack.value_or(record_position{});
   std::uint64_t max_id = report.ack.segment;
 
   for (const auto& [id, path] : files) {
+    // Ids count segments from 1; one near 2^64 is no segment of ours, and counting it would
+    // wrap the next id to 0 and put new records before the old ones.
+    if (id > layout::max_segment_id) {
+      if (!layout::quarantine_file(dir, path))
+        ++report.quarantined_segments;
+      spdlog::error("buffer: quarantined a file with an impossible segment id file={}",
+                    path.string());
+      continue;
+    }
     max_id = std::max(max_id, id);
     segment_reader reader;
     std::error_code open_ec = reader.open(path);

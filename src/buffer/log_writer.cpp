@@ -167,8 +167,17 @@ void log_writer::write_round(std::vector<append_request>& round) {
   rotate_if_due(total, report);
   std::error_code ec;
   if (!active_.is_open()) {
-    const segment_header header{file_kind::log_segment, next_segment_id_, now_ms()};
-    ec = active_.create(dir_, header, ".seg", options_.fsync != fsync_policy::never);
+    // An id whose name is taken (a stray file or directory recovery did not count) is
+    // skipped: a bounded number of them, then the append fails as for any other error.
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      const segment_header header{file_kind::log_segment, next_segment_id_, now_ms()};
+      ec = active_.create(dir_, header, ".seg", options_.fsync != fsync_policy::never);
+      if (ec != std::errc::file_exists)
+        break;
+      spdlog::warn("buffer: segment name taken, skipping id dir={} id={}", dir_.string(),
+                   next_segment_id_);
+      ++next_segment_id_;
+    }
     if (ec) {
       spdlog::error("buffer: cannot create segment dir={} id={} error={}", dir_.string(),
                     next_segment_id_, ec.message());

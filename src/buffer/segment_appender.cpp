@@ -1,6 +1,7 @@
 #include "sluice/buffer/segment_appender.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <fcntl.h>
 #include <string>
 #include <unistd.h>
@@ -28,6 +29,22 @@ std::error_code write_all(int fd, std::string_view bytes, std::uint64_t offset) 
   return {};
 }
 
+// Moves `tmp` to `final_path` unless something is already there (a segment a previous run left,
+// a stray directory): replacing it would destroy its records. EEXIST then; the writer moves on
+// to the next id. Filesystems without RENAME_NOREPLACE get link + unlink, which never replaces
+// either.
+std::error_code publish_new(const std::filesystem::path& tmp,
+                            const std::filesystem::path& final_path) {
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) == 0)
+    return {};
+  if (errno != EINVAL && errno != ENOSYS)
+    return last_error();
+  if (::link(tmp.c_str(), final_path.c_str()) != 0)
+    return last_error();
+  ::unlink(tmp.c_str());
+  return {};
+}
+
 }  // namespace
 
 segment_appender::~segment_appender() {
@@ -49,8 +66,8 @@ std::error_code segment_appender::create(const std::filesystem::path& dir,
   std::error_code ec = write_all(fd, bytes, 0);
   if (!ec && durable && ::fdatasync(fd) != 0)
     ec = last_error();
-  if (!ec && ::rename(tmp.c_str(), final_path.c_str()) != 0)
-    ec = last_error();
+  if (!ec)
+    ec = publish_new(tmp, final_path);
   if (!ec && durable)
     ec = layout::sync_directory(dir);
   if (ec) {

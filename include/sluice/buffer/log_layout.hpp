@@ -27,6 +27,10 @@
 namespace sluice::buffer::layout {
 
 inline constexpr std::string_view segment_suffix = ".seg";
+// Segment ids count up from 1, one per segment ever written; a trillion segments of the
+// smallest size is past any disk. Larger ids are not segments of this log (recovery
+// quarantines them), so the next id can never wrap.
+inline constexpr std::uint64_t max_segment_id = 1'000'000'000'000;
 inline constexpr std::string_view failed_suffix = ".failed";
 inline constexpr std::string_view tmp_suffix = ".tmp";
 inline constexpr std::string_view ack_file = "ack";

@@ -347,6 +347,59 @@ TEST_F(buffer_log_test, restart_resumes_after_the_persisted_ack_cursor) {
   EXPECT_EQ(read_all(*log, 100).size(), 11u);
 }
 
+TEST_F(buffer_log_test, a_name_taken_by_something_else_is_skipped_never_overwritten) {
+  // Found by a fuzzing helper: a directory named like the next segment made every append fail
+  // (the same id retried for ever), and a segment file was published by renaming over
+  // whatever had its name.
+  const auto first = make_messages(0, 5);
+  {
+    auto log = open_log();
+    ASSERT_FALSE(append(*log, first));
+  }
+  // The first run wrote segment 1; the next run would write 2, then 3.
+  fs::create_directory(tmp_.path() / layout::file_name(2, ".seg"));
+  buffer_options o = fast_options();
+  o.segment_bytes = 1024;
+  auto log = open_log(o);
+  const auto second = make_messages(100, 30, 40);
+  for (std::size_t i = 0; i < second.size(); i += 5)
+    ASSERT_FALSE(append(*log, {second.begin() + i, second.begin() + i + 5}));
+  const auto records = read_all(*log, 100);
+  ASSERT_EQ(records.size(), first.size() + second.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const auto& want = i < first.size() ? first[i] : second[i - first.size()];
+    EXPECT_TRUE(same_message(records[i].msg, want)) << i;
+  }
+  EXPECT_TRUE(fs::is_directory(tmp_.path() / layout::file_name(2, ".seg")));
+}
+
+TEST_F(buffer_log_test, a_file_with_an_impossible_segment_id_cannot_wrap_the_ids) {
+  // A junk file named with the largest id: counted, it made the next id wrap to 0, new
+  // records were replayed before the old ones, and segment 1 was later overwritten.
+  const auto first = make_messages(0, 5);
+  {
+    auto log = open_log();
+    ASSERT_FALSE(append(*log, first));
+  }
+  std::ofstream(tmp_.path() / layout::file_name(UINT64_MAX, ".seg")) << "junk";
+  buffer_options o = fast_options();
+  o.segment_bytes = 1024;
+  auto log = open_log(o);
+  EXPECT_EQ(log->stats().quarantined_segments_total, 1u);
+  const auto second = make_messages(100, 30, 40);
+  for (std::size_t i = 0; i < second.size(); i += 5)
+    ASSERT_FALSE(append(*log, {second.begin() + i, second.begin() + i + 5}));
+  const auto records = read_all(*log, 100);
+  ASSERT_EQ(records.size(), first.size() + second.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const auto& want = i < first.size() ? first[i] : second[i - first.size()];
+    EXPECT_TRUE(same_message(records[i].msg, want)) << i;
+    if (i > 0) {
+      EXPECT_LT(records[i - 1].position, records[i].position) << i;
+    }
+  }
+}
+
 TEST_F(buffer_log_test, restart_after_acks_across_segments_deletes_them_and_keeps_order) {
   buffer_options o = fast_options();
   o.segment_bytes = 600;
