@@ -1,6 +1,7 @@
 #include "sluice/buffer/buffer_log.hpp"
 
 #include <fstream>
+#include <functional>
 #include <set>
 #include <signal.h>
 #include <sys/resource.h>
@@ -27,7 +28,7 @@ using asio::use_awaitable;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 class buffer_log_test : public ::testing::Test {
- protected:
+ public:  // also used by the helpers below the fixture
   std::unique_ptr<buffer_log> open_log(buffer_options options = fast_options()) {
     std::error_code ec;
     auto log = buffer_log::open(tmp_.path(), options, ioc_.get_executor(), ec);
@@ -347,49 +348,24 @@ TEST_F(buffer_log_test, restart_resumes_after_the_persisted_ack_cursor) {
   EXPECT_EQ(read_all(*log, 100).size(), 11u);
 }
 
-TEST_F(buffer_log_test, a_name_taken_by_something_else_is_skipped_never_overwritten) {
-  // Found by a fuzzing helper: a directory named like the next segment made every append fail
-  // (the same id retried for ever), and a segment file was published by renaming over
-  // whatever had its name.
+// A log of 5 records from a first run, reopened after `tamper` changed its directory, then 30
+// more records across several 1 KiB segments: all 35 must come back, in order.
+void expect_a_second_run_keeps_everything(buffer_log_test& t, const std::function<void()>& tamper,
+                                          const std::function<void(buffer_log&)>& check) {
   const auto first = make_messages(0, 5);
   {
-    auto log = open_log();
-    ASSERT_FALSE(append(*log, first));
+    auto log = t.open_log();
+    ASSERT_FALSE(t.append(*log, first));
   }
-  // The first run wrote segment 1; the next run would write 2, then 3.
-  fs::create_directory(tmp_.path() / layout::file_name(2, ".seg"));
-  buffer_options o = fast_options();
+  tamper();
+  buffer_options o = buffer_log_test::fast_options();
   o.segment_bytes = 1024;
-  auto log = open_log(o);
+  auto log = t.open_log(o);
+  check(*log);
   const auto second = make_messages(100, 30, 40);
   for (std::size_t i = 0; i < second.size(); i += 5)
-    ASSERT_FALSE(append(*log, {second.begin() + i, second.begin() + i + 5}));
-  const auto records = read_all(*log, 100);
-  ASSERT_EQ(records.size(), first.size() + second.size());
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    const auto& want = i < first.size() ? first[i] : second[i - first.size()];
-    EXPECT_TRUE(same_message(records[i].msg, want)) << i;
-  }
-  EXPECT_TRUE(fs::is_directory(tmp_.path() / layout::file_name(2, ".seg")));
-}
-
-TEST_F(buffer_log_test, a_file_with_an_impossible_segment_id_cannot_wrap_the_ids) {
-  // A junk file named with the largest id: counted, it made the next id wrap to 0, new
-  // records were replayed before the old ones, and segment 1 was later overwritten.
-  const auto first = make_messages(0, 5);
-  {
-    auto log = open_log();
-    ASSERT_FALSE(append(*log, first));
-  }
-  std::ofstream(tmp_.path() / layout::file_name(UINT64_MAX, ".seg")) << "junk";
-  buffer_options o = fast_options();
-  o.segment_bytes = 1024;
-  auto log = open_log(o);
-  EXPECT_EQ(log->stats().quarantined_segments_total, 1u);
-  const auto second = make_messages(100, 30, 40);
-  for (std::size_t i = 0; i < second.size(); i += 5)
-    ASSERT_FALSE(append(*log, {second.begin() + i, second.begin() + i + 5}));
-  const auto records = read_all(*log, 100);
+    ASSERT_FALSE(t.append(*log, {second.begin() + i, second.begin() + i + 5}));
+  const auto records = t.read_all(*log, 100);
   ASSERT_EQ(records.size(), first.size() + second.size());
   for (std::size_t i = 0; i < records.size(); ++i) {
     const auto& want = i < first.size() ? first[i] : second[i - first.size()];
@@ -398,6 +374,24 @@ TEST_F(buffer_log_test, a_file_with_an_impossible_segment_id_cannot_wrap_the_ids
       EXPECT_LT(records[i - 1].position, records[i].position) << i;
     }
   }
+}
+
+TEST_F(buffer_log_test, a_name_taken_by_something_else_is_skipped_never_overwritten) {
+  // Found by a fuzzing helper: a directory named like the next segment made every append fail
+  // (the same id retried for ever), and a segment file was published by renaming over
+  // whatever had its name. The first run writes segment 1; the second would write 2, then 3.
+  const auto taken = tmp_.path() / layout::file_name(2, ".seg");
+  expect_a_second_run_keeps_everything(
+      *this, [&] { fs::create_directory(taken); }, [](buffer_log&) {});
+  EXPECT_TRUE(fs::is_directory(taken));
+}
+
+TEST_F(buffer_log_test, a_file_with_an_impossible_segment_id_cannot_wrap_the_ids) {
+  // A junk file named with the largest id: counted, it made the next id wrap to 0, new
+  // records were replayed before the old ones, and segment 1 was later overwritten.
+  expect_a_second_run_keeps_everything(
+      *this, [&] { std::ofstream(tmp_.path() / layout::file_name(UINT64_MAX, ".seg")) << "junk"; },
+      [](buffer_log& log) { EXPECT_EQ(log.stats().quarantined_segments_total, 1u); });
 }
 
 TEST_F(buffer_log_test, restart_after_acks_across_segments_deletes_them_and_keeps_order) {
