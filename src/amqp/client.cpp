@@ -135,6 +135,18 @@ std::chrono::milliseconds client::jittered(std::chrono::milliseconds delay) {
   return std::chrono::milliseconds(delay.count() - half + dist(rng_));
 }
 
+asio::awaitable<void> client::back_off(std::chrono::milliseconds& delay, const char* why) {
+  const auto wait = jittered(delay);
+  spdlog::warn("amqp: {} host={} port={} reason=\"{}\" retry_in_ms={}", why,
+               options_.connection.server.host, options_.connection.server.port,
+               last_error_.to_string(), wait.count());
+  const auto until = clock::now() + wait;
+  while (!stopping_ && clock::now() < until) {
+    co_await event_.wait_until(until);
+  }
+  delay = std::min(delay * 2, options_.reconnect_max_delay);
+}
+
 asio::awaitable<void> client::run() {
   auto delay = options_.reconnect_initial_delay;
   bool had_connection = false;
@@ -161,15 +173,7 @@ asio::awaitable<void> client::run() {
       if (stopping_) {
         break;
       }
-      const auto wait = jittered(delay);
-      spdlog::warn("amqp: connect failed host={} port={} reason=\"{}\" retry_in_ms={}",
-                   options_.connection.server.host, options_.connection.server.port,
-                   last_error_.to_string(), wait.count());
-      const auto until = clock::now() + wait;
-      while (!stopping_ && clock::now() < until) {
-        co_await event_.wait_until(until);
-      }
-      delay = std::min(delay * 2, options_.reconnect_max_delay);
+      co_await back_off(delay, "connect failed");
       continue;
     }
     ++stats_.connects;
@@ -198,14 +202,7 @@ asio::awaitable<void> client::run() {
     if (clock::now() - connected_at >= options_.stable_after) {
       delay = options_.reconnect_initial_delay;
     } else if (!stopping_) {
-      const auto wait = jittered(delay);
-      spdlog::warn("amqp: connection lost soon after connecting reason=\"{}\" retry_in_ms={}",
-                   last_error_.to_string(), wait.count());
-      const auto until = clock::now() + wait;
-      while (!stopping_ && clock::now() < until) {
-        co_await event_.wait_until(until);
-      }
-      delay = std::min(delay * 2, options_.reconnect_max_delay);
+      co_await back_off(delay, "connection lost soon after connecting");
     }
   }
   running_ = false;

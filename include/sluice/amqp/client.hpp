@@ -117,6 +117,9 @@ class client : public std::enable_shared_from_this<client> {
   boost::asio::awaitable<std::error_code> attach_publisher(const std::shared_ptr<connection>& conn);
   boost::asio::awaitable<void> start_consumers(const std::shared_ptr<connection>& conn);
   std::chrono::milliseconds jittered(std::chrono::milliseconds delay);
+  // Logs `why` with the last error, waits jittered(delay) (or until stop()), doubles delay up to
+  // reconnect_max_delay.
+  boost::asio::awaitable<void> back_off(std::chrono::milliseconds& delay, const char* why);
   void set_state(client_state s);
 
   boost::asio::any_io_executor executor_;
