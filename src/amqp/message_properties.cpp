@@ -1,29 +1,27 @@
 #include "sluice/amqp/message_properties.hpp"
 
+#include <utility>
+
 namespace sluice::amqp {
 
 const char* oversized_property(const message_properties& p) {
-  const auto too_long = [](const std::optional<std::string>& s) {
-    return s && s->size() > max_short_string_bytes;
+  using short_string = std::optional<std::string> message_properties::*;
+  static constexpr std::pair<const char*, short_string> short_strings[] = {
+      {"content_type", &message_properties::content_type},
+      {"content_encoding", &message_properties::content_encoding},
+      {"correlation_id", &message_properties::correlation_id},
+      {"reply_to", &message_properties::reply_to},
+      {"expiration", &message_properties::expiration},
+      {"message_id", &message_properties::message_id},
+      {"type", &message_properties::type},
+      {"user_id", &message_properties::user_id},
+      {"app_id", &message_properties::app_id},
   };
-  if (too_long(p.content_type))
-    return "content_type";
-  if (too_long(p.content_encoding))
-    return "content_encoding";
-  if (too_long(p.correlation_id))
-    return "correlation_id";
-  if (too_long(p.reply_to))
-    return "reply_to";
-  if (too_long(p.expiration))
-    return "expiration";
-  if (too_long(p.message_id))
-    return "message_id";
-  if (too_long(p.type))
-    return "type";
-  if (too_long(p.user_id))
-    return "user_id";
-  if (too_long(p.app_id))
-    return "app_id";
+  for (const auto& [name, field] : short_strings) {
+    const auto& value = p.*field;
+    if (value && value->size() > max_short_string_bytes)
+      return name;
+  }
   if (p.headers) {
     for (const auto& entry : *p.headers) {
       if (entry.key.size() > max_field_name_bytes)
