@@ -4,6 +4,8 @@
 #include <memory>
 #include <string_view>
 
+#include "sluice/store/conninfo_form.hpp"
+
 #include <libpq-fe.h>
 
 namespace sluice::config {
@@ -45,13 +47,11 @@ std::string quote_value(const char* value) {
   return out + "'";
 }
 
-// libpq reads DATABASE_URL as the dbname keyword with expand_dbname (store/pg_connection.cpp):
-// only a value with `=` or a postgres:// or postgresql:// prefix is a connection string;
-// anything else is a database name.
+// DATABASE_URL as the connection string libpq ends up reading: a bare database name is one.
 std::string as_conninfo(const std::string& value) {
-  const bool expanded = value.empty() || value.find('=') != std::string::npos ||
-                        value.rfind("postgresql://", 0) == 0 || value.rfind("postgres://", 0) == 0;
-  return expanded ? value : "dbname=" + quote_value(value.c_str());
+  return value.empty() || store::is_connection_string(value)
+             ? value
+             : "dbname=" + quote_value(value.c_str());
 }
 
 parsed_conninfo parse(const std::string& value) {

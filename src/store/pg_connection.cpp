@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "sluice/store/conninfo_form.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -278,15 +280,11 @@ asio::awaitable<std::error_code> pg_connection::resolve_hosts(const connection_o
   // stall the loop (worst when DNS is slow, as it often is in the failover a host list is there
   // for). Asio's resolver runs it off the loop; libpq then gets each name's addresses as
   // hostaddr, in order, and only connects, trying the entries as it would have itself.
-  // The conninfo reaches libpq as dbname with expand_dbname: only a value with `=` or a URI
-  // prefix is a connection string; anything else is a database name and leaves the host to
-  // PGHOST.
-  const std::string& text = options.conninfo;
-  const bool expanded = text.find('=') != std::string::npos ||
-                        text.rfind("postgresql://", 0) == 0 || text.rfind("postgres://", 0) == 0;
+  // A bare database name leaves the host to PGHOST.
+  const bool expanded = is_connection_string(options.conninfo);
   char* parse_error = nullptr;
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> parsed(
-      PQconninfoParse(expanded ? text.c_str() : "", &parse_error), &PQconninfoFree);
+      PQconninfoParse(expanded ? options.conninfo.c_str() : "", &parse_error), &PQconninfoFree);
   if (parse_error)
     PQfreemem(parse_error);
   if (!parsed)
