@@ -112,14 +112,23 @@ recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
   report.ack = saved_ack.value_or(record_position{});
   std::uint64_t max_id = report.ack.segment;
 
+  // A file recovery cannot use goes to quarantine/. One that cannot be moved stays where it is
+  // (recovery fails on it again next time); the ids it could clash with are skipped anyway.
+  const auto set_aside = [&](const fs::path& path, const std::string& why) {
+    if (auto q = layout::quarantine_file(dir, path)) {
+      spdlog::error("buffer: cannot quarantine segment file={} reason=\"{}\" error={}",
+                    path.string(), why, q.message());
+      return;
+    }
+    ++report.quarantined_segments;
+    spdlog::error("buffer: quarantined segment file={} reason=\"{}\"", path.string(), why);
+  };
+
   for (const auto& [id, path] : files) {
     // Ids count segments from 1; one near 2^64 is no segment of ours, and counting it would
     // wrap the next id to 0 and put new records before the old ones.
     if (id > layout::max_segment_id) {
-      if (!layout::quarantine_file(dir, path))
-        ++report.quarantined_segments;
-      spdlog::error("buffer: quarantined a file with an impossible segment id file={}",
-                    path.string());
+      set_aside(path, "impossible segment id");
       continue;
     }
     max_id = std::max(max_id, id);
@@ -130,15 +139,7 @@ recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
     }
     if (open_ec) {
       reader.close();
-      if (auto q = layout::quarantine_file(dir, path)) {
-        spdlog::error("buffer: cannot quarantine unreadable segment file={} error={}",
-                      path.string(), q.message());
-        // Left in place it would fail recovery again; the ids it could clash with are skipped.
-        continue;
-      }
-      ++report.quarantined_segments;
-      spdlog::error("buffer: quarantined unreadable segment file={} error={}", path.string(),
-                    open_ec.message());
+      set_aside(path, "unreadable: " + open_ec.message());
       continue;
     }
 
