@@ -247,18 +247,14 @@ struct server::impl : std::enable_shared_from_this<impl> {
       if (ec == bhttp::error::header_limit) {
         // The limit covers the request line too: when that alone does not fit, the URL is
         // what is too long (414), not the headers.
-        const auto received = beast::buffers_to_string(buffer.data());
-        if (received.find('\n') == std::string::npos) {
-          co_await reject(conn, 11, "unmatched", "OTHER",
-                          error_response(414, "uri_too_long",
-                                         "request line exceeds " +
-                                             std::to_string(options.max_header_bytes) + " bytes"));
-        } else {
-          co_await reject(conn, 11, "unmatched", "OTHER",
-                          error_response(431, "headers_too_large",
-                                         "request headers exceed " +
-                                             std::to_string(options.max_header_bytes) + " bytes"));
-        }
+        const bool line_too_long =
+            beast::buffers_to_string(buffer.data()).find('\n') == std::string::npos;
+        const std::string limit = std::to_string(options.max_header_bytes) + " bytes";
+        response too_large =
+            line_too_long
+                ? error_response(414, "uri_too_long", "request line exceeds " + limit)
+                : error_response(431, "headers_too_large", "request headers exceed " + limit);
+        co_await reject(conn, 11, "unmatched", "OTHER", std::move(too_large));
         co_return;
       }
       if (ec == bhttp::error::body_limit) {  // a declared Content-Length over the limit
@@ -308,9 +304,9 @@ struct server::impl : std::enable_shared_from_this<impl> {
         probe.method = std::string(header.method_string());
         const std::string target = origin_form(header.target());
         probe.path = target.substr(0, target.find('?'));
-        if (const auto found = routes.find(probe); found.outcome != router::match::kind::found) {
-          auto [r, name] = co_await dispatch(probe);
-          co_await reject(conn, version, name, method, std::move(r));
+        const auto found = routes.find(probe);
+        if (auto error = routing_error(found, probe)) {
+          co_await reject(conn, version, found.route_name, method, std::move(*error));
           co_return;
         }
         static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -362,8 +358,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       record(route_name, method, result.status, seconds);
       spdlog::debug("http[{}]: {} {} status={} route={} ms={:.3f} request_id={}", options.name,
-                    req.method, printable(req.path), result.status, route_name, seconds * 1000,
-                    req.request_id);
+                    head ? "HEAD" : req.method, printable(req.path), result.status, route_name,
+                    seconds * 1000, req.request_id);
 
       const bool again = keep_alive && !stopping;
       serialize_response(result, version, again, req.request_id, wire);
@@ -383,12 +379,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
         "request body exceeds " + std::to_string(options.max_body_bytes) + " bytes");
   }
 
-  asio::awaitable<std::pair<response, std::string>> dispatch(request& req) {
-    auto found = routes.find(req);
+  // The 404 or 405 for a request no route takes; nothing when one does.
+  static std::optional<response> routing_error(const router::match& found, const request& req) {
     switch (found.outcome) {
       case router::match::kind::not_found:
-        co_return std::pair{error_response(404, "not_found", "no route for " + req.path),
-                            found.route_name};
+        return error_response(404, "not_found", "no route for " + req.path);
       case router::match::kind::method_not_allowed: {
         std::string allow;
         for (const auto& m : found.allowed) {
@@ -399,11 +394,18 @@ struct server::impl : std::enable_shared_from_this<impl> {
         auto r = error_response(405, "method_not_allowed",
                                 req.method + " is not allowed on " + req.path);
         r.with_header("Allow", allow);
-        co_return std::pair{std::move(r), found.route_name};
+        return r;
       }
       case router::match::kind::found:
         break;
     }
+    return std::nullopt;
+  }
+
+  asio::awaitable<std::pair<response, std::string>> dispatch(request& req) {
+    auto found = routes.find(req);
+    if (auto error = routing_error(found, req))
+      co_return std::pair{std::move(*error), found.route_name};
     try {
       co_return std::pair{co_await (*found.target)(req), found.route_name};
     } catch (const std::exception& e) {
