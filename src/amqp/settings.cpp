@@ -1,14 +1,11 @@
 #include "sluice/amqp/settings.hpp"
 
-#include <algorithm>
-#include <cctype>
+#include "sluice/core/ascii_lower.hpp"
 
 namespace sluice::amqp {
 
 std::optional<queue_type> parse_queue_type(std::string_view text) {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = ascii_lower(text);
   if (lower == "quorum") {
     return queue_type::quorum;
   }

@@ -75,7 +75,7 @@ std::variant<std::string, http::response> read_mode_body(std::string_view body) 
   } else {
     for (;;) {
       std::string key;
-      if (!s.read_string(key) || !s.skip_whitespace_and_expect(':'))
+      if (!s.read_key(key))
         return invalid_json();
       if (key == "mode" && !mode && s.peek_is('"')) {
         std::string value;

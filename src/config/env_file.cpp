@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "sluice/config/loader.hpp"
+#include "sluice/core/utf8.hpp"
 
 extern char** environ;
 
@@ -20,48 +21,6 @@ bool is_blank(char c) {
 bool is_key_char(char c, bool first) {
   const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
   return first ? alpha : alpha || (c >= '0' && c <= '9');
-}
-
-// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool is_utf8(const std::string& text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    std::size_t extra = 0;
-    char32_t code = 0;
-    char32_t min = 0;
-    if (byte < 0x80) {
-      ++i;
-      continue;
-    }
-    if ((byte & 0xE0) == 0xC0) {
-      extra = 1;
-      code = byte & 0x1F;
-      min = 0x80;
-    } else if ((byte & 0xF0) == 0xE0) {
-      extra = 2;
-      code = byte & 0x0F;
-      min = 0x800;
-    } else if ((byte & 0xF8) == 0xF0) {
-      extra = 3;
-      code = byte & 0x07;
-      min = 0x10000;
-    } else {
-      return false;
-    }
-    if (i + extra >= text.size())
-      return false;
-    for (std::size_t k = 1; k <= extra; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80)
-        return false;
-      code = (code << 6) | (next & 0x3F);
-    }
-    if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
-      return false;
-    i += extra + 1;
-  }
-  return true;
 }
 
 // The characters a backslash escapes inside double quotes; before any other character the
@@ -255,7 +214,7 @@ class env_file_reader {
 
   void store() {
     // systemd refuses a value that is not UTF-8 (the unit would not start); so does sluice.
-    if (!is_utf8(value_))
+    if (!is_valid_utf8(value_))
       fail(key_line_, "the value of " + key_ + " is not valid UTF-8");
     out_[key_] = value_;
     key_.clear();

@@ -1,10 +1,10 @@
-#include <cctype>
 #include <charconv>
 #include <functional>
 #include <limits>
 
 #include "sluice/config/loader.hpp"
 #include "sluice/config/secrets.hpp"
+#include "sluice/core/ascii_lower.hpp"
 
 namespace sluice::config {
 namespace {
@@ -308,9 +308,7 @@ const std::vector<setting_spec>& table() {
             &settings::metrics_max_queue_labels, 1, 1'000'000),
       {"DEBUG", "1 (or true, yes, on) logs at debug level unless LOG_LEVEL is set.",
        [](settings& s, const std::string& value) {
-         std::string v;
-         for (const char c : value)
-           v.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+         const std::string v = ascii_lower(value);
          for (const char* yes : {"1", "true", "yes", "on"}) {
            if (v == yes) {
              s.debug = true;

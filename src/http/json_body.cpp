@@ -1,7 +1,8 @@
 #include "sluice/http/json_body.hpp"
 
-#include <cctype>
 #include <string>
+
+#include "sluice/core/ascii_lower.hpp"
 
 namespace sluice::http {
 namespace {
@@ -11,10 +12,7 @@ std::string lower_trimmed(std::string_view v) {
   if (begin == std::string_view::npos)
     return {};
   const auto end = v.find_last_not_of(" \t");
-  std::string out(v.substr(begin, end - begin + 1));
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  return ascii_lower(v.substr(begin, end - begin + 1));
 }
 
 // application/json, or any application/<something>+json, with parameters (charset) ignored.

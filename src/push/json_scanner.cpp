@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "sluice/core/percent_decode.hpp"
+#include "sluice/core/utf8.hpp"
 
 namespace sluice::push {
 namespace {
@@ -27,40 +28,6 @@ void append_utf8(std::string& out, std::uint32_t cp) {
     out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
     out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
   }
-}
-
-// Length of the valid UTF-8 sequence starting at s[0], or 0 (RFC 3629: no overlongs, no
-// surrogates, nothing above U+10FFFF). PostgreSQL rejects invalid UTF-8, so it is caught here.
-std::size_t utf8_sequence_length(std::string_view s) {
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  auto cont = [&](std::size_t i) {
-    return i < s.size() && (static_cast<unsigned char>(s[i]) & 0xc0) == 0x80;
-  };
-  if (b0 < 0x80)
-    return 1;
-  if (b0 >= 0xc2 && b0 <= 0xdf)
-    return cont(1) ? 2 : 0;
-  if (b0 >= 0xe0 && b0 <= 0xef) {
-    if (!cont(1) || !cont(2))
-      return 0;
-    const auto b1 = static_cast<unsigned char>(s[1]);
-    if (b0 == 0xe0 && b1 < 0xa0)
-      return 0;
-    if (b0 == 0xed && b1 > 0x9f)
-      return 0;
-    return 3;
-  }
-  if (b0 >= 0xf0 && b0 <= 0xf4) {
-    if (!cont(1) || !cont(2) || !cont(3))
-      return 0;
-    const auto b1 = static_cast<unsigned char>(s[1]);
-    if (b0 == 0xf0 && b1 < 0x90)
-      return 0;
-    if (b0 == 0xf4 && b1 > 0x8f)
-      return 0;
-    return 4;
-  }
-  return 0;
 }
 
 }  // namespace
@@ -250,6 +217,10 @@ bool json_scanner::read_integer(long long& out) {
     return fail("expected an integer");
   }
   return true;
+}
+
+bool json_scanner::read_key(std::string& out) {
+  return read_string(out) && skip_whitespace_and_expect(':');
 }
 
 json_scanner::after json_scanner::next_in(char close) {

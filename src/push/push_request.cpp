@@ -86,7 +86,7 @@ item_parse parse_item(json_scanner& s, std::size_t index, const push_limits& lim
   } else {
     for (;;) {
       std::string key;
-      if (!s.read_string(key) || !s.skip_whitespace_and_expect(':'))
+      if (!s.read_key(key))
         return item_parse::malformed;
       const int field = item_field_index(key);
       if (field >= 0) {
@@ -204,7 +204,7 @@ parse_outcome parse_push_request(std::string_view body, const push_limits& limit
   if (!s.peek_is('}')) {
     for (;;) {
       std::string key;
-      if (!s.read_string(key) || !s.skip_whitespace_and_expect(':'))
+      if (!s.read_key(key))
         return malformed();
       // A repeated key would be silently merged (or the last one win): refused instead.
       bool* seen = key == "items"       ? &items_seen

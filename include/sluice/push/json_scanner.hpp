@@ -20,6 +20,7 @@ class json_scanner {
   bool skip_whitespace_and_expect(char c);  // consumes c
   bool peek_is(char c);                     // after whitespace, without consuming
   bool read_string(std::string& out);       // decodes escapes into UTF-8
+  bool read_key(std::string& out);          // an object member's name and its ':'
   bool read_integer(long long& out);
   bool skip_value(std::string_view& span);  // span of the whole value, exact bytes
   bool at_end();                            // only whitespace left
