@@ -156,12 +156,15 @@ int run_daemon(const config::settings& settings) {
   // batches or a stall (push_batcher.hpp).
   push_opts.batcher.max_inflight_batches = std::min<std::size_t>(settings.db_pool_max, 4);
   push_opts.batcher.max_queued_items = settings.push_queue_max_items;
+  push_opts.batcher.max_queued_bytes = settings.push_queue_max_bytes;
   push_opts.batcher.deadline = settings.db_statement_timeout;
   push_opts.replay_batch = settings.file_buffer_max_batch;
   push_opts.deadline = settings.db_statement_timeout;
   push_opts.max_queue_labels = settings.metrics_max_queue_labels;
-  push::push_service pushes(io.get_executor(), pool, messages, *failover_log, *qos0_log, metrics,
-                            push_opts);
+  push::buffer_log_records failover_records(*failover_log);
+  push::buffer_log_records qos0_records(*qos0_log);
+  push::push_service pushes(io.get_executor(), pool, messages, failover_records, qos0_records,
+                            metrics, push_opts);
 
   // The relay and the queue settings API get connections of their own, so marking and sweeping
   // never take a connection the push path is waiting for. Three: the marker, the sweeper, and

@@ -246,6 +246,9 @@ const std::vector<setting_spec>& table() {
       count("PUSH_QUEUE_MAX_ITEMS",
             "Items waiting for PostgreSQL; beyond it pushes get 503 with Retry-After.",
             &settings::push_queue_max_items, 1, 10'000'000),
+      size("PUSH_QUEUE_MAX_BYTES",
+           "Payload bytes waiting for PostgreSQL; beyond it pushes get 503 with Retry-After.",
+           &settings::push_queue_max_bytes, 1ULL << 20, 1ULL << 40),
       {"RABBITMQ_URL",
        "RabbitMQ broker, amqp://user:pass@host:port/vhost (URL-encoded); empty = relay off: "
        "messages are stored but not published.",

@@ -1,30 +1,27 @@
 #include "sluice/push/buffer_replayer.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <system_error>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 namespace sluice::push {
 
 namespace asio = boost::asio;
 using clock = std::chrono::steady_clock;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::milliseconds min_backoff{100};
 constexpr std::chrono::milliseconds max_backoff{5000};
+constexpr auto forever = clock::time_point::max();
 
-buffer_replayer::buffer_replayer(asio::any_io_executor executor, buffer::buffer_log& log,
-                                 store::message_store& store, pending_index& index, db_gate& gate,
+buffer_replayer::buffer_replayer(asio::any_io_executor executor, record_log& log,
+                                 store::message_writer& store, pending_index& index,
                                  metrics::registry& metrics, replayer_options options)
     : executor_(std::move(executor)),
       log_(log),
       store_(store),
       index_(index),
-      gate_(gate),
       options_(std::move(options)),
       replayed_(metrics
                     .add_counter("sluice_replay_records_total",
@@ -47,6 +44,12 @@ buffer_replayer::buffer_replayer(asio::any_io_executor executor, buffer::buffer_
                                  "Replay batches that failed because PostgreSQL was unavailable.",
                                  {"log"})
                     .with({options_.name})),
+      set_aside_(metrics
+                     .add_counter("sluice_replay_set_aside_total",
+                                  "Buffered records moved to failed/ because their insert kept "
+                                  "timing out while PostgreSQL answered probes.",
+                                  {"log"})
+                     .with({options_.name})),
       batch_rows_(metrics
                       .add_histogram("sluice_db_batch_rows",
                                      "Rows per PostgreSQL insert round trip.", {"source"},
@@ -78,12 +81,27 @@ void buffer_replayer::hand_to_sink(std::vector<message>& msgs,
 
 void buffer_replayer::reset_hints() {
   flush_threshold_ = std::numeric_limits<std::size_t>::max();
-  flush_deadline_ = clock::time_point::max();
+  flush_deadline_ = forever;
 }
 
-void buffer_replayer::start() {
+bool buffer_replayer::flush_due(std::uint64_t pending) const {
+  return !options_.flush_on_hints || pending >= flush_threshold_ || clock::now() >= flush_deadline_;
+}
+
+void buffer_replayer::start(replay_events events) {
+  events_ = std::move(events);
   running_ = true;
-  asio::co_spawn(executor_, run(), asio::detached);
+  asio::co_spawn(executor_, run(), [this](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::critical("replay[{}]: stopped by an exception: {}", options_.name, ex.what());
+      }
+    }
+    running_ = false;
+    stopped_.notify_all();
+  });
 }
 
 asio::awaitable<void> buffer_replayer::stop() {
@@ -91,7 +109,12 @@ asio::awaitable<void> buffer_replayer::stop() {
   wake_.notify_all();
   backoff_wake_.notify_all();
   while (running_)
-    co_await stopped_.wait_until(clock::now() + std::chrono::milliseconds(100));
+    co_await stopped_.wait_until(forever);
+}
+
+void buffer_replayer::schema_ready() {
+  schema_ready_ = true;
+  wake_.notify_all();
 }
 
 void buffer_replayer::appended(std::chrono::milliseconds buffer_ms, std::size_t buffer_max) {
@@ -102,7 +125,8 @@ void buffer_replayer::appended(std::chrono::milliseconds buffer_ms, std::size_t 
   wake_.notify_all();
 }
 
-void buffer_replayer::wake() {
+void buffer_replayer::flush_now() {
+  flush_deadline_ = clock::now();
   wake_.notify_all();
 }
 
@@ -116,26 +140,37 @@ double buffer_replayer::replay_rate_per_second() const {
   return static_cast<double>(total) / 10.0;
 }
 
+// Every wait below is for the event that changes what the loop decides on (an append, a flush,
+// the schema, stop), with a deadline only where time itself is the event (bufferMs, backoff).
+// The state is re-read after each wake-up, so a notification sent while the loop was busy is
+// not needed: its effect is already in the state.
 asio::awaitable<void> buffer_replayer::run() {
   while (!stopping_) {
-    if (!gate_.schema_ready()) {
-      co_await wake_.wait_until(clock::now() + std::chrono::milliseconds(200));
+    if (!schema_ready_) {
+      co_await wake_.wait_until(forever);
       continue;
     }
-    const auto pending = log_.stats().pending_records;
-    if (pending == 0) {
+    const auto stats = log_.stats();
+    if (stats.unreadable_ranges_total != unreadable_seen_) {
+      unreadable_seen_ = stats.unreadable_ranges_total;
+      co_await reindex();
+      continue;
+    }
+    if (stats.pending_records == 0) {
       reset_hints();
-      if (on_drained)
-        on_drained();
-      co_await wake_.wait_until(clock::now() + std::chrono::seconds(1));
+      if (events_.drained)
+        events_.drained();
+      // drained() may have started something that appends: look again before sleeping.
+      if (log_.stats().pending_records == 0 && !stopping_)
+        co_await wake_.wait_until(forever);
       continue;
     }
-    if (options_.flush_on_hints && pending < flush_threshold_ && clock::now() < flush_deadline_) {
+    if (!flush_due(stats.pending_records)) {
       co_await wake_.wait_until(flush_deadline_);
       continue;
     }
-    const bool progressed = co_await replay_window();
-    if (!progressed) {
+    const auto result = co_await replay_window();
+    if (result == window_result::stalled) {
       // New appends do not cut the backoff short: under load they arrive constantly, and each
       // would become one more attempt against a database that is down.
       backoff_ = std::clamp(backoff_ * 2, min_backoff, max_backoff);
@@ -144,8 +179,6 @@ asio::awaitable<void> buffer_replayer::run() {
       backoff_ = std::chrono::milliseconds(0);
     }
   }
-  running_ = false;
-  stopped_.notify_all();
 }
 
 // A sliding window over the log: up to `depth` inserts are in flight, and as soon as the oldest
@@ -153,17 +186,16 @@ asio::awaitable<void> buffer_replayer::run() {
 // decodes. Results are applied in log order, so the ack cursor only ever moves over committed
 // records. If a batch fails, the ones after it that committed anyway are read again after the
 // rewind and come back as duplicates: nothing is stored twice. Runs until the log is read to
-// its end (QoS0 with flush hints: one batch), stop() or a failure. Returns false when nothing
-// could be committed (PostgreSQL unavailable or overloaded).
-asio::awaitable<bool> buffer_replayer::replay_window() {
+// its end (QoS0 too: a flush takes every record pending, in batches of max_batch, so none is
+// left behind for the next append to pick up), stop() or a failure.
+asio::awaitable<buffer_replayer::window_result> buffer_replayer::replay_window() {
   std::size_t batch = options_.max_batch;
   std::size_t depth = std::max<std::size_t>(options_.inflight_batches, 1);
-  std::size_t batches_left = std::numeric_limits<std::size_t>::max();
-  if (options_.flush_on_hints && flush_threshold_ != std::numeric_limits<std::size_t>::max()) {
-    batch = std::min(batch, flush_threshold_);
-    depth = 1;  // a QoS0 flush is one batch of at most bufferMax
-    batches_left = 1;
+  if (isolate_through_) {
+    batch = 1;
+    depth = 1;
   }
+  // Appends from now on set the next flush's hints.
   if (options_.flush_on_hints)
     reset_hints();
 
@@ -172,15 +204,15 @@ asio::awaitable<bool> buffer_replayer::replay_window() {
   bool at_end = false;
   bool read_failed = false;  // stop reading; what is in the window is still applied
   bool progressed = false;
-  bool failed = false;  // an insert failed: the log was rewound, later results are dropped
+  bool failed = false;      // an insert failed: the log was rewound, later results are dropped
+  bool retry_soon = false;  // failed, but PostgreSQL answers: no backoff
   std::exception_ptr error;
   try {
     for (;;) {
-      while (!failed && !read_failed && !at_end && !stopping_ && batches_left > 0 &&
-             window.size() < depth) {
-        auto [read_ec, records] = co_await log_.read_batch(batch, use_tuple);
+      while (!failed && !read_failed && !at_end && !stopping_ && window.size() < depth) {
+        auto [read_ec, records] = co_await log_.read_batch(batch);
         if (read_ec) {
-          spdlog::error("replay[{}]: reading the buffer failed: {}", options_.name,
+          spdlog::error("replay[{}]: reading the buffer failed (retried later): {}", options_.name,
                         read_ec.message());
           read_failed = true;
           break;
@@ -189,7 +221,6 @@ asio::awaitable<bool> buffer_replayer::replay_window() {
           at_end = true;
           break;
         }
-        --batches_left;
         inflight_batch& next = window.emplace_back();
         next.records = std::move(records);
         next.msgs.reserve(next.records.size());
@@ -208,7 +239,7 @@ asio::awaitable<bool> buffer_replayer::replay_window() {
       if (window.empty())
         break;
       while (!window.front().done)
-        co_await finished.wait_until(clock::now() + std::chrono::seconds(1));
+        co_await finished.wait_until(forever);
       inflight_batch& b = window.front();
       if (!failed) {
         const auto failure = b.res.failure();
@@ -223,11 +254,16 @@ asio::awaitable<bool> buffer_replayer::replay_window() {
           failed = true;
           log_.rewind();
           failures_.inc();
-          if (failure == store::failure_kind::unavailable)
-            gate_.report(false);
-          spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
-                       log_.stats().pending_records,
-                       b.res.message.empty() ? b.res.ec.message() : b.res.message);
+          const std::string why = b.res.message.empty() ? b.res.ec.message() : b.res.message;
+          if (store::is_slow_statement(b.res.ec, b.res.sqlstate) &&
+              co_await failed_while_alive(b)) {
+            retry_soon = true;
+          } else {
+            if (failure == store::failure_kind::unavailable && events_.unavailable)
+              events_.unavailable();
+            spdlog::warn("replay[{}]: PostgreSQL unavailable, {} records wait: {}", options_.name,
+                         log_.stats().pending_records, why);
+          }
         }
       }
       // After a failure the rest of the window only has to finish: its memory is in use.
@@ -239,7 +275,7 @@ asio::awaitable<bool> buffer_replayer::replay_window() {
   if (error) {
     // Inserts still running write into the window: it must outlive them.
     while (std::any_of(window.begin(), window.end(), [](const auto& w) { return !w.done; }))
-      co_await finished.wait_until(clock::now() + std::chrono::seconds(1));
+      co_await finished.wait_until(forever);
     log_.rewind();
     std::rethrow_exception(error);
   }
@@ -247,7 +283,9 @@ asio::awaitable<bool> buffer_replayer::replay_window() {
     // The read position is past records that were never sent: read them again next time.
     log_.rewind();
   }
-  co_return progressed || !(failed || read_failed);
+  if (progressed || retry_soon || !(failed || read_failed))
+    co_return window_result::progressed;
+  co_return window_result::stalled;
 }
 
 asio::awaitable<void> buffer_replayer::insert(inflight_batch& b) {
@@ -258,7 +296,8 @@ asio::awaitable<void> buffer_replayer::insert(inflight_batch& b) {
 }
 
 void buffer_replayer::committed(inflight_batch& b) {
-  gate_.report(true);
+  if (events_.committed)
+    events_.committed();
   std::size_t dup = 0;
   for (const auto& outcome : b.res.items) {
     dup += outcome.status == store::insert_status::duplicate ? 1 : 0;
@@ -266,8 +305,14 @@ void buffer_replayer::committed(inflight_batch& b) {
   if (auto ec = log_.acknowledge(b.records.back().position)) {
     spdlog::error("replay[{}]: acknowledge failed: {}", options_.name, ec.message());
   }
-  for (const auto& m : b.msgs)
-    index_.remove(m);
+  if (isolate_through_ && b.records.back().position >= *isolate_through_) {
+    isolate_through_.reset();
+    spdlog::info("replay[{}]: past the batch that timed out; replaying in full batches again",
+                 options_.name);
+  }
+  poisoned_strikes_ = 0;
+  for (std::size_t i = 0; i < b.msgs.size() && i < b.res.items.size(); ++i)
+    index_.committed(b.msgs[i], b.res.items[i].id);
   replayed_.inc(static_cast<double>(b.msgs.size() - dup));
   duplicates_.inc(static_cast<double>(dup));
   hand_to_sink(b.msgs, b.res.items);
@@ -277,8 +322,65 @@ void buffer_replayer::committed(inflight_batch& b) {
   }
   spdlog::debug("replay[{}]: committed {} records ({} duplicates)", options_.name, b.msgs.size(),
                 dup);
-  if (on_progress)
-    on_progress();
+}
+
+// A batch ran out of time, which looks like PostgreSQL gone, but it may only be slow: a row lock
+// held past the statement timeout fails every batch that touches the row, while every other
+// statement works. Failing over for that would send all pushes to disk while PostgreSQL is healthy,
+// and the replay would hit the same lock for ever. So: when PostgreSQL answers a probe, replay the
+// batch record by record, and set aside the one record that keeps timing out. True when
+// PostgreSQL answered (retry soon, without backoff).
+asio::awaitable<bool> buffer_replayer::failed_while_alive(inflight_batch& b) {
+  if (!events_.db_alive || !co_await events_.db_alive())
+    co_return false;
+  if (b.records.size() > 1) {
+    isolate_through_ = b.records.back().position;
+    poisoned_strikes_ = 0;
+    spdlog::warn(
+        "replay[{}]: a batch of {} records timed out while PostgreSQL answers probes; replaying "
+        "them one at a time",
+        options_.name, b.records.size());
+    co_return true;
+  }
+  if (!isolate_through_)
+    isolate_through_ = b.records.back().position;
+  if (++poisoned_strikes_ < options_.poisoned_after)
+    co_return true;
+  poisoned_strikes_ = 0;
+  const std::string why = b.res.message.empty() ? b.res.ec.message() : b.res.message;
+  const bool moved = co_await set_aside(
+      b, 0,
+      "the insert failed " + std::to_string(options_.poisoned_after) +
+          " times while PostgreSQL answered probes (a lock held past the statement timeout?): " +
+          why);
+  if (moved) {
+    set_aside_.inc();
+    ++set_aside_total_;
+  }
+  co_return moved;
+}
+
+// Moves record `index` of `b` to failed/ with `reason` and acknowledges it; the records after
+// it are read again (the log is rewound). False when failed/ could not take it: it stays
+// pending.
+asio::awaitable<bool> buffer_replayer::set_aside(inflight_batch& b, std::size_t index,
+                                                 std::string reason) {
+  spdlog::error("replay[{}]: record {} (queue {}) set aside to failed/: {}", options_.name,
+                b.msgs[index].id.to_string(), b.msgs[index].queue, reason);
+  std::vector<message> records{b.msgs[index]};
+  const auto q_ec = co_await log_.quarantine_failed(std::move(records), std::move(reason));
+  if (q_ec) {
+    spdlog::error("replay[{}]: cannot write failed/, the record stays pending: {}", options_.name,
+                  q_ec.message());
+    log_.rewind();
+    co_return false;
+  }
+  index_.remove(b.msgs[index]);
+  if (auto ec = log_.acknowledge(b.records[index].position)) {
+    spdlog::error("replay[{}]: acknowledge failed: {}", options_.name, ec.message());
+  }
+  log_.rewind();
+  co_return true;
 }
 
 // Stores the good records before the bad one, quarantines the bad one, and lets the next batch
@@ -286,38 +388,50 @@ void buffer_replayer::committed(inflight_batch& b) {
 asio::awaitable<bool> buffer_replayer::quarantine_rejected(inflight_batch& b) {
   const std::size_t bad = *b.res.rejected_index;
   if (bad > 0) {
-    std::vector<message> prefix(
-        std::make_move_iterator(b.msgs.begin()),
-        std::make_move_iterator(b.msgs.begin() + static_cast<std::ptrdiff_t>(bad)));
+    std::vector<message> prefix(b.msgs.begin(), b.msgs.begin() + static_cast<std::ptrdiff_t>(bad));
     auto prefix_res = co_await store_.insert_batch(prefix, clock::now() + options_.deadline);
     if (prefix_res.failure() != store::failure_kind::none) {
       log_.rewind();
       failures_.inc();
       co_return false;
     }
-    for (const auto& m : prefix)
-      index_.remove(m);
+    for (std::size_t i = 0; i < prefix.size() && i < prefix_res.items.size(); ++i)
+      index_.committed(prefix[i], prefix_res.items[i].id);
     replayed_.inc(static_cast<double>(prefix.size()));
     hand_to_sink(prefix, prefix_res.items);
   }
-  const std::string reason =
-      "PostgreSQL rejected the record: SQLSTATE " + b.res.sqlstate + ": " + b.res.message;
-  spdlog::error("replay[{}]: record {} quarantined to failed/: {}", options_.name,
-                b.msgs[bad].id.to_string(), reason);
-  index_.remove(b.msgs[bad]);
-  std::vector<message> quarantined{b.msgs[bad]};
-  auto [q_ec] = co_await log_.quarantine_failed(std::move(quarantined), reason, use_tuple);
-  if (q_ec) {
-    spdlog::error("replay[{}]: cannot write failed/: {}", options_.name, q_ec.message());
-    log_.rewind();
-    co_return false;
-  }
-  rejected_.inc();
-  if (auto ec = log_.acknowledge(b.records[bad].position)) {
-    spdlog::error("replay[{}]: acknowledge failed: {}", options_.name, ec.message());
+  const bool moved = co_await set_aside(
+      b, bad, "PostgreSQL rejected the record: SQLSTATE " + b.res.sqlstate + ": " + b.res.message);
+  if (moved)
+    rejected_.inc();
+  co_return moved;
+}
+
+// The log skipped records it found corrupt: entries of the duplicate index may name messages
+// that will never be stored. Rebuilt from what the log still holds, so a later push with such a
+// transactionId is stored instead of being answered `duplicate` of nothing.
+asio::awaitable<void> buffer_replayer::reindex() {
+  index_.forget_written(options_.log);
+  log_.rewind();
+  std::size_t records = 0;
+  for (;;) {
+    auto [ec, batch] = co_await log_.read_batch(10'000);
+    if (ec) {
+      spdlog::error("replay[{}]: re-indexing after skipped records: read failed: {}", options_.name,
+                    ec.message());
+      break;
+    }
+    if (batch.empty())
+      break;
+    records += batch.size();
+    for (const auto& r : batch)
+      index_.add(r.msg, options_.log, pending_state::written);
   }
   log_.rewind();
-  co_return true;
+  spdlog::warn(
+      "replay[{}]: the log set aside unreadable records; duplicate index rebuilt from "
+      "the {} records still pending",
+      options_.name, records);
 }
 
 }  // namespace sluice::push

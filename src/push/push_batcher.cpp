@@ -2,7 +2,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -28,9 +27,10 @@ const char* outcome_label(store::failure_kind f) {
 }  // namespace
 
 struct push_batcher::pending {
-  explicit pending(asio::any_io_executor ex, std::vector<message>& m)
-      : items(m), wake(std::move(ex), asio::steady_timer::time_point::max()) {}
+  explicit pending(asio::any_io_executor ex, std::vector<message>& m, std::size_t b)
+      : items(m), bytes(b), wake(std::move(ex), asio::steady_timer::time_point::max()) {}
   std::vector<message>& items;
+  std::size_t bytes;
   batch_result result;
   bool done = false;
   asio::steady_timer wake;  // cancelled when `done` is set
@@ -42,7 +42,7 @@ struct push_batcher::stall_watch {
   bool armed = false;
 };
 
-push_batcher::push_batcher(asio::any_io_executor executor, store::message_store& store,
+push_batcher::push_batcher(asio::any_io_executor executor, store::message_writer& store,
                            batcher_options options, metrics::registry& metrics)
     : executor_(std::move(executor)),
       store_(store),
@@ -70,15 +70,26 @@ push_batcher::push_batcher(asio::any_io_executor executor, store::message_store&
 push_batcher::~push_batcher() = default;
 
 asio::awaitable<batch_result> push_batcher::submit(std::vector<message>& items) {
+  std::size_t bytes = 0;
+  for (const auto& m : items)
+    bytes += m.payload.size() + m.queue.size() + m.partition.size();
   if (queued_items_ + items.size() > options_.max_queued_items) {
     co_return batch_result{
         store::failure_kind::overloaded,
         "push queue is full (" + std::to_string(options_.max_queued_items) + " items)",
         {}};
   }
-  pending p(executor_, items);
+  // A request alone in an empty queue always gets in: the body limit bounds it already.
+  if (queued_bytes_ > 0 && queued_bytes_ + bytes > options_.max_queued_bytes) {
+    co_return batch_result{
+        store::failure_kind::overloaded,
+        "push queue is full (" + std::to_string(options_.max_queued_bytes) + " bytes)",
+        {}};
+  }
+  pending p(executor_, items, bytes);
   queue_.push_back(&p);
   queued_items_ += items.size();
+  queued_bytes_ += bytes;
   start_batches();
   // The batch may already have finished (an immediate failure completes without suspending).
   if (!p.done)
@@ -113,13 +124,18 @@ void push_batcher::start_batches() {
     while (!queue_.empty() &&
            (group.empty() || rows + queue_.front()->items.size() <= options_.max_batch_rows)) {
       rows += queue_.front()->items.size();
+      queued_bytes_ -= queue_.front()->bytes;
       group.push_back(queue_.front());
       queue_.pop_front();
     }
     queued_items_ -= rows;
     ++inflight_;
     last_started_ = std::chrono::steady_clock::now();
-    asio::co_spawn(executor_, run_batch(std::move(group)), asio::detached);
+    // run_batch catches what it can; this is the last resort, so the failure is at least seen.
+    asio::co_spawn(executor_, run_batch(std::move(group)), [](std::exception_ptr e) {
+      if (e)
+        spdlog::critical("push: a batch ended with an exception it could not handle");
+    });
   }
   watch_stall();
 }
@@ -134,11 +150,39 @@ asio::awaitable<void> push_batcher::run_batch(std::vector<pending*> group) {
     std::move(p->items.begin(), p->items.end(), std::back_inserter(batch));
 
   const auto started = std::chrono::steady_clock::now();
-  store::insert_result res = co_await store_.insert_batch(batch, started + options_.deadline);
+  store::insert_result res;
+  try {
+    res = co_await store_.insert_batch(batch, started + options_.deadline);
+  } catch (const std::exception& e) {
+    // Whether the transaction committed is unknown: like a lost connection. The items keep
+    // their ids, so storing them again (replay) deduplicates.
+    res = store::insert_result{};
+    res.ec = std::make_error_code(std::errc::io_error);
+    res.message = std::string("the insert failed with an exception: ") + e.what();
+  }
   insert_seconds_.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   batch_rows_.observe(static_cast<double>(rows));
+  try {
+    finish_batch(group, batch, res, rows);
+  } catch (const std::exception& e) {
+    // Every request must get an answer, and none may fail over with items that were moved
+    // away: what is left is refused (503), nothing stored by sluice's doing.
+    spdlog::critical("push: handing a batch's results back failed: {}", e.what());
+    for (auto* p : group) {
+      if (p->done)
+        continue;
+      p->result = batch_result{store::failure_kind::overloaded, "internal error", {}};
+      p->done = true;
+      p->wake.cancel();
+    }
+  }
+  --inflight_;
+  start_batches();
+}
 
+void push_batcher::finish_batch(std::vector<pending*>& group, std::vector<message>& batch,
+                                const store::insert_result& res, std::size_t rows) {
   // Hand every request its items (and outcomes) back.
   std::size_t offset = 0;
   std::vector<pending*> retry;
@@ -158,6 +202,7 @@ asio::awaitable<void> push_batcher::run_batch(std::vector<pending*> group) {
     } else {
       p->result.failure = failure;
       p->result.message = res.message.empty() ? res.ec.message() : res.message;
+      p->result.slow_statement = store::is_slow_statement(res.ec, res.sqlstate);
     }
     offset += n;
     p->done = true;
@@ -171,9 +216,8 @@ asio::awaitable<void> push_batcher::run_batch(std::vector<pending*> group) {
   for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
     queue_.push_front(*it);
     queued_items_ += (*it)->items.size();
+    queued_bytes_ += (*it)->bytes;
   }
-  --inflight_;
-  start_batches();
 }
 
 }  // namespace sluice::push

@@ -8,13 +8,24 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 namespace sluice::push {
 
 namespace asio = boost::asio;
+
+namespace {
+// The push is refused as a whole: nothing of it was acknowledged.
+push_outcome& refuse(push_outcome& out, int status, std::string code, std::string message,
+                     int retry_after_seconds) {
+  out.error_status = status;
+  out.error_code = std::move(code);
+  out.error_message = std::move(message);
+  out.retry_after_seconds = retry_after_seconds;
+  return out;
+}
+}  // namespace
 using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
@@ -31,9 +42,8 @@ const char* to_string(item_status s) {
 }
 
 push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
-                           store::message_store& store, buffer::buffer_log& failover,
-                           buffer::buffer_log& qos0, metrics::registry& metrics,
-                           push_service_options options)
+                           store::message_writer& store, record_log& failover, record_log& qos0,
+                           metrics::registry& metrics, push_service_options options)
     : executor_(executor),
       pool_(pool),
       store_(store),
@@ -41,10 +51,11 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
       qos0_(qos0),
       options_(options),
       batcher_(executor, store, options.batcher, metrics),
-      failover_replayer_(executor, failover, store, index_, gate_, metrics,
-                         {"failover", options.replay_batch, 3, options.deadline, false}),
-      qos0_replayer_(executor, qos0, store, index_, gate_, metrics,
-                     {"qos0", options.replay_batch, 1, options.deadline, true}),
+      failover_replayer_(
+          executor, failover, store, index_, metrics,
+          {"failover", pending_log::failover, options.replay_batch, 3, options.deadline, false}),
+      qos0_replayer_(executor, qos0, store, index_, metrics,
+                     {"qos0", pending_log::qos0, options.replay_batch, 1, options.deadline, true}),
       metrics_(metrics),
       items_total_(metrics.add_counter(
           "sluice_push_items_total",
@@ -54,7 +65,14 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
               .add_counter(
                   "sluice_push_failovers_total",
                   "Times the push path switched to the file buffer because PostgreSQL failed.")
-              .get()) {
+              .get()),
+      transitions_(metrics.add_counter("sluice_push_mode_transitions_total",
+                                       "Changes of the durable push path's mode (README: How a "
+                                       "push becomes durable).",
+                                       {"from", "to"})) {
+  auto& mode_gauge =
+      metrics.add_gauge("sluice_push_mode",
+                        "1 for the durable push path's current mode, 0 for the others.", {"mode"});
   auto& db_healthy =
       metrics.add_gauge("sluice_db_healthy", "1 when the last PostgreSQL round trip worked.").get();
   auto& failover_active =
@@ -77,16 +95,23 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
   auto& quarantined =
       metrics.add_gauge("sluice_buffer_quarantined_segments",
                         "Unreadable segments moved to quarantine/ since start.", {"log"});
+  auto& unreadable = metrics.add_gauge(
+      "sluice_buffer_unreadable_ranges",
+      "Ranges of records replay found corrupt and set aside since start.", {"log"});
   metrics.on_collect([=, this, &db_healthy, &failover_active, &pending, &pending_bytes, &disk_bytes,
-                      &oldest, &failed, &truncated, &quarantined] {
+                      &oldest, &failed, &truncated, &quarantined, &unreadable, &mode_gauge] {
     db_healthy.set(gate_.healthy() ? 1 : 0);
-    failover_active.set(failover_active_ ? 1 : 0);
+    failover_active.set(mode_.mode() == push_mode::direct ? 0 : 1);
+    for (auto m :
+         {push_mode::failing_over, push_mode::draining, push_mode::handing_back, push_mode::direct})
+      mode_gauge.with({to_string(m)}).set(mode_.mode() == m ? 1 : 0);
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
     for (auto* log : {&failover_, &qos0_}) {
       const std::string name = log == &failover_ ? "failover" : "qos0";
       const auto s = log->stats();
+      unreadable.with({name}).set(static_cast<double>(s.unreadable_ranges_total));
       pending.with({name}).set(static_cast<double>(s.pending_records));
       pending_bytes.with({name}).set(static_cast<double>(s.pending_bytes));
       disk_bytes.with({name}).set(static_cast<double>(s.disk_bytes));
@@ -101,88 +126,147 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
   });
 }
 
-asio::awaitable<void> push_service::index_log(buffer::buffer_log& log) {
+asio::awaitable<void> push_service::index_log(record_log& log, pending_log which) {
   std::size_t records = 0;
   for (;;) {
-    auto [ec, batch] = co_await log.read_batch(10'000, use_tuple);
+    auto [ec, batch] = co_await log.read_batch(10'000);
     if (ec) {
-      spdlog::error("push: reading {} to index it failed: {}", log.dir().string(), ec.message());
+      spdlog::error("push: reading {} to index it failed: {}", log.name(), ec.message());
       break;
     }
     if (batch.empty())
       break;
     records += batch.size();
     for (const auto& r : batch)
-      index_.add(r.msg);
+      index_.add(r.msg, which, pending_state::written);
   }
   log.rewind();
   if (records > 0)
     spdlog::info("push: {} records pending in {}; they replay once PostgreSQL answers", records,
-                 log.dir().string());
+                 log.name());
 }
 
 asio::awaitable<void> push_service::start() {
-  co_await index_log(failover_);
-  co_await index_log(qos0_);
-  failover_replayer_.on_drained = [this] { leave_failover_if_drained(); };
-  failover_replayer_.on_progress = [this] { replay_progress_.notify_all(); };
-  failover_replayer_.start();
-  qos0_replayer_.start();
-  schema_keeper_running_ = true;
-  asio::co_spawn(executor_, keep_schema(), asio::detached);
+  co_await index_log(failover_, pending_log::failover);
+  co_await index_log(qos0_, pending_log::qos0);
+  failover_replayer_.start({
+      .committed =
+          [this] {
+            apply(push_event::db_available);
+            replay_progress_.notify_all();
+          },
+      .unavailable = [this] { apply(push_event::db_unavailable); },
+      .drained = [this] { apply(push_event::log_drained); },
+      .db_alive = [this] { return db_alive(); },
+  });
+  qos0_replayer_.start({
+      .committed = [this] { apply(push_event::db_available); },
+      .unavailable = [this] { apply(push_event::db_unavailable); },
+      .drained = {},
+      .db_alive = [this] { return db_alive(); },
+  });
+  watcher_running_ = true;
+  asio::co_spawn(executor_, watch_db(), [this](std::exception_ptr e) {
+    if (e)
+      spdlog::critical("push: the PostgreSQL watcher stopped by an exception");
+    watcher_running_ = false;
+    watcher_done_.notify_all();
+  });
 }
 
-void push_service::leave_failover_if_drained() {
-  if (!failover_active_ || !gate_.schema_ready())
+// The one place the mode changes: every transition is logged and counted, and whoever waits
+// for a mode (handing-back pushes, throttled pushes, the watcher) re-checks.
+void push_service::apply(push_event e) {
+  const auto change = mode_.on(e, failover_appends_in_flight_);
+  gate_.report(gate_.schema_ready() && mode_.db_healthy());
+  if (!change)
     return;
-  if (failover_appends_in_flight_ > 0) {
-    // Caught up, but appends are still being written: hold new pushes back until those are
-    // replayed too, or under steady load the log would never be found empty.
-    handoff_ = true;
-    return;
+  transitions_.with({to_string(change->from), to_string(change->to)}).inc();
+  if (change->to == push_mode::failing_over) {
+    if (change->from == push_mode::direct || change->from == push_mode::handing_back)
+      failovers_.inc();
+    spdlog::warn("push: mode {} -> {} ({}): durable pushes go to the file buffer",
+                 to_string(change->from), to_string(change->to), to_string(e));
+  } else if (change->to == push_mode::direct) {
+    spdlog::info(
+        "push: mode {} -> {}: failover log drained; durable pushes go straight to "
+        "PostgreSQL",
+        to_string(change->from), to_string(change->to));
+  } else {
+    spdlog::info("push: mode {} -> {} ({})", to_string(change->from), to_string(change->to),
+                 to_string(e));
   }
-  if (failover_.stats().pending_records == 0) {
-    failover_active_ = false;
-    handoff_ = false;
-    handoff_done_.notify_all();
-    spdlog::info("push: failover log drained; durable pushes go straight to PostgreSQL");
-  }
+  mode_changed_.notify_all();
+  replay_progress_.notify_all();
+  watcher_wake_.notify_all();
 }
 
-asio::awaitable<void> push_service::keep_schema() {
+asio::awaitable<bool> push_service::db_alive() {
+  const auto deadline = clock::now() + std::chrono::seconds(1);
+  if (options_.db_alive)
+    co_return co_await options_.db_alive();
+  co_return !co_await pool_.ping(deadline);
+}
+
+// Owns two waits of the push path on PostgreSQL: until the schema is migrated (nothing is
+// written before), and, while failing over with nothing in the log to replay (so no replay can
+// find PostgreSQL back), until a probe answers. Otherwise it sleeps until the mode changes.
+asio::awaitable<void> push_service::watch_db() {
   std::chrono::milliseconds backoff{200};
   while (!stopping_) {
-    const auto result =
-        co_await store::apply_migrations(pool_, clock::now() + std::chrono::seconds(30));
-    if (!result.ec) {
-      if (!result.applied.empty()) {
-        spdlog::info("store: schema migrated to version {} (applied migrations {} to {})",
-                     result.schema_version, result.applied.front(), result.applied.back());
+    if (!gate_.schema_ready()) {
+      store::migration_result result;
+      if (options_.prepare_schema)
+        result.ec = co_await options_.prepare_schema();
+      else
+        result = co_await store::apply_migrations(pool_, clock::now() + std::chrono::seconds(30));
+      if (!result.ec) {
+        if (!result.applied.empty()) {
+          spdlog::info("store: schema migrated to version {} (applied migrations {} to {})",
+                       result.schema_version, result.applied.front(), result.applied.back());
+        }
+        gate_.set_schema_ready();
+        failover_replayer_.schema_ready();
+        qos0_replayer_.schema_ready();
+        apply(push_event::db_available);
+        // Decided here rather than on the replayer's next look: once readiness reports the
+        // schema, a push must go straight to PostgreSQL, not to an empty buffer.
+        if (failover_.stats().pending_records == 0)
+          apply(push_event::log_drained);
+        backoff = std::chrono::milliseconds(200);
+        continue;
       }
-      gate_.set_schema_ready();
-      // Decided here rather than on the replayer's next poll: once readiness reports the
-      // schema, a push must go straight to PostgreSQL, not to an empty buffer.
-      leave_failover_if_drained();
-      failover_replayer_.wake();
-      qos0_replayer_.wake();
-      break;
+      spdlog::warn(
+          "store: migrations not applied yet ({}: {}); retrying in {} ms; pushes are buffered "
+          "meanwhile",
+          result.ec.message(), result.message, backoff.count());
+      co_await watcher_wake_.wait_until(clock::now() + backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      continue;
     }
-    spdlog::warn(
-        "store: migrations not applied yet ({}: {}); retrying in {} ms; pushes are buffered "
-        "meanwhile",
-        result.ec.message(), result.message, backoff.count());
-    co_await schema_keeper_done_.wait_until(clock::now() + backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    // Appends in flight do not count: they are what a hand-back waits for, once PostgreSQL is
+    // known to answer.
+    if (mode_.mode() == push_mode::failing_over && failover_.stats().pending_records == 0) {
+      if (co_await db_alive()) {
+        apply(push_event::db_available);
+        if (failover_.stats().pending_records == 0)
+          apply(push_event::log_drained);
+        backoff = std::chrono::milliseconds(200);
+      } else {
+        co_await watcher_wake_.wait_until(clock::now() + backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      }
+      continue;
+    }
+    co_await watcher_wake_.wait_until(clock::time_point::max());
   }
-  schema_keeper_running_ = false;
-  schema_keeper_done_.notify_all();
 }
 
 asio::awaitable<void> push_service::stop() {
   stopping_ = true;
-  schema_keeper_done_.notify_all();
-  while (schema_keeper_running_)
-    co_await schema_keeper_done_.wait_until(clock::now() + std::chrono::milliseconds(100));
+  watcher_wake_.notify_all();
+  while (watcher_running_)
+    co_await watcher_done_.wait_until(clock::time_point::max());
   co_await failover_replayer_.stop();
   co_await qos0_replayer_.stop();
 }
@@ -205,55 +289,134 @@ push_service::queue_counters& push_service::counters_for(const std::string& queu
   return item_counters_.emplace(queue, make(queue)).first->second;
 }
 
+// What classify() decided for each item of a request.
+struct push_service::classified {
+  enum class kind { fresh, duplicate, repeat };
+  struct decision {
+    kind what = kind::fresh;
+    uuid id;                // duplicate: the pending original's id
+    std::size_t first = 0;  // repeat: the earlier item of this request with the same key
+  };
+  std::vector<decision> items;
+};
+
+// Decides, in one step without suspending, which items are new, which repeat a pending
+// message, and which repeat an earlier item of the same request; new items with a
+// transactionId get a `writing` index entry in the same step, so a concurrent retry sees them.
+// An item whose original is not yet as durable as this push's answer would claim (its append
+// still running, or a QoS0 record not yet in PostgreSQL for a durable push) makes the whole
+// request wait for the index to settle and decide again: nothing of it is written before.
+// False when `until` passed first.
+asio::awaitable<bool> push_service::classify(std::vector<message>& items, bool qos0,
+                                             clock::time_point until, classified& out) {
+  const pending_log where = qos0 ? pending_log::qos0 : pending_log::db;
+  std::unordered_map<std::string, std::size_t> seen_here;
+  std::vector<std::size_t> added;
+  for (;;) {
+    out.items.assign(items.size(), {});
+    seen_here.clear();
+    added.clear();
+    bool must_wait = false;
+    bool hurry_qos0 = false;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const message& m = items[i];
+      if (!m.transaction_id)
+        continue;
+      std::string key = m.queue + '\n' + *m.transaction_id;
+      if (const auto it = seen_here.find(key); it != seen_here.end()) {
+        out.items[i] = {classified::kind::repeat, {}, it->second};
+        continue;
+      }
+      seen_here.emplace(std::move(key), i);
+      const auto entry = index_.find(m.queue, *m.transaction_id);
+      if (!entry) {
+        index_.add(m, where, pending_state::writing);
+        added.push_back(i);
+        continue;
+      }
+      // `stored`: in PostgreSQL. `written` to the failover log: as durable as any answer. A
+      // QoS0 record written (not fsynced) is as durable as a QoS0 answer, not a durable one.
+      const bool durable_enough =
+          entry->state == pending_state::stored ||
+          (entry->state == pending_state::written && (entry->log == pending_log::failover || qos0));
+      if (durable_enough) {
+        out.items[i] = {classified::kind::duplicate, entry->id, 0};
+        continue;
+      }
+      must_wait = true;
+      hurry_qos0 = hurry_qos0 || entry->log == pending_log::qos0;
+    }
+    if (!must_wait)
+      co_return true;
+    for (std::size_t i : added)
+      index_.remove(items[i]);
+    if (hurry_qos0)
+      qos0_replayer_.flush_now();
+    if (clock::now() >= until)
+      co_return false;
+    co_await index_.settled().wait_until(until);
+  }
+}
+
+void push_service::forget(const std::vector<message>& batch) {
+  for (const auto& m : batch)
+    index_.remove(m);
+}
+
 asio::awaitable<push_outcome> push_service::push(push_request request) {
   push_outcome out;
   out.qos0 = request.qos0.has_value();
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  std::vector<message> to_write;
-  std::vector<std::size_t> slots;  // out.items index of each to_write entry
+  const auto until = clock::now() + options_.deadline;
   // Each item's queue counters, looked up while the queue name is at hand (a message may be
   // moved into a log below); counted once the outcome is known.
   std::vector<queue_counters*> counters(request.items.size());
-  std::unordered_map<std::string, uuid>
-      seen_here;  // (queue, transactionId) earlier in this request
   out.items.resize(request.items.size());
-  to_write.reserve(request.items.size());
-  slots.reserve(request.items.size());
-
   for (std::size_t i = 0; i < request.items.size(); ++i) {
     // Batches are mostly of one queue: the previous item's counters then serve.
     const bool same_queue = i > 0 && request.items[i - 1].queue == request.items[i].queue;
     counters[i] = same_queue ? counters[i - 1] : &counters_for(request.items[i].queue);
-  }
-  for (std::size_t i = 0; i < request.items.size(); ++i) {
     message& m = request.items[i];
     m.id = ids_.next(now_ms);
     m.created_ms = now_ms;
     out.items[i] = {m.id, m.transaction_id, item_status::stored};
-    if (m.transaction_id) {
-      std::optional<uuid> existing = index_.find(m.queue, *m.transaction_id);
-      const std::string key = m.queue + '\n' + *m.transaction_id;
-      if (!existing) {
-        if (const auto it = seen_here.find(key); it != seen_here.end())
-          existing = it->second;
-      }
-      if (existing) {
-        out.items[i].id = *existing;
-        out.items[i].status = item_status::duplicate;
-        continue;
-      }
-      seen_here.emplace(key, m.id);
-    }
-    slots.push_back(i);
-    to_write.push_back(std::move(m));
   }
 
+  classified decided;
+  if (!co_await classify(request.items, out.qos0, until, decided)) {
+    co_return refuse(
+        out, 503, "duplicate_in_flight",
+        "an earlier push with the same transactionId is not durable yet; retry shortly", 1);
+  }
+  std::vector<message> to_write;
+  std::vector<std::size_t> slots;  // out.items index of each to_write entry
+  to_write.reserve(request.items.size());
+  slots.reserve(request.items.size());
+  for (std::size_t i = 0; i < request.items.size(); ++i) {
+    const auto& d = decided.items[i];
+    if (d.what == classified::kind::duplicate) {
+      out.items[i].id = d.id;
+      out.items[i].status = item_status::duplicate;
+    } else if (d.what == classified::kind::fresh) {
+      slots.push_back(i);
+      to_write.push_back(std::move(request.items[i]));
+    }
+  }
+
+  // A repeat inside the request answers with whatever id its first occurrence ends up with
+  // (its own, or the one PostgreSQL already had): never an id minted for nothing.
   auto finish = [&](push_outcome& o) {
     if (o.error_status == 0) {
-      for (std::size_t i = 0; i < o.items.size(); ++i)
+      for (std::size_t i = 0; i < o.items.size(); ++i) {
+        const auto& d = decided.items[i];
+        if (d.what == classified::kind::repeat) {
+          o.items[i].id = o.items[d.first].id;
+          o.items[i].status = item_status::duplicate;
+        }
         counters[i]->by_status[static_cast<std::size_t>(o.items[i].status)]->inc();
+      }
     }
     return std::move(o);
   };
@@ -267,125 +430,150 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
                                  request.qos0);
     co_return finish(out);
   }
-  if (failover_active_ && gate_.healthy() && !handoff_) {
-    // PostgreSQL is back and the replayer drains the log. Pushes that keep arriving faster
-    // than it drains would keep the log from ever emptying, and the push path would stay on
-    // the buffer for good; so while the backlog is above a few replay batches, a push waits
-    // for replay progress, and is refused with 503 if none comes within the deadline.
-    const std::size_t limit = options_.replay_batch * 4;
-    const auto until = clock::now() + options_.deadline;
-    while (failover_active_ && gate_.healthy() && !handoff_ &&
-           failover_.stats().pending_records >= limit && clock::now() < until) {
-      co_await replay_progress_.wait_until(until);
-    }
-    if (failover_active_ && gate_.healthy() && !handoff_ &&
-        failover_.stats().pending_records >= limit) {
-      out.error_status = 503;
-      out.error_code = "overloaded";
-      out.error_message =
-          "replaying the file buffer into PostgreSQL after an outage; retry shortly";
-      out.retry_after_seconds = 1;
-      co_return out;
-    }
-  }
-  if (handoff_ && gate_.healthy()) {
-    // Bounded: one append and one replay round trip. If PostgreSQL fails meanwhile, the push
-    // goes to the buffer behind the others.
-    const auto until = clock::now() + std::chrono::seconds(1);
-    while (handoff_ && clock::now() < until)
-      co_await handoff_done_.wait_until(until);
-  }
-  if (!failover_active_) {
-    batch_result res = co_await batcher_.submit(to_write);
-    switch (res.failure) {
-      case store::failure_kind::none:
-        gate_.report(true);
-        out.db_healthy = true;
-        for (std::size_t k = 0; k < slots.size(); ++k) {
-          out.items[slots[k]].id = res.items[k].id;
-          out.items[slots[k]].status = res.items[k].status == store::insert_status::stored
-                                           ? item_status::stored
-                                           : item_status::duplicate;
-        }
-        if (sink_ != nullptr) {
-          std::vector<message> fresh;
-          for (std::size_t k = 0; k < to_write.size(); ++k) {
-            if (res.items[k].status == store::insert_status::stored) {
-              fresh.push_back(std::move(to_write[k]));
-            }
-          }
-          if (!fresh.empty())
-            sink_->stored(std::move(fresh));
-        }
+  for (;;) {
+    const push_mode mode = mode_.mode();
+    if (mode == push_mode::direct) {
+      bool failed_over = false;
+      out = co_await store_direct(to_write, std::move(out), slots, failed_over);
+      if (!failed_over)
         co_return finish(out);
-      case store::failure_kind::overloaded:
-        out.error_status = 503;
-        out.error_code = "overloaded";
-        out.error_message = res.message;
-        out.retry_after_seconds = 1;
-        co_return out;
-      case store::failure_kind::rejected:
-        out.error_status = 400;
-        out.error_code = "rejected_by_database";
-        out.error_message =
-            "PostgreSQL rejected an item of this request; nothing was stored: " + res.message;
-        co_return out;
-      case store::failure_kind::unavailable:
-        gate_.report(false);
-        handoff_ = false;
-        handoff_done_.notify_all();
-        if (!failover_active_) {
-          failover_active_ = true;
-          failovers_.inc();
-          spdlog::warn("push: PostgreSQL unavailable ({}); durable pushes go to the file buffer",
-                       res.message);
-        }
-        break;
+      break;
     }
+    if (mode == push_mode::handing_back) {
+      // Bounded: one append and one replay round trip. If the hand-back takes longer, the push
+      // goes to the buffer behind the others.
+      const auto handoff_until = std::min(until, clock::now() + options_.handoff_wait);
+      while (mode_.mode() == push_mode::handing_back && clock::now() < handoff_until)
+        co_await mode_changed_.wait_until(handoff_until);
+      if (mode_.mode() != push_mode::handing_back)
+        continue;
+      break;
+    }
+    if (mode == push_mode::draining) {
+      // PostgreSQL is back and the replayer drains the log. Pushes that keep arriving faster
+      // than it drains would keep the log from ever emptying, and the push path would stay on
+      // the buffer for good; so while the backlog is above a few replay batches, a push waits
+      // for replay progress, and is refused with 503 if none comes within the deadline.
+      const std::size_t limit = options_.replay_batch * 4;
+      const auto backlogged = [&] {
+        return mode_.mode() == push_mode::draining && failover_.stats().pending_records >= limit;
+      };
+      while (backlogged() && clock::now() < until)
+        co_await replay_progress_.wait_until(until);
+      if (backlogged()) {
+        forget(to_write);
+        co_return refuse(out, 503, "overloaded",
+                         "replaying the file buffer into PostgreSQL after an outage; retry shortly",
+                         1);
+      }
+      if (mode_.mode() == push_mode::draining || mode_.mode() == push_mode::failing_over)
+        break;
+      continue;
+    }
+    break;  // failing_over
   }
   out = co_await append_to_log(failover_, failover_replayer_, std::move(to_write), std::move(out),
                                slots, std::nullopt);
   co_return finish(out);
 }
 
-asio::awaitable<push_outcome> push_service::append_to_log(
-    buffer::buffer_log& log, buffer_replayer& replayer, std::vector<message> batch,
-    push_outcome out, const std::vector<std::size_t>& slots, std::optional<qos0_options> hints) {
-  // Indexed before the append completes so that a retry arriving meanwhile is a duplicate.
-  for (const auto& m : batch)
-    index_.add(m);
-  std::vector<message> keys;  // what is needed to undo the index entries, without payloads
-  for (const auto& m : batch) {
-    if (m.transaction_id)
-      keys.push_back(message{m.id, 0, m.queue, {}, {}, {}, {}, m.transaction_id, {}});
+// One trip through the batcher. Sets `failed_over` (and leaves `to_write` for the failover log)
+// when PostgreSQL is unavailable; answers everything else itself.
+asio::awaitable<push_outcome> push_service::store_direct(std::vector<message>& to_write,
+                                                         push_outcome out,
+                                                         const std::vector<std::size_t>& slots,
+                                                         bool& failed_over) {
+  batch_result res = co_await batcher_.submit(to_write);
+  switch (res.failure) {
+    case store::failure_kind::none:
+      apply(push_event::db_available);
+      out.db_healthy = true;
+      for (std::size_t k = 0; k < slots.size(); ++k) {
+        index_.committed(to_write[k], res.items[k].id);
+        out.items[slots[k]].id = res.items[k].id;
+        out.items[slots[k]].status = res.items[k].status == store::insert_status::stored
+                                         ? item_status::stored
+                                         : item_status::duplicate;
+      }
+      if (sink_ != nullptr) {
+        std::vector<message> fresh;
+        for (std::size_t k = 0; k < to_write.size(); ++k) {
+          if (res.items[k].status == store::insert_status::stored)
+            fresh.push_back(std::move(to_write[k]));
+        }
+        if (!fresh.empty())
+          sink_->stored(std::move(fresh));
+      }
+      co_return out;
+    case store::failure_kind::overloaded:
+      forget(to_write);
+      co_return refuse(out, 503, "overloaded", res.message, 1);
+    case store::failure_kind::rejected:
+      forget(to_write);
+      co_return refuse(
+          out, 400, "rejected_by_database",
+          "PostgreSQL rejected an item of this request; nothing was stored: " + res.message, 0);
+    case store::failure_kind::unavailable:
+      break;
   }
+  if (res.slow_statement && co_await db_alive()) {
+    // PostgreSQL answers on another connection: this round trip was slow (a lock held past
+    // the statement timeout, say), not the server gone. Failing over would send every push to
+    // the buffer and the replay into the same lock; the client retries this one instead. The
+    // batch may have committed meanwhile: a retry is answered `duplicate` with the same id.
+    forget(to_write);
+    co_return refuse(out, 503, "db_timeout",
+                     "PostgreSQL did not complete the insert in time (" + res.message +
+                         "); nothing is acknowledged, retry shortly",
+                     1);
+  }
+  apply(push_event::db_unavailable);
+  failed_over = true;
+  co_return out;
+}
+
+asio::awaitable<push_outcome> push_service::append_to_log(
+    record_log& log, buffer_replayer& replayer, std::vector<message> batch, push_outcome out,
+    const std::vector<std::size_t>& slots, std::optional<qos0_options> hints) {
   const bool is_failover = &log == &failover_;
+  std::vector<message> keys;  // what is needed to settle the index entries, without payloads
+  for (const auto& m : batch) {
+    if (m.transaction_id) {
+      keys.push_back(message{m.id, 0, m.queue, {}, {}, {}, {}, m.transaction_id, {}});
+      if (is_failover)
+        index_.move_to(m, pending_log::failover);
+    }
+  }
   if (is_failover)
     ++failover_appends_in_flight_;
-  auto [ec] = co_await log.append(std::move(batch), use_tuple);
+  const auto ec = co_await log.append(std::move(batch));
   if (is_failover)
     --failover_appends_in_flight_;
   if (ec) {
-    for (const auto& k : keys)
-      index_.remove(k);
-    out.error_status = 503;
-    out.retry_after_seconds = 5;
+    // Duplicates waiting for these entries decide again: they find nothing and are written
+    // themselves.
+    forget(keys);
+    // A hand-back may be waiting for this append to finish.
+    replayer.appended();
     if (ec == buffer::errc::buffer_full) {
-      out.error_code = "buffer_full";
-      out.error_message =
-          is_failover ? "PostgreSQL is unavailable and the file buffer is full; nothing was stored"
-                      : "the QoS0 buffer is full; nothing was stored";
+      refuse(out, 503, "buffer_full",
+             is_failover
+                 ? "PostgreSQL is unavailable and the file buffer is full; nothing was stored"
+                 : "the QoS0 buffer is full; nothing was stored",
+             5);
     } else {
-      out.error_code = "buffer_unavailable";
-      out.error_message =
-          "the file buffer could not take the write (" + ec.message() + "); nothing was stored";
+      refuse(out, 503, "buffer_unavailable",
+             "the file buffer could not take the write (" + ec.message() + "); nothing was stored",
+             5);
     }
     spdlog::error("push: {} append failed: {}", is_failover ? "failover" : "qos0", ec.message());
     co_return out;
   }
+  for (const auto& k : keys)
+    index_.mark_written(k);
   for (std::size_t slot : slots)
     out.items[slot].status = item_status::buffered;
-  out.db_healthy = gate_.healthy() && !failover_active_;
+  out.db_healthy = gate_.healthy() && mode_.mode() == push_mode::direct;
   if (hints) {
     replayer.appended(std::chrono::milliseconds(hints->buffer_ms),
                       static_cast<std::size_t>(hints->buffer_max));
@@ -405,23 +593,27 @@ buffers_status push_service::status() const {
   buffers_status s;
   s.db_healthy = gate_.healthy();
   s.schema_ready = gate_.schema_ready();
-  s.failover_active = failover_active_;
+  s.failover_active = mode_.mode() != push_mode::direct;
+  s.mode = mode_.mode();
   s.pending_index_entries = index_.size();
-  s.failover = {failover_.stats(), failover_replayer_.replay_rate_per_second()};
-  s.qos0 = {qos0_.stats(), qos0_replayer_.replay_rate_per_second()};
+  s.failover = {failover_.stats(), failover_replayer_.replay_rate_per_second(),
+                failover_replayer_.set_aside_total()};
+  s.qos0 = {qos0_.stats(), qos0_replayer_.replay_rate_per_second(),
+            qos0_replayer_.set_aside_total()};
   return s;
 }
 
 asio::awaitable<std::size_t> push_service::retry_failed() {
   std::size_t total = 0;
   for (auto* log : {&failover_, &qos0_}) {
-    auto [ec, n] = co_await log->retry_failed(use_tuple);
+    auto [ec, n] = co_await log->retry_failed();
     if (ec)
-      spdlog::error("push: retrying failed/ of {} failed: {}", log->dir().string(), ec.message());
+      spdlog::error("push: retrying failed/ of {} failed: {}", log->name(), ec.message());
     total += n;
   }
-  failover_replayer_.appended();
-  qos0_replayer_.appended();
+  // Whatever the QoS0 hints were, retried records go now, in full batches.
+  failover_replayer_.flush_now();
+  qos0_replayer_.flush_now();
   co_return total;
 }
 

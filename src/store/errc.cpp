@@ -58,4 +58,12 @@ failure_kind classify(std::error_code ec, std::string_view sqlstate) noexcept {
   return failure_kind::unavailable;
 }
 
+bool is_slow_statement(std::error_code ec, std::string_view sqlstate) noexcept {
+  if (ec == errc::timeout)
+    return true;
+  // query_canceled (statement_timeout), lock_not_available (lock_timeout), deadlock_detected.
+  return ec == errc::query_failed &&
+         (sqlstate == "57014" || sqlstate == "55P03" || sqlstate == "40P01");
+}
+
 }  // namespace sluice::store

@@ -1,5 +1,6 @@
 #include "sluice_test/sluice_process.hpp"
 
+#include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
 #include <regex>
@@ -83,6 +84,10 @@ std::string make_log_path() {
 }  // namespace
 
 std::string sluice_process::binary_path() {
+  // SLUICE_TEST_BINARY runs a test against another build (an older commit, to show that a test
+  // fails there).
+  if (const char* other = std::getenv("SLUICE_TEST_BINARY"); other != nullptr && *other != '\0')
+    return other;
   return SLUICE_BINARY_PATH;
 }
 

@@ -51,6 +51,7 @@ struct settings {
   std::size_t push_max_payload_bytes = 1024 * 1024;
   std::size_t push_batch_max_rows = 500;
   std::size_t push_queue_max_items = 50'000;
+  std::size_t push_queue_max_bytes = 256ULL << 20;
 
   // RabbitMQ relay
   std::string rabbitmq_url;  // empty = relay off: messages are stored but not published

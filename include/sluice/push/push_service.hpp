@@ -2,20 +2,22 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/core/uuid.hpp"
 #include "sluice/metrics/registry.hpp"
 #include "sluice/push/buffer_replayer.hpp"
 #include "sluice/push/db_gate.hpp"
+#include "sluice/push/failover_mode.hpp"
 #include "sluice/push/pending_index.hpp"
 #include "sluice/push/push_batcher.hpp"
 #include "sluice/push/push_request.hpp"
+#include "sluice/push/record_log.hpp"
 #include "sluice/push/stored_sink.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
@@ -52,17 +54,30 @@ struct push_service_options {
   // Queue names are the clients' to choose: past this many distinct ones, pushes are counted
   // under queue="(other)", which no queue can be called, so /metrics stays bounded.
   std::size_t max_queue_labels = 1000;
+  // Whether PostgreSQL answers a cheap query on a connection the push path does not use: a
+  // round trip that timed out while this says yes was slow (a lock), not a dead server, and is
+  // answered 503 instead of sending every push to the file buffer. Unset: every failed round
+  // trip fails over.
+  std::function<boost::asio::awaitable<bool>()> db_alive;
+  // Brings the schema up to date; unset: store::apply_migrations on the pool. (Unit tests,
+  // which have no PostgreSQL, pass their own.)
+  std::function<boost::asio::awaitable<std::error_code>()> prepare_schema;
+  // How long a handing-back push waits for the last failover appends to be replayed before it
+  // goes behind them into the log.
+  std::chrono::milliseconds handoff_wait{1000};
 };
 
 struct log_status {
   buffer::buffer_stats stats;
   double replay_rate_per_second = 0;
+  std::uint64_t set_aside_total = 0;  // records the replayer moved to failed/ for timing out
 };
 
 struct buffers_status {
   bool db_healthy = false;
   bool schema_ready = false;
   bool failover_active = false;
+  push_mode mode = push_mode::failing_over;
   std::size_t pending_index_entries = 0;
   log_status failover;
   log_status qos0;
@@ -70,12 +85,18 @@ struct buffers_status {
 
 // The durable push path. A push is stored in PostgreSQL through the batcher; when PostgreSQL
 // is unavailable it goes to the failover log instead, and while that log has records every
-// new push goes behind them, so per-partition order is the order of acknowledgement. QoS0
-// pushes go to their own log and are answered once written. Replayers drain both logs.
+// new push goes behind them, so per-partition order is the order of acknowledgement
+// (failover_mode.hpp has the modes). QoS0 pushes go to their own log and are answered once
+// written. Replayers drain both logs.
+//
+// Duplicates (same queue + transactionId): a retry is answered with the original's id only
+// once the original is as durable as its own answer claims; until then it waits for the
+// original's outcome (pending_index: `writing`), and if the original failed it is written
+// itself. Every id in an answer is the id of a message stored or buffered.
 class push_service {
  public:
   push_service(boost::asio::any_io_executor executor, store::pg_pool& pool,
-               store::message_store& store, buffer::buffer_log& failover, buffer::buffer_log& qos0,
+               store::message_writer& store, record_log& failover, record_log& qos0,
                metrics::registry& metrics, push_service_options options);
   push_service(const push_service&) = delete;
   push_service& operator=(const push_service&) = delete;
@@ -97,43 +118,46 @@ class push_service {
   boost::asio::awaitable<std::size_t> retry_failed();
 
  private:
-  boost::asio::awaitable<void> keep_schema();
-  boost::asio::awaitable<void> index_log(buffer::buffer_log& log);
-  boost::asio::awaitable<push_outcome> append_to_log(buffer::buffer_log& log,
-                                                     buffer_replayer& replayer,
+  struct classified;
+  boost::asio::awaitable<void> watch_db();
+  boost::asio::awaitable<void> index_log(record_log& log, pending_log which);
+  boost::asio::awaitable<bool> classify(std::vector<message>& items, bool qos0,
+                                        std::chrono::steady_clock::time_point until,
+                                        classified& out);
+  boost::asio::awaitable<push_outcome> append_to_log(record_log& log, buffer_replayer& replayer,
                                                      std::vector<message> batch,
                                                      push_outcome outcome,
                                                      const std::vector<std::size_t>& slots,
                                                      std::optional<qos0_options> hints);
-  // Durable pushes go straight to PostgreSQL again once the schema is ready and the failover
-  // log is empty.
-  void leave_failover_if_drained();
+  boost::asio::awaitable<push_outcome> store_direct(std::vector<message>& to_write,
+                                                    push_outcome out,
+                                                    const std::vector<std::size_t>& slots,
+                                                    bool& failed_over);
+  boost::asio::awaitable<bool> db_alive();
+  void apply(push_event e);
+  void forget(const std::vector<message>& batch);
 
   boost::asio::any_io_executor executor_;
   store::pg_pool& pool_;
-  store::message_store& store_;
-  buffer::buffer_log& failover_;
-  buffer::buffer_log& qos0_;
+  store::message_writer& store_;
+  record_log& failover_;
+  record_log& qos0_;
   push_service_options options_;
-  db_gate gate_;
+  failover_mode mode_;
+  db_gate gate_;  // what others read of mode_ and the schema; written by apply() only
   pending_index index_;
   push_batcher batcher_;
   buffer_replayer failover_replayer_;
   buffer_replayer qos0_replayer_;
   uuid_v7_generator ids_;
   stored_sink* sink_ = nullptr;
-  // True from start-up (until the schema is ready and the log is drained) and from a failed
-  // PostgreSQL round trip until the failover log is drained again.
-  bool failover_active_ = true;
   std::size_t failover_appends_in_flight_ = 0;
-  // Set when the replayer caught up while appends were in flight: new durable pushes wait
-  // for those to be replayed, then go straight to PostgreSQL.
-  bool handoff_ = false;
-  async_event handoff_done_;
+  async_event mode_changed_;
   async_event replay_progress_;  // the failover replayer committed a batch
   bool stopping_ = false;
-  bool schema_keeper_running_ = false;
-  async_event schema_keeper_done_;
+  bool watcher_running_ = false;
+  async_event watcher_wake_;  // mode changes and stop
+  async_event watcher_done_;
   metrics::registry& metrics_;
   metrics::family<metrics::counter>& items_total_;
   // sluice_push_items_total's children per queue, by item_status: found without building label
@@ -145,6 +169,7 @@ class push_service {
   std::optional<queue_counters> other_queues_counters_;
   queue_counters& counters_for(const std::string& queue);
   metrics::counter& failovers_;
+  metrics::family<metrics::counter>& transitions_;
 };
 
 }  // namespace sluice::push

@@ -39,6 +39,11 @@ enum class failure_kind {
 // kept (buffered) rather than quarantined.
 failure_kind classify(std::error_code ec, std::string_view sqlstate = {}) noexcept;
 
+// A statement that ran out of time (the caller's deadline, statement_timeout, lock_timeout) or
+// lost a deadlock: the server may be perfectly healthy and only this statement stuck, on a lock
+// say. Callers tell the two apart with a probe on another connection.
+bool is_slow_statement(std::error_code ec, std::string_view sqlstate = {}) noexcept;
+
 inline bool is_unavailable(std::error_code ec, std::string_view sqlstate = {}) noexcept {
   return classify(ec, sqlstate) == failure_kind::unavailable;
 }

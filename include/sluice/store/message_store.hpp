@@ -47,12 +47,22 @@ enum class insert_strategy {
   pipelined_rows,
 };
 
+// What the push path needs of PostgreSQL: one idempotent batch insert (contract below, at
+// message_store). message_store is the real one; the push path's unit tests drive every
+// failure, exceptions included, through a fake.
+class message_writer {
+ public:
+  virtual ~message_writer() = default;
+  virtual boost::asio::awaitable<insert_result> insert_batch(const std::vector<message>& batch,
+                                                             clock::time_point deadline) = 0;
+};
+
 struct message_store_options {
   insert_strategy strategy = insert_strategy::unnest;
 };
 
 // The sluice_messages table (migration 1).
-class message_store {
+class message_store : public message_writer {
  public:
   explicit message_store(pg_pool& pool, message_store_options options = {});
 
@@ -63,7 +73,7 @@ class message_store {
   // error the batch may or may not have been committed (timeout, lost connection), and
   // retrying it is safe: what got stored comes back as `duplicate` with the same ids.
   boost::asio::awaitable<insert_result> insert_batch(const std::vector<message>& batch,
-                                                     clock::time_point deadline);
+                                                     clock::time_point deadline) override;
 
   boost::asio::awaitable<std::error_code> ping(clock::time_point deadline);
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "push_fixture.hpp"
 #include "sluice_test/env.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
@@ -18,36 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-class push_api : public ::testing::Test {
- protected:
-  scoped_database db_;
-  temp_dir buffer_;
-
-  sluice_process::env_map env(sluice_process::env_map extra = {}) {
-    extra.try_emplace("DATABASE_URL", db_.url());
-    extra.try_emplace("FILE_BUFFER_DIR", buffer_.path());
-    return extra;
-  }
-
-  // Waits until the schema exists and pushes go straight to PostgreSQL.
-  static void wait_ready(const sluice_process& s) {
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (http_call(s.port(), "GET", "/health/ready").status == 200) {
-        const auto st = http_call(s.port(), "GET", "/api/v1/status/buffers").json();
-        if (!st["failoverActive"].get<bool>())
-          return;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    FAIL() << "sluice did not become ready:\n" << s.log();
-  }
-
-  std::string count(const std::string& where = "true") {
-    pg_session pg(db_.url());
-    return pg.scalar("SELECT count(*) FROM sluice_messages WHERE " + where);
-  }
-};
+class push_api : public push_fixture {};
 
 TEST_F(push_api, stores_items_and_answers_with_ids_in_request_order) {
   sluice_process s(env());

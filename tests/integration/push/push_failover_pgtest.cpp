@@ -4,6 +4,8 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <signal.h>
 #include <thread>
 
@@ -21,14 +23,19 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-// Pushers, one per partition, each pushing batches of items numbered 0, 1, 2, ... in order and
-// remembering which numbers were acknowledged (201). Half the pushers send transactionIds, so
-// both deduplication paths (transactionId and message id) are exercised.
+// Pushers, `per_partition` of them in each of `partitions` partitions, each pushing batches of
+// items numbered 0, 1, 2, ... in order and remembering which numbers were acknowledged (201).
+// A pusher is known by k = 10 * partition + index (the payload's "k"). In even partitions
+// items carry transactionIds, and every batch is sent twice at once on two connections, as a
+// client does that retries a request it thinks lost: both answers must name the same ids. Odd
+// partitions have no transactionIds, so both deduplication paths (transactionId and message
+// id) are exercised. Every id of every 201 is kept, to check that each names a stored row.
 class load {
  public:
-  load(std::uint16_t port, int pushers, int batch) {
-    for (int k = 0; k < pushers; ++k) {
-      threads_.emplace_back([this, port, k, batch] { run(port, k, batch); });
+  load(std::uint16_t port, int partitions, int batch, int per_partition = 2) {
+    for (int p = 0; p < partitions; ++p) {
+      for (int j = 0; j < per_partition; ++j)
+        threads_.emplace_back([this, port, p, j, batch] { run(port, p, 10 * p + j, batch); });
     }
   }
   ~load() { stop(); }
@@ -54,38 +61,78 @@ class load {
     std::lock_guard lock(mutex_);
     return statuses_;
   }
+  std::set<std::string> answered_ids() {
+    std::lock_guard lock(mutex_);
+    return ids_;
+  }
+  // Retried batches whose two 201 answers named different ids.
+  std::vector<std::string> disagreements() {
+    std::lock_guard lock(mutex_);
+    return disagreements_;
+  }
 
  private:
-  void run(std::uint16_t port, int k, int batch) {
+  void record(const json& answer) {
+    for (const auto& item : answer["items"]) {
+      ++statuses_[item["status"].get<std::string>()];
+      ids_.insert(item["id"].get<std::string>());
+    }
+  }
+
+  void run(std::uint16_t port, int partition, int k, int batch) {
+    const bool retries = partition % 2 == 0;
     int seq = 0;
     while (!stopping_) {
       try {
         http_connection conn(port);
+        std::optional<http_connection> twin;
+        if (retries)
+          twin.emplace(port);
         while (!stopping_) {
           std::string body = R"({"items":[)";
           for (int i = 0; i < batch; ++i) {
             body += i ? "," : "";
-            body += R"({"queue":"load","partition":"p)" + std::to_string(k) +
+            body += R"({"queue":"load","partition":"p)" + std::to_string(partition) +
                     R"(","payload":{"k":)" + std::to_string(k) + R"(,"seq":)" +
                     std::to_string(seq + i) + "}";
-            if (k % 2 == 0)
+            if (retries)
               body += R"(,"transactionId":")" + std::to_string(k) + "-" + std::to_string(seq + i) +
                       "\"";
             body += "}";
           }
           body += "]}";
+          std::future<http_result> again;
+          if (twin)
+            again = std::async(std::launch::async,
+                               [&] { return twin->request("POST", "/api/v1/push", body); });
           const auto res = conn.request("POST", "/api/v1/push", body);
-          if (res.status == 201) {
-            const json answer = res.json();
+          std::optional<http_result> res2;
+          if (again.valid())
+            res2 = again.get();
+          const bool ok = res.status == 201 || (res2 && res2->status == 201);
+          {
             std::lock_guard lock(mutex_);
-            for (const auto& item : answer["items"])
-              ++statuses_[item["status"].get<std::string>()];
-            for (int i = 0; i < batch; ++i)
-              acked_[k].push_back(seq + i);
-            seq += batch;
-          } else {
-            std::this_thread::sleep_for(50ms);  // 503: back off, then retry the same numbers
+            if (res.status == 201)
+              record(res.json());
+            if (res2 && res2->status == 201)
+              record(res2->json());
+            if (res.status == 201 && res2 && res2->status == 201) {
+              const auto a = res.json()["items"];
+              const auto b = res2->json()["items"];
+              for (std::size_t i = 0; i < a.size(); ++i) {
+                if (a[i]["id"] != b[i]["id"])
+                  disagreements_.push_back(a[i].dump() + " vs " + b[i].dump());
+              }
+            }
+            if (ok) {
+              for (int i = 0; i < batch; ++i)
+                acked_[k].push_back(seq + i);
+            }
           }
+          if (ok)
+            seq += batch;
+          else
+            std::this_thread::sleep_for(50ms);  // 503: back off, then retry the same numbers
         }
       } catch (const std::exception&) {
         std::this_thread::sleep_for(20ms);  // sluice down or restarting
@@ -98,6 +145,8 @@ class load {
   std::mutex mutex_;
   std::map<int, std::vector<int>> acked_;
   std::map<std::string, int> statuses_;
+  std::set<std::string> ids_;
+  std::vector<std::string> disagreements_;
 };
 
 class push_failover : public ::testing::Test {
@@ -161,6 +210,25 @@ class push_failover : public ::testing::Test {
     }
     EXPECT_GT(total_acked, 0u);
   }
+
+  // Every id any 201 named is a stored message, and two answers to the same batch agree.
+  void verify_answers(load& pushers) {
+    pg_session pg(db_.url());
+    std::set<std::string> stored;
+    for (const auto& r : pg.query("SELECT id::text FROM sluice_messages WHERE queue = 'load'"))
+      stored.insert(*r[0]);
+    std::size_t missing = 0;
+    for (const auto& id : pushers.answered_ids()) {
+      if (!stored.contains(id) && ++missing <= 5)
+        ADD_FAILURE() << "answered id " << id << " names no stored message";
+    }
+    EXPECT_EQ(missing, 0u);
+    const auto disagreements = pushers.disagreements();
+    EXPECT_TRUE(disagreements.empty())
+        << disagreements.size()
+        << " retried items answered with other ids, first: " << disagreements.front();
+    EXPECT_GT(pushers.answered_ids().size(), 0u);
+  }
 };
 
 TEST_F(push_failover, postgres_cut_mid_load_loses_nothing_and_stores_nothing_twice) {
@@ -187,6 +255,7 @@ TEST_F(push_failover, postgres_cut_mid_load_loses_nothing_and_stores_nothing_twi
   EXPECT_GT(pushers.statuses()["buffered"], 0);
   EXPECT_GT(pushers.statuses()["stored"], 0);
   verify(pushers.acked());
+  verify_answers(pushers);
   EXPECT_EQ(http_call(s.port(), "GET", "/health/ready").status, 200);
 }
 
@@ -206,9 +275,10 @@ TEST_F(push_failover, postgres_started_late_then_everything_buffered_is_replayed
 
 TEST_F(push_failover, kill_9_mid_load_then_restart_keeps_every_acknowledged_item) {
   std::map<int, std::vector<int>> acked;
+  std::optional<load> pushers_kept;
   {
     sluice_process s(env());
-    load pushers(s.port(), 4, 5);
+    auto& pushers = pushers_kept.emplace(s.port(), 4, 5);
     std::this_thread::sleep_for(700ms);
     proxy_.cut();  // so the crash leaves acknowledged records in the buffer only
     std::this_thread::sleep_for(1500ms);
@@ -225,6 +295,7 @@ TEST_F(push_failover, kill_9_mid_load_then_restart_keeps_every_acknowledged_item
   sluice_process again(env());
   ASSERT_TRUE(wait_drained(again, 60s)) << again.log();
   verify(acked);
+  verify_answers(*pushers_kept);
 }
 
 TEST_F(push_failover,
