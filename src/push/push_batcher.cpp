@@ -210,8 +210,10 @@ void push_batcher::finish_batch(std::vector<pending*>& group, std::vector<messag
   }
   batches_.with({"push", outcome_label(failure)}).inc();
   if (failure != store::failure_kind::none) {
-    spdlog::warn("push: batch of {} rows failed: {}", rows,
-                 res.message.empty() ? res.ec.message() : res.message);
+    if (const auto suppressed = failure_log_.admit()) {
+      spdlog::warn("push: batch of {} rows failed: {} ({} more such failures not logged)", rows,
+                   res.message.empty() ? res.ec.message() : res.message, *suppressed);
+    }
   }
   for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
     queue_.push_front(*it);

@@ -566,7 +566,10 @@ asio::awaitable<push_outcome> push_service::append_to_log(
              "the file buffer could not take the write (" + ec.message() + "); nothing was stored",
              5);
     }
-    spdlog::error("push: {} append failed: {}", is_failover ? "failover" : "qos0", ec.message());
+    if (const auto suppressed = append_failure_log_.admit()) {
+      spdlog::error("push: {} append failed: {} ({} more such failures not logged)",
+                    is_failover ? "failover" : "qos0", ec.message(), *suppressed);
+    }
     co_return out;
   }
   for (const auto& k : keys)

@@ -8,6 +8,7 @@
 #include <system_error>
 #include <vector>
 
+#include "sluice/core/log_throttle.hpp"
 #include "sluice/core/message.hpp"
 #include "sluice/metrics/registry.hpp"
 #include "sluice/store/message_store.hpp"
@@ -87,6 +88,7 @@ class push_batcher {
   std::chrono::steady_clock::time_point last_started_;  // of the newest round trip
   struct stall_watch;  // a timer that re-checks may_start_another() after stall_after
   std::unique_ptr<stall_watch> stall_;
+  log_throttle failure_log_;
 };
 
 }  // namespace sluice::push

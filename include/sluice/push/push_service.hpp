@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sluice/core/async_event.hpp"
+#include "sluice/core/log_throttle.hpp"
 #include "sluice/core/uuid.hpp"
 #include "sluice/metrics/registry.hpp"
 #include "sluice/push/buffer_replayer.hpp"
@@ -169,6 +170,7 @@ class push_service {
   std::optional<queue_counters> other_queues_counters_;
   queue_counters& counters_for(const std::string& queue);
   metrics::counter& failovers_;
+  log_throttle append_failure_log_;
   metrics::family<metrics::counter>& transitions_;
 };
 
