@@ -26,6 +26,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -35,14 +36,31 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
+// Lines queued for the logging thread; beyond this a flood overwrites the oldest queued line.
+constexpr std::size_t log_queue_lines = 8192;
+
 void configure_logging(const std::string& level) {
   // One line per event on stderr (journald and docker collect it); ISO time with milliseconds.
-  auto logger = spdlog::stderr_logger_mt("sluice");
+  // Written by spdlog's own thread: stderr may be a pipe to a slow reader, and a write that
+  // blocks must not block the event loop. At the queue's bound the oldest queued line is
+  // dropped rather than the loop made to wait (counted in sluice_log_lines_dropped_total).
+  spdlog::init_thread_pool(log_queue_lines, 1);
+  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::async_logger>(
+      "sluice", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
 }
+
+// Every way out of run_daemon writes what is still queued.
+struct flush_logs_at_exit {
+  flush_logs_at_exit() = default;
+  flush_logs_at_exit(const flush_logs_at_exit&) = delete;
+  flush_logs_at_exit& operator=(const flush_logs_at_exit&) = delete;
+  ~flush_logs_at_exit() { spdlog::shutdown(); }
+};
 
 http::server_options api_server_options(const config::settings& s, std::string name) {
   http::server_options o;
@@ -129,9 +147,19 @@ std::shared_ptr<relay::relay_service> make_relay(const config::settings& s, asio
 
 int run_daemon(const config::settings& settings) {
   configure_logging(settings.log_level);
+  const flush_logs_at_exit flush_logs;
   asio::io_context io(1);
 
   metrics::registry metrics;
+  auto& log_dropped = metrics
+                          .add_counter("sluice_log_lines_dropped_total",
+                                       "Log lines dropped because the logging thread fell behind.")
+                          .get();
+  metrics.on_collect([&log_dropped] {
+    // The pool counts; the counter follows it.
+    if (auto pool = spdlog::thread_pool())
+      log_dropped.inc(static_cast<double>(pool->overrun_counter()) - log_dropped.value());
+  });
   metrics.add_gauge("sluice_build_info", "Build information; the value is always 1.", {"version"})
       .with({SLUICE_VERSION})
       .set(1);
