@@ -1,5 +1,6 @@
 #include "sluice/api/readiness_checks.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace sluice::api {
@@ -38,9 +39,15 @@ check_result buffer_check(const directory_watch::state& dirs, const push::buffer
   const auto& failover_dir = dirs.dirs.front();
   if (!failover_dir.writable)
     return {false, failover_dir.dir.string() + " is not writable: " + failover_dir.error, false};
-  if (failover.disk_bytes >= limits.max_bytes)
-    return {false, "failover buffer full (FILE_BUFFER_MAX_BYTES), pushes are refused: " + detail,
+  const std::uint64_t free_bytes =
+      limits.max_bytes - std::min<std::uint64_t>(failover.disk_bytes, limits.max_bytes);
+  if (free_bytes == 0 || free_bytes < limits.headroom_bytes) {
+    return {false,
+            "failover buffer full: " + std::to_string(free_bytes) +
+                " bytes left of FILE_BUFFER_MAX_BYTES, less than a large push needs (" +
+                std::to_string(limits.headroom_bytes) + "), so pushes are refused; " + detail,
             false};
+  }
   for (std::size_t i = 1; i < dirs.dirs.size(); ++i) {
     if (!dirs.dirs[i].writable) {
       return {false,

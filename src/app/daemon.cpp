@@ -206,10 +206,14 @@ int run_daemon(const config::settings& settings) {
   ready.add("postgres", [&] {
     return api::postgres_check(postgres_watch.last(), pushes.gate().schema_ready());
   });
+  // Room for the largest request, or a tenth of the bound if that is less: a small bound
+  // still takes pushes up to its nearly-full mark.
+  const api::buffer_limits buffer_limits{
+      settings.file_buffer_max_bytes,
+      std::min<std::uint64_t>(settings.http_max_body_bytes, settings.file_buffer_max_bytes / 10),
+      std::chrono::seconds(5)};
   ready.add("buffer", [&] {
-    return api::buffer_check(buffer_dirs.last(), pushes.status(),
-                             {settings.file_buffer_max_bytes, std::chrono::seconds(5)},
-                             clock::now());
+    return api::buffer_check(buffer_dirs.last(), pushes.status(), buffer_limits, clock::now());
   });
 
   if (rabbitmq_relay) {

@@ -33,7 +33,7 @@ struct buffer_case {
   clock::time_point now = clock::now();
   directory_watch::state dirs{{{"/b/failover", true, {}}, {"/b/qos0", true, {}}}, now};
   push::buffers_status status;
-  buffer_limits limits{1000, 5000ms};
+  buffer_limits limits{1000, 0, 5000ms};
 
   check_result run() const { return buffer_check(dirs, status, limits, now); }
 };
@@ -65,11 +65,28 @@ TEST(buffer_check, nearly_full_fails_but_still_takes_pushes_and_says_why) {
 
 TEST(buffer_check, full_takes_no_pushes) {
   buffer_case c;
-  c.status.failover.stats.disk_bytes = 1000;
+  for (const std::uint64_t used : {1000u, 1200u}) {
+    c.status.failover.stats.disk_bytes = used;
+    const auto r = c.run();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.takes_pushes, false);
+    EXPECT_NE(r.detail.find("failover buffer full: 0 bytes left"), std::string::npos) << r.detail;
+  }
+}
+
+TEST(buffer_check, less_room_than_a_large_push_needs_counts_as_full) {
+  buffer_case c;
+  c.limits.headroom_bytes = 50;
+  c.status.failover.stats.disk_bytes = 950;
+  EXPECT_EQ(c.run().takes_pushes, true) << "exactly the headroom left still fits";
+  c.status.failover.stats.disk_bytes = 951;
   const auto r = c.run();
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.takes_pushes, false);
-  EXPECT_NE(r.detail.find("full"), std::string::npos) << r.detail;
+  EXPECT_NE(
+      r.detail.find("49 bytes left of FILE_BUFFER_MAX_BYTES, less than a large push needs (50)"),
+      std::string::npos)
+      << r.detail;
 }
 
 TEST(buffer_check, an_unwritable_failover_directory_takes_no_pushes) {
