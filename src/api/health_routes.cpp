@@ -10,8 +10,13 @@ void add_health_routes(http::router& routes, const readiness& ready,
   routes.add("GET", "/health", "/health", alive);
   routes.add("GET", "/health/live", "/health/live", alive);
   routes.add("GET", "/health/ready", "/health/ready",
-             [&ready](http::request&) -> boost::asio::awaitable<http::response> {
-               co_return co_await ready.report();
+             [&ready](http::request& req) -> boost::asio::awaitable<http::response> {
+               const auto strict = req.query_param("strict");
+               if (strict && *strict != "true" && *strict != "false") {
+                 co_return http::error_response(400, "invalid_request",
+                                                "strict must be true or false");
+               }
+               co_return ready.respond(strict && *strict == "true");
              });
   routes.add("GET", "/metrics", "/metrics",
              [&metrics](http::request&) -> boost::asio::awaitable<http::response> {

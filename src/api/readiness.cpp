@@ -1,28 +1,60 @@
 #include "sluice/api/readiness.hpp"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 namespace sluice::api {
+
+readiness::readiness(metrics::registry& metrics)
+    : ready_gauge_(metrics
+                       .add_gauge("sluice_ready",
+                                  "1 ready, 0.5 degraded (pushes are acknowledged, some check "
+                                  "fails), 0 not ready (no push can be acknowledged).")
+                       .get()) {
+  metrics.on_collect([this] { evaluate(); });
+}
 
 void readiness::add(std::string name, check c) {
   checks_.emplace_back(std::move(name), std::move(c));
 }
 
-boost::asio::awaitable<http::response> readiness::report() const {
-  nlohmann::json checks = nlohmann::json::object();
-  bool all_ok = true;
+readiness::report readiness::evaluate(bool strict) const {
+  report out;
+  std::vector<check_result> results;
   for (const auto& [name, c] : checks_) {
     check_result r;
     try {
-      r = co_await c();
+      r = c();
     } catch (const std::exception& e) {
-      r = {false, std::string("check failed: ") + e.what()};
+      r = {false, std::string("check failed: ") + e.what(), std::nullopt};
     }
-    all_ok = all_ok && r.ok;
-    checks[name] = {{"ok", r.ok}, {"detail", r.detail}};
+    results.push_back(r);
+    out.checks.emplace_back(name, std::move(r));
   }
-  nlohmann::json body = {{"status", all_ok ? "ready" : "not_ready"}, {"checks", checks}};
-  co_return http::response::json(all_ok ? 200 : 503, body.dump());
+  out.verdict = decide_readiness(results, strict);
+  ready_gauge_.set(gauge_value(out.verdict.status));
+  if (last_status_ != out.verdict.status) {
+    std::string failing;
+    for (const auto& [name, c] : out.checks) {
+      if (!c.ok)
+        failing += (failing.empty() ? "" : ", ") + name;
+    }
+    spdlog::log(
+        out.verdict.status == readiness_status::ready ? spdlog::level::info : spdlog::level::warn,
+        "readiness: {} (was {}); failing checks: {}", to_string(out.verdict.status),
+        last_status_ ? to_string(*last_status_) : "unknown", failing.empty() ? "none" : failing);
+    last_status_ = out.verdict.status;
+  }
+  return out;
+}
+
+http::response readiness::respond(bool strict) const {
+  const report r = evaluate(strict);
+  nlohmann::json checks = nlohmann::json::object();
+  for (const auto& [name, c] : r.checks)
+    checks[name] = {{"ok", c.ok}, {"detail", c.detail}};
+  const nlohmann::json body = {{"status", to_string(r.verdict.status)}, {"checks", checks}};
+  return http::response::json(r.verdict.http_status, body.dump());
 }
 
 }  // namespace sluice::api

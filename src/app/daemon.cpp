@@ -1,16 +1,17 @@
 #include "sluice/app/daemon.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <stdexcept>
 #include <unistd.h>
 
 #include "sluice/amqp/settings.hpp"
+#include "sluice/api/directory_watch.hpp"
 #include "sluice/api/health_routes.hpp"
+#include "sluice/api/postgres_watch.hpp"
 #include "sluice/api/push_routes.hpp"
 #include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
+#include "sluice/api/readiness_checks.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/http/server.hpp"
@@ -200,6 +201,15 @@ int run_daemon(const config::settings& settings) {
   store::pool_options relay_pool_opts = pool_opts;
   relay_pool_opts.max_connections = 3;
   store::pg_pool relay_pool(io.get_executor(), relay_pool_opts);
+
+  // Probes get a pool of their own, so a probe never takes a connection a push is waiting for.
+  // One connection, pinged every second; a reconnect backoff longer than that would only delay
+  // noticing that PostgreSQL is back.
+  store::pool_options probe_pool_opts = pool_opts;
+  probe_pool_opts.max_connections = 1;
+  probe_pool_opts.reconnect_backoff_max = std::chrono::seconds(1);
+  store::pg_pool probe_pool(io.get_executor(), probe_pool_opts);
+
   relay::queue_modes queue_modes(relay_pool);
   std::shared_ptr<relay::relay_service> rabbitmq_relay;
   try {
@@ -216,36 +226,31 @@ int run_daemon(const config::settings& settings) {
         "RabbitMQ");
   }
 
-  api::readiness ready;
-  ready.add("postgres", [&]() -> asio::awaitable<api::check_result> {
-    const auto ec = co_await pool.ping(clock::now() + std::chrono::seconds(1));
-    if (ec)
-      co_return api::check_result{false, "unreachable: " + ec.message()};
-    if (!pushes.gate().schema_ready())
-      co_return api::check_result{false, "reachable; schema not migrated yet"};
-    co_return api::check_result{true, "reachable"};
+  // Each ping bounded by 1 s; probes read the last answer, so a hung PostgreSQL delays none.
+  api::postgres_watch postgres_watch(io.get_executor(), probe_pool,
+                                     {std::chrono::seconds(1), std::chrono::seconds(1)});
+  // access() blocks as long as the file system likes: a thread of the watch makes it.
+  api::directory_watch buffer_dirs(io.get_executor(), {failover_log->dir(), qos0_log->dir()},
+                                   std::chrono::seconds(1));
+
+  api::readiness ready(metrics);
+  ready.add("postgres", [&] {
+    return api::postgres_check(postgres_watch.last(), pushes.gate().schema_ready());
   });
-  ready.add("buffer", [&]() -> asio::awaitable<api::check_result> {
-    const auto s = pushes.status();
-    const std::uint64_t used = s.failover.stats.disk_bytes + s.qos0.stats.disk_bytes;
-    const std::string detail =
-        std::to_string(s.failover.stats.pending_records + s.qos0.stats.pending_records) +
-        " records pending, " + std::to_string(used) + " of " +
-        std::to_string(2 * settings.file_buffer_max_bytes) + " bytes used";
-    if (::access(failover_log->dir().c_str(), W_OK) != 0) {
-      co_return api::check_result{
-          false, failover_log->dir().string() + " is not writable: " + std::strerror(errno)};
-    }
-    if (s.failover.stats.disk_bytes >= settings.file_buffer_max_bytes / 10 * 9) {
-      co_return api::check_result{false, "failover buffer nearly full: " + detail};
-    }
-    co_return api::check_result{true, detail};
+  // Room for the largest request, or a tenth of the bound if that is less: a small bound
+  // still takes pushes up to its nearly-full mark.
+  const api::buffer_limits buffer_limits{
+      settings.file_buffer_max_bytes,
+      std::min<std::uint64_t>(settings.http_max_body_bytes, settings.file_buffer_max_bytes / 10),
+      std::chrono::seconds(5)};
+  ready.add("buffer", [&] {
+    return api::buffer_check(buffer_dirs.last(), pushes.status(), buffer_limits, clock::now());
   });
 
   if (rabbitmq_relay) {
-    ready.add("rabbitmq", [&]() -> asio::awaitable<api::check_result> {
+    ready.add("rabbitmq", [&] {
       const auto h = rabbitmq_relay->health();
-      co_return api::check_result{h.ok, h.detail};
+      return api::check_result{h.ok, h.detail, std::nullopt};
     });
   }
 
@@ -294,6 +299,9 @@ int run_daemon(const config::settings& settings) {
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)
             co_await rabbitmq_relay->stop(std::chrono::seconds(5));
+          co_await postgres_watch.stop();
+          buffer_dirs.stop();
+          probe_pool.shutdown();
           relay_pool.shutdown();
           pool.shutdown();
           failover_log->close();
@@ -324,6 +332,7 @@ int run_daemon(const config::settings& settings) {
         if (rabbitmq_relay)
           rabbitmq_relay->start();
         co_await pushes.start();
+        co_await postgres_watch.start();
         api_server.start();
         if (metrics_server)
           metrics_server->start();

@@ -29,7 +29,8 @@ namespace {
 struct connection {
   explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
   beast::tcp_stream stream;
-  bool busy = false;  // between the first byte of a request and the end of its response
+  bool busy = false;             // between the first byte of a request and the end of its response
+  std::size_t buffer_bytes = 0;  // counted in sluice_http_connection_buffer_bytes
 };
 
 const char* method_label(bhttp::verb v) {
@@ -109,6 +110,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
         open_connections(
             m.add_gauge("sluice_http_connections", "Open HTTP connections.", {"listener"})
                 .with({options.name})),
+        buffer_bytes(m.add_gauge("sluice_http_connection_buffer_bytes",
+                                 "Bytes the open HTTP connections keep allocated between requests "
+                                 "(read buffer and response bytes).",
+                                 {"listener"})
+                         .with({options.name})),
         rejected(m.add_counter("sluice_http_connections_rejected_total",
                                "Connections refused because HTTP_MAX_CONNECTIONS was reached.",
                                {"listener"})
@@ -122,6 +128,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   metrics::family<metrics::counter>& requests;
   metrics::family<metrics::histogram>& durations;
   metrics::gauge& open_connections;
+  metrics::gauge& buffer_bytes;
   metrics::counter& rejected;
   std::list<std::shared_ptr<connection>> live;
   bool stopping = false;
@@ -216,13 +223,29 @@ struct server::impl : std::enable_shared_from_this<impl> {
     conn->stream.close();
     live.erase(slot);
     open_connections.dec();
+    buffer_bytes.dec(static_cast<double>(conn->buffer_bytes));
     if (stopping && live.empty())
       drained.cancel();
   }
 
+  // What a connection keeps between requests: one read's worth. A large request header or
+  // response grows its buffers; kept, an idle keep-alive connection would hold that memory for
+  // as long as it lives.
+  static constexpr std::size_t kept_buffer_bytes = 16 * 1024;
+
+  void trim(connection& conn, beast::flat_buffer& read, std::string& wire) {
+    if (read.capacity() > kept_buffer_bytes)
+      read.shrink_to_fit();  // keeps a pipelined request's bytes
+    if (wire.capacity() > kept_buffer_bytes)
+      std::string().swap(wire);
+    const std::size_t now = read.capacity() + wire.capacity();
+    buffer_bytes.inc(static_cast<double>(now) - static_cast<double>(conn.buffer_bytes));
+    conn.buffer_bytes = now;
+  }
+
   asio::awaitable<void> serve(connection& conn) {
     beast::flat_buffer buffer;
-    std::string wire;  // the responses' bytes; its capacity is reused
+    std::string wire;  // the responses' bytes; its capacity is reused up to kept_buffer_bytes
     for (;;) {
       conn.busy = false;
       if (buffer.size() == 0) {
@@ -370,6 +393,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
           co_await asio::async_write(conn.stream, asio::buffer(wire), use_tuple);
       if (write_ec || !again)
         co_return;
+      trim(conn, buffer, wire);
     }
   }
 

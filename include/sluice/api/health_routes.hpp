@@ -6,7 +6,8 @@
 
 namespace sluice::api {
 
-// GET /health, /health/live (process answers), /health/ready (dependencies), /metrics.
+// GET /health, /health/live (process answers), /health/ready[?strict=true] (whether pushes can
+// be acknowledged, and each check; see readiness_verdict.hpp), /metrics.
 void add_health_routes(http::router& routes, const readiness& ready,
                        const metrics::registry& metrics);
 

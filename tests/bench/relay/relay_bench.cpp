@@ -185,7 +185,7 @@ double histogram_quantile(std::uint16_t port, const std::string& name, double q)
 // Ready, and pushes go straight to PostgreSQL: right after start-up they go through the
 // failover log until its replayer finds it empty once.
 bool direct(const sluice_process& s) {
-  if (http_call(s.port(), "GET", "/health/ready").status != 200)
+  if (http_call(s.port(), "GET", "/health/ready?strict=true").status != 200)
     return false;
   const json status = http_call(s.port(), "GET", "/api/v1/status/buffers").json();
   return !status.value("failoverActive", true);

@@ -21,6 +21,8 @@ using sluice::test::pg_session;
 using sluice::test::scoped_database;
 using sluice::test::sluice_process;
 using sluice::test::temp_dir;
+// Every check passing, RabbitMQ included: plain readiness is 200 as soon as pushes are taken.
+constexpr const char* strict_ready = "/health/ready?strict=true";
 
 std::string base64_decode(const std::string& in) {
   static const std::string chars =
@@ -68,8 +70,8 @@ class relay_e2e : public ::testing::Test {
 
   static void wait_ready(const sluice_process& s) {
     ASSERT_TRUE(
-        eventually([&] { return http_call(s.port(), "GET", "/health/ready").status == 200; }, 20s))
-        << http_call(s.port(), "GET", "/health/ready").body << s.log();
+        eventually([&] { return http_call(s.port(), "GET", strict_ready).status == 200; }, 20s))
+        << http_call(s.port(), "GET", strict_ready).body << s.log();
   }
 
   // No row of the queue is left in the relay outbox, and the backlog gauge says so too.
@@ -317,7 +319,7 @@ TEST_F(relay_e2e, without_rabbitmq_url_messages_are_stored_and_not_published) {
   sluice_process s(env({{"RABBITMQ_URL", ""}}));
   EXPECT_TRUE(s.wait_for_log("RABBITMQ_URL is empty", 10s)) << s.log();
   ASSERT_TRUE(
-      eventually([&] { return http_call(s.port(), "GET", "/health/ready").status == 200; }, 20s));
+      eventually([&] { return http_call(s.port(), "GET", strict_ready).status == 200; }, 20s));
   EXPECT_FALSE(http_call(s.port(), "GET", "/health/ready").json()["checks"].contains("rabbitmq"));
   // Once ready, pushes go straight to PostgreSQL (not through the file buffer).
   std::string body = R"({"items":[)";

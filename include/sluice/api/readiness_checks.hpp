@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "sluice/api/directory_watch.hpp"
+#include "sluice/api/postgres_watch.hpp"
+#include "sluice/api/readiness_verdict.hpp"
+#include "sluice/push/push_service.hpp"
+
+namespace sluice::api {
+
+// The checks the daemon registers, as functions of state something else keeps up to date, so a
+// probe never waits for I/O.
+
+// PostgreSQL takes pushes once the last ping reached it and the push path found the schema.
+check_result postgres_check(const postgres_watch::state& probe, bool schema_ready);
+
+struct buffer_limits {
+  std::uint64_t max_bytes = 0;  // FILE_BUFFER_MAX_BYTES, of each log
+  // Free space below which the failover log counts as full: a push that does not fit is refused
+  // (buffer_full), so "room" means room for about the largest request.
+  std::uint64_t headroom_bytes = 0;
+  // An answer of the directory watch older than this means the file system stopped answering.
+  std::chrono::milliseconds max_answer_age{5000};
+};
+
+// The failover log takes durable pushes while its directory is writable and has headroom; the
+// check fails from 90% of max_bytes on (an operator should look before pushes are refused) and
+// when the QoS0 log's directory is not writable. `dirs` lists the failover directory first,
+// then the QoS0 one.
+check_result buffer_check(const directory_watch::state& dirs, const push::buffers_status& status,
+                          const buffer_limits& limits, directory_watch::clock::time_point now);
+
+}  // namespace sluice::api

@@ -1,0 +1,69 @@
+#include "sluice/api/readiness_checks.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace sluice::api {
+
+check_result postgres_check(const postgres_watch::state& probe, bool schema_ready) {
+  if (!probe.probed)
+    return {false, "not probed yet", false};
+  if (probe.error)
+    return {false, "unreachable: " + probe.error.message(), false};
+  if (!schema_ready)
+    return {false, "reachable; schema not migrated yet", false};
+  return {true, "reachable", true};
+}
+
+namespace {
+
+std::string usage(const char* name, const buffer::buffer_stats& s, std::uint64_t max_bytes) {
+  return std::string(name) + ": " + std::to_string(s.pending_records) + " records pending, " +
+         std::to_string(s.disk_bytes) + " of " + std::to_string(max_bytes) + " bytes used";
+}
+
+}  // namespace
+
+check_result buffer_check(const directory_watch::state& dirs, const push::buffers_status& status,
+                          const buffer_limits& limits, directory_watch::clock::time_point now) {
+  const auto& failover = status.failover.stats;
+  const std::string detail = usage("failover", failover, limits.max_bytes) + "; " +
+                             usage("qos0", status.qos0.stats, limits.max_bytes);
+  const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - dirs.at);
+  if (dirs.dirs.empty() || age > limits.max_answer_age) {
+    return {false,
+            "the file system has not answered a writability check for " +
+                std::to_string(age.count()) + " ms",
+            false};
+  }
+  const auto& failover_dir = dirs.dirs.front();
+  if (!failover_dir.writable)
+    return {false, failover_dir.dir.string() + " is not writable: " + failover_dir.error, false};
+  const std::uint64_t free_bytes =
+      limits.max_bytes - std::min<std::uint64_t>(failover.disk_bytes, limits.max_bytes);
+  if (free_bytes == 0 || free_bytes < limits.headroom_bytes) {
+    return {false,
+            "failover buffer full: " + std::to_string(free_bytes) +
+                " bytes left of FILE_BUFFER_MAX_BYTES, less than a large push needs (" +
+                std::to_string(limits.headroom_bytes) + "), so pushes are refused; " + detail,
+            false};
+  }
+  for (std::size_t i = 1; i < dirs.dirs.size(); ++i) {
+    if (!dirs.dirs[i].writable) {
+      return {false,
+              dirs.dirs[i].dir.string() + " is not writable: " + dirs.dirs[i].error +
+                  " (durable pushes still go to the failover buffer)",
+              true};
+    }
+  }
+  if (failover.disk_bytes >= limits.max_bytes / 10 * 9) {
+    return {false,
+            "failover buffer nearly full (at least 90% of FILE_BUFFER_MAX_BYTES): pushes still "
+            "fit, but are refused once it is full; " +
+                detail,
+            true};
+  }
+  return {true, detail, true};
+}
+
+}  // namespace sluice::api

@@ -1,0 +1,128 @@
+#include "sluice/api/readiness_checks.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice::api {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = directory_watch::clock;
+
+TEST(postgres_check, takes_pushes_only_when_reachable_with_the_schema) {
+  const auto unprobed = postgres_check({}, true);
+  EXPECT_FALSE(unprobed.ok);
+  EXPECT_EQ(unprobed.takes_pushes, false);
+
+  const auto down =
+      postgres_check({true, std::make_error_code(std::errc::connection_refused)}, true);
+  EXPECT_FALSE(down.ok);
+  EXPECT_EQ(down.takes_pushes, false);
+  EXPECT_EQ(down.detail.rfind("unreachable: ", 0), 0u) << down.detail;
+
+  const auto unmigrated = postgres_check({true, {}}, false);
+  EXPECT_FALSE(unmigrated.ok);
+  EXPECT_EQ(unmigrated.takes_pushes, false);
+  EXPECT_EQ(unmigrated.detail, "reachable; schema not migrated yet");
+
+  const auto up = postgres_check({true, {}}, true);
+  EXPECT_TRUE(up.ok);
+  EXPECT_EQ(up.takes_pushes, true);
+}
+
+struct buffer_case {
+  clock::time_point now = clock::now();
+  directory_watch::state dirs{{{"/b/failover", true, {}}, {"/b/qos0", true, {}}}, now};
+  push::buffers_status status;
+  buffer_limits limits{1000, 0, 5000ms};
+
+  check_result run() const { return buffer_check(dirs, status, limits, now); }
+};
+
+TEST(buffer_check, ok_with_room_reports_what_is_pending) {
+  buffer_case c;
+  c.status.failover.stats.pending_records = 3;
+  c.status.failover.stats.disk_bytes = 899;
+  const auto r = c.run();
+  EXPECT_TRUE(r.ok) << r.detail;
+  EXPECT_EQ(r.takes_pushes, true);
+  EXPECT_NE(r.detail.find("failover: 3 records pending, 899 of 1000 bytes used"), std::string::npos)
+      << r.detail;
+}
+
+TEST(buffer_check, nearly_full_fails_but_still_takes_pushes_and_says_why) {
+  buffer_case c;
+  for (const std::uint64_t used : {900u, 999u}) {
+    c.status.failover.stats.disk_bytes = used;
+    const auto r = c.run();
+    EXPECT_FALSE(r.ok) << used;
+    EXPECT_EQ(r.takes_pushes, true) << used;
+    EXPECT_NE(r.detail.find("nearly full (at least 90% of FILE_BUFFER_MAX_BYTES)"),
+              std::string::npos)
+        << r.detail;
+    EXPECT_NE(r.detail.find("refused once it is full"), std::string::npos) << r.detail;
+  }
+}
+
+TEST(buffer_check, full_takes_no_pushes) {
+  buffer_case c;
+  for (const std::uint64_t used : {1000u, 1200u}) {
+    c.status.failover.stats.disk_bytes = used;
+    const auto r = c.run();
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.takes_pushes, false);
+    EXPECT_NE(r.detail.find("failover buffer full: 0 bytes left"), std::string::npos) << r.detail;
+  }
+}
+
+TEST(buffer_check, less_room_than_a_large_push_needs_counts_as_full) {
+  buffer_case c;
+  c.limits.headroom_bytes = 50;
+  c.status.failover.stats.disk_bytes = 950;
+  EXPECT_EQ(c.run().takes_pushes, true) << "exactly the headroom left still fits";
+  c.status.failover.stats.disk_bytes = 951;
+  const auto r = c.run();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.takes_pushes, false);
+  EXPECT_NE(
+      r.detail.find("49 bytes left of FILE_BUFFER_MAX_BYTES, less than a large push needs (50)"),
+      std::string::npos)
+      << r.detail;
+}
+
+TEST(buffer_check, an_unwritable_failover_directory_takes_no_pushes) {
+  buffer_case c;
+  c.dirs.dirs[0] = {"/b/failover", false, "No such file or directory"};
+  const auto r = c.run();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.takes_pushes, false);
+  EXPECT_EQ(r.detail, "/b/failover is not writable: No such file or directory");
+}
+
+TEST(buffer_check, an_unwritable_qos0_directory_fails_but_durable_pushes_go_on) {
+  buffer_case c;
+  c.dirs.dirs[1] = {"/b/qos0", false, "Read-only file system"};
+  const auto r = c.run();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.takes_pushes, true);
+  EXPECT_NE(r.detail.find("/b/qos0 is not writable: Read-only file system"), std::string::npos)
+      << r.detail;
+}
+
+TEST(buffer_check, a_file_system_that_stopped_answering_takes_no_pushes) {
+  buffer_case c;
+  c.dirs.at = c.now - 5001ms;
+  auto r = c.run();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.takes_pushes, false);
+  EXPECT_NE(r.detail.find("has not answered a writability check for 5001 ms"), std::string::npos)
+      << r.detail;
+
+  c.dirs.at = c.now - 5000ms;
+  EXPECT_TRUE(c.run().ok) << "an answer exactly max_answer_age old still counts";
+
+  c.dirs.dirs.clear();
+  EXPECT_EQ(c.run().takes_pushes, false);
+}
+
+}  // namespace
+}  // namespace sluice::api
