@@ -178,7 +178,19 @@ int run_daemon(const config::settings& settings) {
   store::pg_pool pool(io.get_executor(), pool_opts);
   store::message_store messages(pool);
 
+  // Probes get a pool of their own, so a probe never takes a connection a push is waiting for
+  // (readiness, and the push path's "slow statement or dead server?" question).
+  // One connection, pinged every second; a reconnect backoff longer than that would only delay
+  // noticing that PostgreSQL is back.
+  store::pool_options probe_pool_opts = pool_opts;
+  probe_pool_opts.max_connections = 1;
+  probe_pool_opts.reconnect_backoff_max = std::chrono::seconds(1);
+  store::pg_pool probe_pool(io.get_executor(), probe_pool_opts);
+
   push::push_service_options push_opts;
+  push_opts.db_alive = [&probe_pool]() -> asio::awaitable<bool> {
+    co_return !co_await probe_pool.ping(clock::now() + std::chrono::seconds(1));
+  };
   push_opts.batcher.max_batch_rows = settings.push_batch_max_rows;
   // At most 4 round trips at once even with a larger pool: beyond that PostgreSQL's backends
   // only queue for the cores (BENCHMARKS.md); the batcher starts a second one only for large
@@ -201,14 +213,6 @@ int run_daemon(const config::settings& settings) {
   store::pool_options relay_pool_opts = pool_opts;
   relay_pool_opts.max_connections = 3;
   store::pg_pool relay_pool(io.get_executor(), relay_pool_opts);
-
-  // Probes get a pool of their own, so a probe never takes a connection a push is waiting for.
-  // One connection, pinged every second; a reconnect backoff longer than that would only delay
-  // noticing that PostgreSQL is back.
-  store::pool_options probe_pool_opts = pool_opts;
-  probe_pool_opts.max_connections = 1;
-  probe_pool_opts.reconnect_backoff_max = std::chrono::seconds(1);
-  store::pg_pool probe_pool(io.get_executor(), probe_pool_opts);
 
   relay::queue_modes queue_modes(relay_pool);
   std::shared_ptr<relay::relay_service> rabbitmq_relay;
