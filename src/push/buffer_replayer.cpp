@@ -130,6 +130,10 @@ void buffer_replayer::flush_now() {
   wake_.notify_all();
 }
 
+void buffer_replayer::wake() {
+  wake_.notify_all();
+}
+
 double buffer_replayer::replay_rate_per_second() const {
   const auto horizon = clock::now() - std::chrono::seconds(10);
   std::size_t total = 0;
@@ -152,8 +156,12 @@ asio::awaitable<void> buffer_replayer::run() {
     }
     const auto stats = log_.stats();
     if (stats.unreadable_ranges_total != unreadable_seen_) {
-      unreadable_seen_ = stats.unreadable_ranges_total;
-      co_await reindex();
+      if (co_await reindex()) {
+        unreadable_seen_ = stats.unreadable_ranges_total;
+      } else {
+        backoff_ = std::clamp(backoff_ * 2, min_backoff, max_backoff);
+        co_await backoff_wake_.wait_until(clock::now() + backoff_);
+      }
       continue;
     }
     if (stats.pending_records == 0) {
@@ -204,8 +212,7 @@ asio::awaitable<buffer_replayer::window_result> buffer_replayer::replay_window()
   bool at_end = false;
   bool read_failed = false;  // stop reading; what is in the window is still applied
   bool progressed = false;
-  bool failed = false;      // an insert failed: the log was rewound, later results are dropped
-  bool retry_soon = false;  // failed, but PostgreSQL answers: no backoff
+  bool failed = false;  // an insert failed: the log was rewound, later results are dropped
   std::exception_ptr error;
   try {
     for (;;) {
@@ -257,7 +264,7 @@ asio::awaitable<buffer_replayer::window_result> buffer_replayer::replay_window()
           const std::string why = b.res.message.empty() ? b.res.ec.message() : b.res.message;
           if (store::is_slow_statement(b.res.ec, b.res.sqlstate) &&
               co_await failed_while_alive(b)) {
-            retry_soon = true;
+            // Not an outage: no mode change. The backoff still paces the next attempt.
           } else {
             if (failure == store::failure_kind::unavailable && events_.unavailable)
               events_.unavailable();
@@ -283,7 +290,13 @@ asio::awaitable<buffer_replayer::window_result> buffer_replayer::replay_window()
     // The read position is past records that were never sent: read them again next time.
     log_.rewind();
   }
-  if (progressed || retry_soon || !(failed || read_failed))
+  const bool read_to_the_end = at_end && !failed && !read_failed;
+  if (options_.flush_on_hints && !read_to_the_end) {
+    // The flush this window made is owed until its records are committed: the next attempt
+    // (after the backoff) must not wait for hints that were reset when it started.
+    flush_deadline_ = std::min(flush_deadline_, clock::now());
+  }
+  if (progressed || !(failed || read_failed))
     co_return window_result::progressed;
   co_return window_result::stalled;
 }
@@ -344,15 +357,20 @@ asio::awaitable<bool> buffer_replayer::failed_while_alive(inflight_batch& b) {
   }
   if (!isolate_through_)
     isolate_through_ = b.records.back().position;
-  if (++poisoned_strikes_ < options_.poisoned_after)
+  const auto now = clock::now();
+  if (poisoned_strikes_ == 0)
+    first_strike_ = now;
+  ++poisoned_strikes_;
+  if (poisoned_strikes_ < options_.poisoned_after || now - first_strike_ < options_.poisoned_span)
     co_return true;
   poisoned_strikes_ = 0;
   const std::string why = b.res.message.empty() ? b.res.ec.message() : b.res.message;
   const bool moved = co_await set_aside(
       b, 0,
-      "the insert failed " + std::to_string(options_.poisoned_after) +
-          " times while PostgreSQL answered probes (a lock held past the statement timeout?): " +
-          why);
+      "the insert timed out " + std::to_string(options_.poisoned_after) + " times over " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::seconds>(now - first_strike_).count()) +
+          " s while PostgreSQL answered probes (a lock held past the statement timeout?): " + why);
   if (moved) {
     set_aside_.inc();
     ++set_aside_total_;
@@ -408,30 +426,38 @@ asio::awaitable<bool> buffer_replayer::quarantine_rejected(inflight_batch& b) {
 }
 
 // The log skipped records it found corrupt: entries of the duplicate index may name messages
-// that will never be stored. Rebuilt from what the log still holds, so a later push with such a
-// transactionId is stored instead of being answered `duplicate` of nothing.
-asio::awaitable<void> buffer_replayer::reindex() {
-  index_.forget_written(options_.log);
+// that will never be stored. Every `written` entry of this log is re-checked against what the
+// log still holds (retries meanwhile wait, see pending_index), so a later push with a lost
+// record's transactionId is stored instead of being answered `duplicate` of nothing. False
+// when the log could not be read through: nothing was dropped, and it is tried again.
+asio::awaitable<bool> buffer_replayer::reindex() {
+  index_.begin_verify(options_.log);
   log_.rewind();
   std::size_t records = 0;
+  bool read_through = true;
   for (;;) {
     auto [ec, batch] = co_await log_.read_batch(10'000);
     if (ec) {
-      spdlog::error("replay[{}]: re-indexing after skipped records: read failed: {}", options_.name,
-                    ec.message());
+      spdlog::error("replay[{}]: re-indexing after skipped records: read failed (retried): {}",
+                    options_.name, ec.message());
+      read_through = false;
       break;
     }
     if (batch.empty())
       break;
     records += batch.size();
     for (const auto& r : batch)
-      index_.add(r.msg, options_.log, pending_state::written);
+      index_.verified(r.msg);
   }
   log_.rewind();
-  spdlog::warn(
-      "replay[{}]: the log set aside unreadable records; duplicate index rebuilt from "
-      "the {} records still pending",
-      options_.name, records);
+  index_.end_verify(options_.log, read_through);
+  if (read_through) {
+    spdlog::warn(
+        "replay[{}]: the log set aside unreadable records; duplicate index re-checked "
+        "against the {} records still pending",
+        options_.name, records);
+  }
+  co_return read_through;
 }
 
 }  // namespace sluice::push

@@ -80,10 +80,34 @@ void pending_index::remove(const message& m) {
   }
 }
 
-void pending_index::forget_written(pending_log log) {
-  std::erase_if(ids_, [log](const auto& kv) {
-    return kv.second.log == log && kv.second.state == pending_state::written;
-  });
+void pending_index::begin_verify(pending_log log) {
+  for (auto& [k, e] : ids_) {
+    if (e.log == log && e.state == pending_state::written)
+      e.state = pending_state::verifying;
+  }
+}
+
+void pending_index::verified(const message& m) {
+  if (!m.transaction_id)
+    return;
+  const auto it = ids_.find(key(m.queue, *m.transaction_id));
+  if (it != ids_.end() && it->second.id == m.id && it->second.state == pending_state::verifying) {
+    it->second.state = pending_state::written;
+    settled_.notify_all();
+  }
+}
+
+void pending_index::end_verify(pending_log log, bool read_through) {
+  for (auto it = ids_.begin(); it != ids_.end();) {
+    if (it->second.log == log && it->second.state == pending_state::verifying) {
+      if (read_through) {
+        it = ids_.erase(it);
+        continue;
+      }
+      it->second.state = pending_state::written;
+    }
+    ++it;
+  }
   settled_.notify_all();
 }
 

@@ -31,6 +31,9 @@ struct push_batcher::pending {
       : items(m), bytes(b), wake(std::move(ex), asio::steady_timer::time_point::max()) {}
   std::vector<message>& items;
   std::size_t bytes;
+  // Runs in a round trip of its own: it was in one that ran out of time, and only alone does
+  // it show whether it is the request stuck on a lock or a bystander of it.
+  bool solo = false;
   batch_result result;
   bool done = false;
   asio::steady_timer wake;  // cancelled when `done` is set
@@ -121,8 +124,11 @@ void push_batcher::start_batches() {
   while (inflight_ < options_.max_inflight_batches && !queue_.empty() && may_start_another()) {
     std::vector<pending*> group;
     std::size_t rows = 0;
-    while (!queue_.empty() &&
-           (group.empty() || rows + queue_.front()->items.size() <= options_.max_batch_rows)) {
+    while (!queue_.empty()) {
+      const pending* next = queue_.front();
+      if (!group.empty() && (group.front()->solo || next->solo ||
+                             rows + next->items.size() > options_.max_batch_rows))
+        break;
       rows += queue_.front()->items.size();
       queued_bytes_ -= queue_.front()->bytes;
       group.push_back(queue_.front());
@@ -187,6 +193,8 @@ void push_batcher::finish_batch(std::vector<pending*>& group, std::vector<messag
   std::size_t offset = 0;
   std::vector<pending*> retry;
   const auto failure = res.failure();
+  const bool slow =
+      failure == store::failure_kind::unavailable && store::is_slow_statement(res.ec, res.sqlstate);
   for (auto* p : group) {
     const std::size_t n = p->items.size();
     std::move(batch.begin() + static_cast<std::ptrdiff_t>(offset),
@@ -199,10 +207,17 @@ void push_batcher::finish_batch(std::vector<pending*>& group, std::vector<messag
       retry.push_back(p);  // innocent bystander of another request's bad data
       offset += n;
       continue;
+    } else if (slow && group.size() > 1) {
+      // One request waiting on a lock makes the whole round trip time out: each is tried
+      // alone, so only the one that times out by itself is refused.
+      p->solo = true;
+      retry.push_back(p);
+      offset += n;
+      continue;
     } else {
       p->result.failure = failure;
       p->result.message = res.message.empty() ? res.ec.message() : res.message;
-      p->result.slow_statement = store::is_slow_statement(res.ec, res.sqlstate);
+      p->result.slow_statement = slow;
     }
     offset += n;
     p->done = true;

@@ -51,11 +51,12 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
       qos0_(qos0),
       options_(options),
       batcher_(executor, store, options.batcher, metrics),
-      failover_replayer_(
-          executor, failover, store, index_, metrics,
-          {"failover", pending_log::failover, options.replay_batch, 3, options.deadline, false}),
+      failover_replayer_(executor, failover, store, index_, metrics,
+                         {"failover", pending_log::failover, options.replay_batch, 3,
+                          options.deadline, false, 3, options.poisoned_span}),
       qos0_replayer_(executor, qos0, store, index_, metrics,
-                     {"qos0", pending_log::qos0, options.replay_batch, 1, options.deadline, true}),
+                     {"qos0", pending_log::qos0, options.replay_batch, 1, options.deadline, true, 3,
+                      options.poisoned_span}),
       metrics_(metrics),
       items_total_(metrics.add_counter(
           "sluice_push_items_total",
@@ -196,6 +197,10 @@ void push_service::apply(push_event e) {
     spdlog::info("push: mode {} -> {} ({})", to_string(change->from), to_string(change->to),
                  to_string(e));
   }
+  // PostgreSQL is back: the failover replayer may be asleep on an empty log and must find
+  // that out for the mode to reach direct.
+  if (change->to == push_mode::draining)
+    failover_replayer_.wake();
   mode_changed_.notify_all();
   replay_progress_.notify_all();
   watcher_wake_.notify_all();
@@ -291,79 +296,90 @@ push_service::queue_counters& push_service::counters_for(const std::string& queu
 
 // What classify() decided for each item of a request.
 struct push_service::classified {
-  enum class kind { fresh, duplicate, repeat };
+  enum class kind {
+    fresh,      // new: written under its own id
+    duplicate,  // answered with the pending or stored original's id
+    repeat,     // an earlier item of this request has the same key
+    // A durable push repeating a QoS0 record that is not in PostgreSQL yet: written durably
+    // under that record's id, so whichever copy reaches PostgreSQL first is the one row with
+    // that id (the other is dropped as a duplicate by id), and the answer names it.
+    adopt,
+  };
   struct decision {
     kind what = kind::fresh;
-    uuid id;                // duplicate: the pending original's id
+    uuid id;                // duplicate, adopt: the original's id
     std::size_t first = 0;  // repeat: the earlier item of this request with the same key
   };
   std::vector<decision> items;
 };
 
-// Decides, in one step without suspending, which items are new, which repeat a pending
-// message, and which repeat an earlier item of the same request; new items with a
-// transactionId get a `writing` index entry in the same step, so a concurrent retry sees them.
-// An item whose original is not yet as durable as this push's answer would claim (its append
-// still running, or a QoS0 record not yet in PostgreSQL for a durable push) makes the whole
-// request wait for the index to settle and decide again: nothing of it is written before.
-// False when `until` passed first.
+// Decides which items are new, which repeat a pending or stored message, and which repeat an
+// earlier item of the same request. An item whose original is still being written (or
+// re-checked after the log set records aside) makes the whole request wait for the index to
+// settle and decide again: nothing of it is written before, and nothing is added to the index
+// while it waits (an add and remove would wake the other waiters for nothing). Once nothing
+// must wait, new items with a transactionId get a `writing` entry in the same step, with no
+// suspension in between, so a concurrent retry sees them. False when `until` passed first.
 asio::awaitable<bool> push_service::classify(std::vector<message>& items, bool qos0,
                                              clock::time_point until, classified& out) {
+  using kind = classified::kind;
   const pending_log where = qos0 ? pending_log::qos0 : pending_log::db;
   std::unordered_map<std::string, std::size_t> seen_here;
-  std::vector<std::size_t> added;
   for (;;) {
     out.items.assign(items.size(), {});
     seen_here.clear();
-    added.clear();
     bool must_wait = false;
-    bool hurry_qos0 = false;
-    for (std::size_t i = 0; i < items.size(); ++i) {
+    for (std::size_t i = 0; i < items.size() && !must_wait; ++i) {
       const message& m = items[i];
       if (!m.transaction_id)
         continue;
       std::string key = m.queue + '\n' + *m.transaction_id;
       if (const auto it = seen_here.find(key); it != seen_here.end()) {
-        out.items[i] = {classified::kind::repeat, {}, it->second};
+        out.items[i] = {kind::repeat, {}, it->second};
         continue;
       }
       seen_here.emplace(std::move(key), i);
       const auto entry = index_.find(m.queue, *m.transaction_id);
-      if (!entry) {
-        index_.add(m, where, pending_state::writing);
-        added.push_back(i);
+      if (!entry)
         continue;
+      switch (entry->state) {
+        case pending_state::stored:
+          out.items[i] = {kind::duplicate, entry->id, 0};
+          break;
+        case pending_state::written:
+          // Written to the failover log: as durable as any answer. A QoS0 record (written,
+          // fsynced only on an interval) is as durable as a QoS0 answer, not a durable one.
+          if (entry->log == pending_log::failover || qos0)
+            out.items[i] = {kind::duplicate, entry->id, 0};
+          else
+            out.items[i] = {kind::adopt, entry->id, 0};
+          break;
+        case pending_state::writing:
+        case pending_state::verifying:
+          must_wait = true;
+          break;
       }
-      // `stored`: in PostgreSQL. `written` to the failover log: as durable as any answer. A
-      // QoS0 record written (not fsynced) is as durable as a QoS0 answer, not a durable one.
-      const bool durable_enough =
-          entry->state == pending_state::stored ||
-          (entry->state == pending_state::written && (entry->log == pending_log::failover || qos0));
-      if (durable_enough) {
-        out.items[i] = {classified::kind::duplicate, entry->id, 0};
-        continue;
-      }
-      must_wait = true;
-      hurry_qos0 = hurry_qos0 || entry->log == pending_log::qos0;
     }
-    if (!must_wait)
+    if (!must_wait) {
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (out.items[i].what == kind::fresh && items[i].transaction_id)
+          index_.add(items[i], where, pending_state::writing);
+      }
       co_return true;
-    for (std::size_t i : added)
-      index_.remove(items[i]);
-    if (hurry_qos0)
-      qos0_replayer_.flush_now();
+    }
     if (clock::now() >= until)
       co_return false;
     co_await index_.settled().wait_until(until);
   }
 }
 
-void push_service::forget(const std::vector<message>& batch) {
-  for (const auto& m : batch)
+void push_service::forget(const std::vector<message>& keys) {
+  for (const auto& m : keys)
     index_.remove(m);
 }
 
 asio::awaitable<push_outcome> push_service::push(push_request request) {
+  using kind = classified::kind;
   push_outcome out;
   out.qos0 = request.qos0.has_value();
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -386,23 +402,36 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
 
   classified decided;
   if (!co_await classify(request.items, out.qos0, until, decided)) {
-    co_return refuse(
-        out, 503, "duplicate_in_flight",
-        "an earlier push with the same transactionId is not durable yet; retry shortly", 1);
+    co_return refuse(out, 503, "duplicate_in_flight",
+                     "an earlier push with the same transactionId is not durable yet; retry "
+                     "shortly",
+                     1);
   }
   std::vector<message> to_write;
   std::vector<std::size_t> slots;  // out.items index of each to_write entry
+  // The index entries this push owns (its fresh items with a transactionId), without
+  // payloads: settled whatever becomes of to_write.
+  std::vector<message> owned;
   to_write.reserve(request.items.size());
   slots.reserve(request.items.size());
   for (std::size_t i = 0; i < request.items.size(); ++i) {
     const auto& d = decided.items[i];
-    if (d.what == classified::kind::duplicate) {
+    message& m = request.items[i];
+    if (d.what == kind::duplicate) {
       out.items[i].id = d.id;
       out.items[i].status = item_status::duplicate;
-    } else if (d.what == classified::kind::fresh) {
-      slots.push_back(i);
-      to_write.push_back(std::move(request.items[i]));
+      continue;
     }
+    if (d.what == kind::repeat)
+      continue;
+    if (d.what == kind::adopt) {
+      m.id = d.id;
+      out.items[i].id = d.id;
+    } else if (m.transaction_id) {
+      owned.push_back(message{m.id, 0, m.queue, {}, {}, {}, {}, m.transaction_id, {}});
+    }
+    slots.push_back(i);
+    to_write.push_back(std::move(m));
   }
 
   // A repeat inside the request answers with whatever id its first occurrence ends up with
@@ -411,8 +440,10 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
     if (o.error_status == 0) {
       for (std::size_t i = 0; i < o.items.size(); ++i) {
         const auto& d = decided.items[i];
-        if (d.what == classified::kind::repeat) {
+        if (d.what == kind::repeat) {
           o.items[i].id = o.items[d.first].id;
+          o.items[i].status = item_status::duplicate;
+        } else if (d.what == kind::adopt) {
           o.items[i].status = item_status::duplicate;
         }
         counters[i]->by_status[static_cast<std::size_t>(o.items[i].status)]->inc();
@@ -427,14 +458,14 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
   }
   if (request.qos0) {
     out = co_await append_to_log(qos0_, qos0_replayer_, std::move(to_write), std::move(out), slots,
-                                 request.qos0);
+                                 request.qos0, owned);
     co_return finish(out);
   }
   for (;;) {
     const push_mode mode = mode_.mode();
     if (mode == push_mode::direct) {
       bool failed_over = false;
-      out = co_await store_direct(to_write, std::move(out), slots, failed_over);
+      out = co_await store_direct(to_write, std::move(out), slots, owned, failed_over);
       if (!failed_over)
         co_return finish(out);
       break;
@@ -461,7 +492,7 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
       while (backlogged() && clock::now() < until)
         co_await replay_progress_.wait_until(until);
       if (backlogged()) {
-        forget(to_write);
+        forget(owned);
         co_return refuse(out, 503, "overloaded",
                          "replaying the file buffer into PostgreSQL after an outage; retry shortly",
                          1);
@@ -473,7 +504,7 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
     break;  // failing_over
   }
   out = co_await append_to_log(failover_, failover_replayer_, std::move(to_write), std::move(out),
-                               slots, std::nullopt);
+                               slots, std::nullopt, owned);
   co_return finish(out);
 }
 
@@ -482,6 +513,7 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
 asio::awaitable<push_outcome> push_service::store_direct(std::vector<message>& to_write,
                                                          push_outcome out,
                                                          const std::vector<std::size_t>& slots,
+                                                         const std::vector<message>& owned,
                                                          bool& failed_over) {
   batch_result res = co_await batcher_.submit(to_write);
   switch (res.failure) {
@@ -506,10 +538,10 @@ asio::awaitable<push_outcome> push_service::store_direct(std::vector<message>& t
       }
       co_return out;
     case store::failure_kind::overloaded:
-      forget(to_write);
+      forget(owned);
       co_return refuse(out, 503, "overloaded", res.message, 1);
     case store::failure_kind::rejected:
-      forget(to_write);
+      forget(owned);
       co_return refuse(
           out, 400, "rejected_by_database",
           "PostgreSQL rejected an item of this request; nothing was stored: " + res.message, 0);
@@ -521,7 +553,7 @@ asio::awaitable<push_outcome> push_service::store_direct(std::vector<message>& t
     // the statement timeout, say), not the server gone. Failing over would send every push to
     // the buffer and the replay into the same lock; the client retries this one instead. The
     // batch may have committed meanwhile: a retry is answered `duplicate` with the same id.
-    forget(to_write);
+    forget(owned);
     co_return refuse(out, 503, "db_timeout",
                      "PostgreSQL did not complete the insert in time (" + res.message +
                          "); nothing is acknowledged, retry shortly",
@@ -534,25 +566,21 @@ asio::awaitable<push_outcome> push_service::store_direct(std::vector<message>& t
 
 asio::awaitable<push_outcome> push_service::append_to_log(
     record_log& log, buffer_replayer& replayer, std::vector<message> batch, push_outcome out,
-    const std::vector<std::size_t>& slots, std::optional<qos0_options> hints) {
+    const std::vector<std::size_t>& slots, std::optional<qos0_options> hints,
+    const std::vector<message>& owned) {
   const bool is_failover = &log == &failover_;
-  std::vector<message> keys;  // what is needed to settle the index entries, without payloads
-  for (const auto& m : batch) {
-    if (m.transaction_id) {
-      keys.push_back(message{m.id, 0, m.queue, {}, {}, {}, {}, m.transaction_id, {}});
-      if (is_failover)
-        index_.move_to(m, pending_log::failover);
-    }
-  }
-  if (is_failover)
+  if (is_failover) {
+    for (const auto& k : owned)
+      index_.move_to(k, pending_log::failover);
     ++failover_appends_in_flight_;
+  }
   const auto ec = co_await log.append(std::move(batch));
   if (is_failover)
     --failover_appends_in_flight_;
   if (ec) {
     // Duplicates waiting for these entries decide again: they find nothing and are written
     // themselves.
-    forget(keys);
+    forget(owned);
     // A hand-back may be waiting for this append to finish.
     replayer.appended();
     if (ec == buffer::errc::buffer_full) {
@@ -572,7 +600,7 @@ asio::awaitable<push_outcome> push_service::append_to_log(
     }
     co_return out;
   }
-  for (const auto& k : keys)
+  for (const auto& k : owned)
     index_.mark_written(k);
   for (std::size_t slot : slots)
     out.items[slot].status = item_status::buffered;

@@ -30,10 +30,12 @@ struct replayer_options {
   // QoS0 logs flush when bufferMax records are pending or the oldest waited bufferMs; a
   // failover log drains as fast as PostgreSQL takes it.
   bool flush_on_hints = false;
-  // A record whose insert timed out this many times while PostgreSQL answered probes is set
-  // aside to failed/ (a row lock held for longer than the statement timeout, say): one such
-  // record must not hold the whole log.
-  int poisoned_after = 2;
+  // A record whose insert timed out this many times, over at least poisoned_span, while
+  // PostgreSQL answered probes (and the records before it committed) is set aside to failed/:
+  // a row lock held that long must not hold the whole log, while a server that is slow for a
+  // while (a checkpoint, an I/O stall) sets nothing aside.
+  int poisoned_after = 3;
+  std::chrono::milliseconds poisoned_span{30'000};
 };
 
 // What the replayer tells its owner (push_service), on the loop.
@@ -71,6 +73,8 @@ class buffer_replayer {
   // Replays everything pending now, whatever the hints (records moved back from failed/, or a
   // durable push waiting for a QoS0 record with its transactionId).
   void flush_now();
+  // Looks at the log again now (PostgreSQL is back: a replay may find it empty).
+  void wake();
 
   double replay_rate_per_second() const;  // over the last 10 s
   std::uint64_t set_aside_total() const { return set_aside_total_; }
@@ -93,7 +97,7 @@ class buffer_replayer {
   boost::asio::awaitable<bool> quarantine_rejected(inflight_batch& b);
   boost::asio::awaitable<bool> failed_while_alive(inflight_batch& b);
   boost::asio::awaitable<bool> set_aside(inflight_batch& b, std::size_t index, std::string reason);
-  boost::asio::awaitable<void> reindex();
+  boost::asio::awaitable<bool> reindex();
   void reset_hints();
   bool flush_due(std::uint64_t pending) const;
   void hand_to_sink(std::vector<message>& msgs, const std::vector<store::insert_outcome>& outcomes);
@@ -118,6 +122,7 @@ class buffer_replayer {
   // the read position passes the end of that batch.
   std::optional<buffer::record_position> isolate_through_;
   int poisoned_strikes_ = 0;  // timeouts of the one record being isolated
+  std::chrono::steady_clock::time_point first_strike_;
   std::uint64_t unreadable_seen_ = 0;
   std::uint64_t set_aside_total_ = 0;
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::size_t>> recent_;

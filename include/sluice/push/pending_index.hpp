@@ -25,7 +25,10 @@ enum class pending_log { db, failover, qos0 };
 // message now, but a retry that waited for it (or arrives soon after, while PostgreSQL may
 // already be unreachable) must still be answered with its id. They expire (recent_ttl) and
 // are bounded (max_recent).
-enum class pending_state { writing, written, stored };
+// `verifying` entries are `written` ones whose record the log may have set aside as corrupt:
+// a retry that finds one waits until the log has been read again (reindex), which makes each
+// `written` again or drops it.
+enum class pending_state { writing, written, stored, verifying };
 
 struct pending_entry {
   uuid id;
@@ -58,9 +61,13 @@ class pending_index {
   // `m` is in PostgreSQL now, as `stored_id` (m's own id, or the row it duplicated): its entry,
   // if it is still m's, becomes `stored` until it expires.
   void committed(const message& m, const uuid& stored_id);
-  // Drops every `written` entry of `log` (its records are about to be indexed again after the
-  // log skipped records it could not read).
-  void forget_written(pending_log log);
+  // Re-checking `log` after it set aside records it could not read: every `written` entry of
+  // it becomes `verifying`; verified() makes those whose record is still there `written`
+  // again, end_verify() drops the rest, or, when the log could not be read through, makes them
+  // all `written` again (nothing is dropped on a guess).
+  void begin_verify(pending_log log);
+  void verified(const message& m);
+  void end_verify(pending_log log, bool read_through);
 
   std::size_t size() const { return ids_.size(); }  // `stored` ones included
 

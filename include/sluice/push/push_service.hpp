@@ -63,6 +63,9 @@ struct push_service_options {
   // Brings the schema up to date; unset: store::apply_migrations on the pool. (Unit tests,
   // which have no PostgreSQL, pass their own.)
   std::function<boost::asio::awaitable<std::error_code>()> prepare_schema;
+  // A replay record that keeps timing out while PostgreSQL answers probes is set aside after
+  // timing out for this long (buffer_replayer.hpp: poisoned_span).
+  std::chrono::milliseconds poisoned_span{30'000};
   // How long a handing-back push waits for the last failover appends to be replayed before it
   // goes behind them into the log.
   std::chrono::milliseconds handoff_wait{1000};
@@ -129,14 +132,16 @@ class push_service {
                                                      std::vector<message> batch,
                                                      push_outcome outcome,
                                                      const std::vector<std::size_t>& slots,
-                                                     std::optional<qos0_options> hints);
+                                                     std::optional<qos0_options> hints,
+                                                     const std::vector<message>& owned);
   boost::asio::awaitable<push_outcome> store_direct(std::vector<message>& to_write,
                                                     push_outcome out,
                                                     const std::vector<std::size_t>& slots,
+                                                    const std::vector<message>& owned,
                                                     bool& failed_over);
   boost::asio::awaitable<bool> db_alive();
   void apply(push_event e);
-  void forget(const std::vector<message>& batch);
+  void forget(const std::vector<message>& keys);
 
   boost::asio::any_io_executor executor_;
   store::pg_pool& pool_;

@@ -53,18 +53,36 @@ TEST(pending_index, keys_are_per_queue_and_taken_once) {
   EXPECT_FALSE(index.find("q1", "t"));
 }
 
-TEST(pending_index, forget_written_keeps_appends_in_flight_and_other_logs) {
+TEST(pending_index, verify_drops_only_written_entries_the_log_no_longer_holds) {
   pending_index index;
-  const auto written = msg("q", "w");
+  const auto kept = msg("q", "k");
+  const auto lost = msg("q", "l");
   const auto writing = msg("q", "x");
   const auto qos0 = msg("q", "y");
-  index.add(written, pending_log::failover, pending_state::written);
+  index.add(kept, pending_log::failover, pending_state::written);
+  index.add(lost, pending_log::failover, pending_state::written);
   index.add(writing, pending_log::failover, pending_state::writing);
   index.add(qos0, pending_log::qos0, pending_state::written);
-  index.forget_written(pending_log::failover);
-  EXPECT_FALSE(index.find("q", "w"));
+  index.begin_verify(pending_log::failover);
+  EXPECT_EQ(index.find("q", "k")->state, pending_state::verifying) << "retries wait meanwhile";
+  EXPECT_EQ(index.find("q", "x")->state, pending_state::writing);
+  EXPECT_EQ(index.find("q", "y")->state, pending_state::written);
+  index.verified(kept);
+  index.end_verify(pending_log::failover, true);
+  EXPECT_EQ(index.find("q", "k")->state, pending_state::written);
+  EXPECT_FALSE(index.find("q", "l"));
   EXPECT_TRUE(index.find("q", "x"));
   EXPECT_TRUE(index.find("q", "y"));
+}
+
+TEST(pending_index, verify_that_could_not_read_through_drops_nothing) {
+  pending_index index;
+  const auto a = msg("q", "a");
+  index.add(a, pending_log::failover, pending_state::written);
+  index.begin_verify(pending_log::failover);
+  index.end_verify(pending_log::failover, false);
+  ASSERT_TRUE(index.find("q", "a"));
+  EXPECT_EQ(index.find("q", "a")->state, pending_state::written);
 }
 
 TEST(pending_index, stored_entries_are_bounded_in_number) {

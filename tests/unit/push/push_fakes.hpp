@@ -123,8 +123,10 @@ class fake_log final : public record_log {
   }
 
   boost::asio::awaitable<read_result> read_batch(std::size_t max_records) override {
-    if (fail_reads)
+    if (fail_reads) {
+      ++reads_failed;
       co_return read_result{fail_reads, {}};
+    }
     std::vector<buffer::buffered_record> out;
     while (read_pos < records.size() && out.size() < max_records) {
       if (!skipped.contains(read_pos))
@@ -192,6 +194,7 @@ class fake_log final : public record_log {
   std::error_code fail_reads;
   async_event released;
   int appends_started = 0;
+  int reads_failed = 0;
 };
 
 // Runs every handler that is ready now, timers not yet due excepted: afterwards, whatever has

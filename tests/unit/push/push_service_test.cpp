@@ -202,8 +202,9 @@ TEST_F(push_service_test, retry_after_the_originals_append_failed_stores_its_own
 }
 
 // Hole 1, across QoS: a durable push repeating a QoS0 record (written, not fsynced, not in
-// PostgreSQL) waits until that record is in PostgreSQL and answers with its id.
-TEST_F(push_service_test, durable_repeat_of_a_qos0_record_waits_until_it_is_stored) {
+// PostgreSQL) is not answered `duplicate` of a record that may not survive a power loss: it is
+// written durably under that record's id, so whichever copy arrives first is the one row.
+TEST_F(push_service_test, durable_repeat_of_a_qos0_record_is_stored_under_its_id) {
   start();
   ASSERT_TRUE(wait_mode(push_mode::direct));
   const auto q = push_and_wait({make_message("q", "tx")}, qos0_options{60'000, 10'000});
@@ -215,7 +216,7 @@ TEST_F(push_service_test, durable_repeat_of_a_qos0_record_waits_until_it_is_stor
   ASSERT_EQ(durable.error_status, 0) << durable.error_message;
   EXPECT_EQ(durable.items[0].status, item_status::duplicate);
   EXPECT_EQ(durable.items[0].id, q.items[0].id);
-  EXPECT_TRUE(db_.has(q.items[0].id)) << "answered duplicate of a record not in PostgreSQL";
+  EXPECT_TRUE(db_.has(q.items[0].id)) << "answered before the record was durable";
 }
 
 // Hole 4: the repeat of an item inside one request answers with the id its first occurrence
@@ -318,7 +319,9 @@ TEST_F(push_service_test, failure_with_postgres_gone_fails_over_and_drains_back_
 // Hole 5, replay side: one record whose insert keeps timing out while PostgreSQL answers is set
 // aside (visibly); the rest of the log replays.
 TEST_F(push_service_test, poisoned_record_is_set_aside_and_the_log_drains) {
-  start();
+  push_service_options o;
+  o.poisoned_span = 300ms;
+  start(o);
   ASSERT_TRUE(wait_mode(push_mode::direct));
   take_postgres_down();
   std::vector<message> items;
@@ -398,6 +401,240 @@ TEST_F(push_service_test, records_the_log_skipped_leave_the_duplicate_index) {
       << "answered duplicate of a record that will never be stored";
   EXPECT_TRUE(db_.has(again.items[0].id));
   EXPECT_TRUE(db_.has(first.items[1].id));
+}
+
+// From the review of 1305020 (each failed there).
+
+// A QoS0 flush that fails (PostgreSQL down) must not reset the hints to "never": once QoS0
+// traffic stops, the records still reach PostgreSQL when it is back.
+TEST_F(push_service_test, qos0_records_of_a_failed_flush_reach_postgres_once_it_is_back) {
+  start();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  take_postgres_down();
+  std::vector<message> items;
+  for (int i = 0; i < 10; ++i)
+    items.push_back(make_message("q", std::nullopt));
+  const auto out = push_and_wait(std::move(items), qos0_options{50, 100});
+  ASSERT_EQ(out.error_status, 0);
+  ASSERT_TRUE(run_until(io_, [&] { return db_.calls >= 1; }));  // the flush after bufferMs fails
+  bring_postgres_back();
+  EXPECT_TRUE(run_until(
+      io_, [&] { return db_.rows.size() == 10; }, 5s))
+      << db_.rows.size() << " of 10 stored, " << qos0_.stats().pending_records << " pending";
+}
+
+// PostgreSQL answers probes but is slow for a few statements (overload, a checkpoint): no
+// record that is fine is set aside.
+TEST_F(push_service_test, a_short_slowdown_sets_no_healthy_record_aside) {
+  start();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  take_postgres_down();
+  std::vector<message> items;
+  for (int i = 0; i < 10; ++i)
+    items.push_back(make_message("q", "s" + std::to_string(i)));
+  const auto out = push_and_wait(std::move(items));
+  ASSERT_EQ(out.error_status, 0);
+  auto slow = std::make_shared<int>(3);  // the next three statements run out of time
+  db_up_ = true;
+  db_.script = [slow](const std::vector<message>&) -> std::optional<store::insert_result> {
+    if (*slow > 0) {
+      --*slow;
+      return fake_store::timed_out();
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  EXPECT_TRUE(failover_.failed.empty())
+      << failover_.failed.size() << " healthy record(s) set aside to failed/";
+  for (std::size_t i = 0; i < 10; ++i) {
+    EXPECT_TRUE(db_.has(out.items[i].id)) << i;
+  }
+}
+
+// One locked item in a group-commit round trip must not refuse the requests batched with it.
+TEST_F(push_service_test, a_locked_item_does_not_fail_the_requests_batched_with_it) {
+  push_service_options o;
+  o.batcher.stall_after = std::chrono::hours(1);  // group deterministically
+  start(o);
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  db_.script = [](const std::vector<message>& b) -> std::optional<store::insert_result> {
+    for (const auto& m : b) {
+      if (m.transaction_id == "locked")
+        return fake_store::timed_out();
+    }
+    return std::nullopt;
+  };
+  db_.hold = true;
+  auto warm = push({make_message("q", "warm")});
+  ASSERT_TRUE(run_until(io_, [&] { return db_.calls == 1; }));
+  auto locked = push({make_message("q", "locked")});
+  auto innocent = push({make_message("q", "innocent")});
+  settle(io_);  // both queue behind the running round trip
+  db_.release();
+  ASSERT_TRUE(run_until(
+      io_, [&] { return warm->has_value() && locked->has_value() && innocent->has_value(); }));
+  EXPECT_EQ((*locked)->error_code, "db_timeout");
+  ASSERT_EQ((*innocent)->error_status, 0) << (*innocent)->error_code;
+  EXPECT_TRUE(db_.has((*innocent)->items[0].id));
+}
+
+// Two requests waiting for the same in-flight original, each with a new item, must not wake
+// each other in a loop (and be refused at the deadline although nothing changed).
+TEST_F(push_service_test, waiting_retries_do_not_wake_each_other_in_a_loop) {
+  start();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  db_.hold = true;
+  auto original = push({make_message("q", "a")});
+  ASSERT_TRUE(run_until(io_, [&] { return db_.calls == 1; }));
+  auto retry1 = push({make_message("q", "a"), make_message("q", "b")});
+  auto retry2 = push({make_message("q", "a"), make_message("q", "c")});
+  std::size_t handlers = 0;
+  io_.restart();
+  while (const auto n = io_.poll()) {
+    handlers += n;
+    if (handlers > 10'000)
+      break;
+  }
+  EXPECT_LT(handlers, 100u) << "waiting requests keep waking each other";
+  EXPECT_FALSE(retry1->has_value());
+  EXPECT_FALSE(retry2->has_value());
+  db_.release();
+  ASSERT_TRUE(run_until(
+      io_, [&] { return original->has_value() && retry1->has_value() && retry2->has_value(); }));
+  ASSERT_EQ((*retry1)->error_status, 0) << (*retry1)->error_code;
+  EXPECT_EQ((*retry1)->items[0].id, (*original)->items[0].id);
+}
+
+// A failover log whose reads can be held open, as buffer_log's are (they run on its blocking
+// thread; the loop runs other work meanwhile).
+class gated_log final : public record_log {
+ public:
+  explicit gated_log(fake_log& inner) : inner_(inner) {}
+  asio::awaitable<std::error_code> append(std::vector<message> m) override {
+    co_return co_await inner_.append(std::move(m));
+  }
+  asio::awaitable<read_result> read_batch(std::size_t n) override {
+    ++reads_started;
+    while (hold_reads)
+      co_await released.wait_until(async_event::clock::time_point::max());
+    co_return co_await inner_.read_batch(n);
+  }
+  std::error_code acknowledge(const buffer::record_position& p) override {
+    return inner_.acknowledge(p);
+  }
+  std::error_code rewind() override { return inner_.rewind(); }
+  asio::awaitable<std::error_code> quarantine_failed(std::vector<message> r,
+                                                     std::string why) override {
+    co_return co_await inner_.quarantine_failed(std::move(r), std::move(why));
+  }
+  asio::awaitable<std::pair<std::error_code, std::size_t>> retry_failed() override {
+    co_return co_await inner_.retry_failed();
+  }
+  buffer::buffer_stats stats() const override { return inner_.stats(); }
+  std::string name() const override { return "gated"; }
+  void release() {
+    hold_reads = false;
+    released.notify_all();
+  }
+  bool hold_reads = false;
+  int reads_started = 0;
+  async_event released;
+
+ private:
+  fake_log& inner_;
+};
+
+class push_service_gated_test : public push_service_test {
+ protected:
+  void start_gated() {
+    push_service_options o;
+    o.prepare_schema = []() -> asio::awaitable<std::error_code> { co_return std::error_code{}; };
+    o.db_alive = [this]() -> asio::awaitable<bool> { co_return db_up_; };
+    o.deadline = 3s;
+    o.replay_batch = 100;
+    svc_ =
+        std::make_unique<push_service>(io_.get_executor(), pool_, db_, gated_, qos0_, metrics_, o);
+    bool started = false;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          co_await svc_->start();
+          started = true;
+        },
+        rethrow);
+    ASSERT_TRUE(run_until(io_, [&] { return started; }));
+  }
+  void TearDown() override {
+    gated_.release();
+    push_service_test::TearDown();
+    svc_.reset();
+  }
+  gated_log gated_{failover_};
+};
+
+// The duplicate index is re-checked after the log set records aside, while the log is read
+// (suspending): a retry in that window must get the buffered id, not a second one.
+TEST_F(push_service_gated_test, a_retry_during_reindexing_gets_the_buffered_id) {
+  start_gated();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  take_postgres_down();
+  const auto first = push_and_wait({make_message("q", "gone"), make_message("q", "kept")});
+  ASSERT_EQ(first.error_status, 0);
+  ASSERT_EQ(first.items[1].status, item_status::buffered);
+  failover_.skipped.insert(0);
+  ++failover_.unreadable_ranges;
+  gated_.reads_started = 0;
+  gated_.hold_reads = true;
+  ASSERT_TRUE(run_until(io_, [&] { return gated_.reads_started > 0; }));  // reindex() reads
+  auto retry = push({make_message("q", "kept")});
+  settle(io_);
+  gated_.release();
+  ASSERT_TRUE(run_until(io_, [&] { return retry->has_value(); }));
+  ASSERT_EQ((*retry)->error_status, 0);
+  bring_postgres_back();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  EXPECT_EQ((*retry)->items[0].id, first.items[1].id) << "one transactionId, two acknowledged ids";
+  EXPECT_TRUE(db_.has((*retry)->items[0].id)) << "the retry's answer names a message never stored";
+}
+
+// A durable retry of a QoS0 record while PostgreSQL is down is taken by the failover log, under
+// the QoS0 record's id, instead of being refused for the whole outage.
+TEST_F(push_service_test, durable_retry_of_a_qos0_record_is_accepted_during_an_outage) {
+  start();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  take_postgres_down();
+  const auto q = push_and_wait({make_message("q", "tx")}, qos0_options{50, 100});
+  ASSERT_EQ(q.error_status, 0);
+  const auto durable = push_and_wait({make_message("q", "tx")});
+  ASSERT_EQ(durable.error_status, 0) << durable.error_code;
+  EXPECT_EQ(durable.items[0].id, q.items[0].id);
+  EXPECT_TRUE(failover_.holds(q.items[0].id)) << "the durable copy is in the failover log";
+  bring_postgres_back();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  ASSERT_TRUE(run_until(io_, [&] { return qos0_.stats().pending_records == 0; }));
+  EXPECT_TRUE(db_.has(q.items[0].id));
+  EXPECT_EQ(db_.rows.size(), 1u);
+}
+
+// A read error while re-checking the index after skipped records must not forget the entries.
+TEST_F(push_service_test, a_read_error_while_reindexing_keeps_the_duplicate_index) {
+  start();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  take_postgres_down();
+  const auto first = push_and_wait({make_message("q", "gone"), make_message("q", "kept")});
+  ASSERT_EQ(first.error_status, 0);
+  failover_.skipped.insert(0);
+  ++failover_.unreadable_ranges;
+  failover_.fail_reads = std::make_error_code(std::errc::too_many_files_open);  // transient
+  const int reads_before = failover_.reads_failed;
+  ASSERT_TRUE(run_until(io_, [&] { return failover_.reads_failed > reads_before; }));
+  failover_.fail_reads = {};
+  const auto retry = push_and_wait({make_message("q", "kept")});
+  ASSERT_EQ(retry.error_status, 0);
+  bring_postgres_back();
+  ASSERT_TRUE(wait_mode(push_mode::direct));
+  EXPECT_EQ(retry.items[0].id, first.items[1].id) << "one transactionId, two acknowledged ids";
+  EXPECT_TRUE(db_.has(retry.items[0].id)) << "the retry's answer names a message never stored";
 }
 
 }  // namespace
