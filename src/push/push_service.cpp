@@ -412,13 +412,17 @@ buffers_status push_service::status() const {
   return s;
 }
 
-asio::awaitable<std::size_t> push_service::retry_failed() {
-  std::size_t total = 0;
+asio::awaitable<buffer::retry_result> push_service::retry_failed(buffer::retry_filter filter) {
+  buffer::retry_result total;
+  const std::size_t limit = filter.max_records;
   for (auto* log : {&failover_, &qos0_}) {
-    auto [ec, n] = co_await log->retry_failed(use_tuple);
+    // With the limit used up the call only counts what is left.
+    filter.max_records = limit - total.retried;
+    auto [ec, n, remaining] = co_await log->retry_failed(filter, use_tuple);
     if (ec)
       spdlog::error("push: retrying failed/ of {} failed: {}", log->dir().string(), ec.message());
-    total += n;
+    total.retried += n;
+    total.remaining += remaining;
   }
   failover_replayer_.appended();
   qos0_replayer_.appended();
