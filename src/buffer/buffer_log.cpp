@@ -334,6 +334,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
       fs::path path;
       std::vector<failed_message> keep;  // written back under the same id
       bool damaged = false;              // moved to quarantine/ with all it held
+      std::uint64_t unreadable = 0;      // records counted at start-up it no longer gives back
       std::uint64_t old_bytes = 0;
     };
     std::vector<message> messages;
@@ -666,6 +667,10 @@ class log_core : public std::enable_shared_from_this<log_core> {
       change.id = id;
       change.path = path;
       change.damaged = static_cast<bool>(f.error);
+      if (change.damaged) {
+        const std::uint64_t counted = summarize_failed_file(id, path).records;
+        change.unreadable = counted > f.records.size() ? counted - f.records.size() : 0;
+      }
       std::error_code size_ec;
       change.old_bytes = fs::file_size(path, size_ec);
       for (std::size_t i = 0; i < f.records.size(); ++i) {
@@ -716,8 +721,10 @@ class log_core : public std::enable_shared_from_this<log_core> {
     const bool filtered = state->filter.queue || state->filter.reason_substring;
     if (!filtered && plan.messages.empty())
       plan.remaining = static_cast<std::size_t>(failed_records_);
-    if (plan.ec || plan.messages.empty() || closed_)
+    if (plan.ec || closed_)
       return finish_retry(*state, closed_ ? make_error_code(errc::closed) : plan.ec);
+    if (plan.messages.empty())
+      return apply_then_finish(std::move(state));
     const std::size_t n = plan.messages.size();
     std::vector<message> messages = std::move(plan.messages);
     start_append(std::move(messages), [self = shared_from_this(), state, n,
@@ -731,15 +738,25 @@ class log_core : public std::enable_shared_from_this<log_core> {
       state->retried = n;
       if (!filtered)
         state->plan.remaining = static_cast<std::size_t>(self->failed_records_);
-      if (self->closed_)
-        return self->finish_retry(*state, {});
-      asio::post(self->blocking_, [self, state]() mutable {
-        const std::uint64_t freed = apply_retry(self->dir_, state->plan);
-        auto& loop = self->executor_;
-        asio::post(loop, [self = std::move(self), state, freed]() mutable {
-          self->failed_bytes_ -= std::min(self->failed_bytes_, freed);
-          self->finish_retry(*state, {});
-        });
+      self->apply_then_finish(std::move(state));
+    });
+  }
+
+  // After the append (or with nothing to append): failed/ without what was taken.
+  void apply_then_finish(std::shared_ptr<retry_state> state) {
+    if (closed_ || state->plan.changes.empty())
+      return finish_retry(*state, {});
+    asio::post(blocking_, [self = shared_from_this(), state]() mutable {
+      const std::uint64_t freed = apply_retry(self->dir_, state->plan);
+      auto& loop = self->executor_;
+      asio::post(loop, [self = std::move(self), state, freed]() mutable {
+        self->failed_bytes_ -= std::min(self->failed_bytes_, freed);
+        for (const auto& c : state->plan.changes) {
+          self->failed_records_ -= std::min(self->failed_records_, c.unreadable);
+        }
+        if (!state->filter.queue && !state->filter.reason_substring)
+          state->plan.remaining = static_cast<std::size_t>(self->failed_records_);
+        self->finish_retry(*state, {});
       });
     });
   }

@@ -73,7 +73,9 @@ std::uint64_t count_frames(int fd, std::uint64_t size) {
   return n;
 }
 
-failed_file_summary summarize(std::uint64_t id, const std::filesystem::path& path) {
+}  // namespace
+
+failed_file_summary summarize_failed_file(std::uint64_t id, const std::filesystem::path& path) {
   failed_file_summary s;
   s.id = id;
   s.path = path;
@@ -99,8 +101,6 @@ failed_file_summary summarize(std::uint64_t id, const std::filesystem::path& pat
   ::close(fd);
   return s;
 }
-
-}  // namespace
 
 std::uint64_t failed_file_size(std::span<const message> records, std::string_view reason) {
   std::uint64_t n = segment_header_size;
@@ -138,7 +138,7 @@ std::vector<failed_file_summary> scan_failed_files(const std::filesystem::path& 
     return out;
   out.reserve(files.size());
   for (const auto& [id, path] : files)
-    out.push_back(summarize(id, path));
+    out.push_back(summarize_failed_file(id, path));
   return out;
 }
 

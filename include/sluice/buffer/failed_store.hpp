@@ -52,6 +52,9 @@ std::error_code rewrite_failed_file(const std::filesystem::path& log_dir, std::u
 std::vector<failed_file_summary> scan_failed_files(const std::filesystem::path& log_dir,
                                                    std::error_code& ec);
 
+// One file's entry of scan_failed_files.
+failed_file_summary summarize_failed_file(std::uint64_t id, const std::filesystem::path& path);
+
 // One failed file with the records that could be read.
 failed_file read_failed_file(std::uint64_t id, const std::filesystem::path& path);
 

@@ -208,5 +208,34 @@ TEST_F(failed_store_test, a_retry_that_cannot_append_leaves_failed_as_it_was) {
   EXPECT_EQ(read_file(failed_files().at(0)), before);
 }
 
+TEST_F(failed_store_test, damaged_failed_files_give_back_what_they_can_and_go_to_quarantine) {
+  auto log = open_log();
+  const auto messages = make_messages(0, 3);
+  ASSERT_FALSE(quarantine(*log, messages, "rejected"));
+  ASSERT_FALSE(quarantine(*log, make_messages(3, 1), "rejected"));
+  const auto files = failed_files();
+  ASSERT_EQ(files.size(), 2u);
+  std::string bytes = read_file(files[0]);
+  bytes[bytes.size() - 3] ^= 0x01;  // inside the last record of the first file
+  write_file(files[0], bytes);
+  write_file(files[1], "garbage");
+  log.reset();
+  log = open_log();
+
+  const auto [ec, retried] =
+      run([&]() -> asio::awaitable<std::tuple<std::error_code, std::size_t>> {
+        co_return co_await log->retry_failed(asio::as_tuple(asio::use_awaitable));
+      }());
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(retried, 2u);
+  const auto records = read_all(*log, 10);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_TRUE(same_message(records[1].msg, messages[1]));
+  EXPECT_TRUE(failed_files().empty());
+  EXPECT_EQ(log->stats().failed_records, 0u);
+  EXPECT_EQ(log->stats().failed_bytes, 0u);
+  EXPECT_EQ(files_with_suffix(tmp_.path() / "quarantine", ".failed").size(), 2u);
+}
+
 }  // namespace
 }  // namespace sluice::buffer
