@@ -95,8 +95,8 @@ TEST_F(replay_errors_test, an_open_failure_fails_the_read_and_skips_nothing) {
   ASSERT_FALSE(log->acknowledge(records.back().position));
   ASSERT_TRUE(eventually([&] { return log->stats().segments == 0; }));
   EXPECT_EQ(log->stats().pending_records, 0u);
+  EXPECT_TRUE(eventually([&] { return files_with_suffix(tmp_.path(), ".seg").empty(); }));
   EXPECT_TRUE(quarantined().empty());
-  EXPECT_TRUE(files_with_suffix(tmp_.path(), ".seg").empty());
 }
 
 TEST_F(replay_errors_test, records_read_before_a_failure_are_returned_and_the_rest_waits) {
@@ -177,7 +177,7 @@ TEST_F(replay_errors_test, a_corrupt_record_in_a_sealed_segment_sets_aside_exact
   ASSERT_FALSE(log->acknowledge(records.back().position));
   ASSERT_TRUE(eventually([&] { return log->stats().segments == 0; }));
   EXPECT_EQ(log->stats().pending_records, 0u);
-  EXPECT_TRUE(files_with_suffix(tmp_.path(), ".seg").empty());
+  EXPECT_TRUE(eventually([&] { return files_with_suffix(tmp_.path(), ".seg").empty(); }));
   EXPECT_EQ(quarantined().size(), 1u) << "the copy of the range, not the whole segment";
 }
 
