@@ -1,6 +1,8 @@
 #include "sluice/api/push_routes.hpp"
 
+#include <charconv>
 #include <chrono>
+#include <string>
 
 #include "sluice/http/json_body.hpp"
 
@@ -105,9 +107,37 @@ void add_push_routes(http::router& routes, push::push_service& service, push::pu
              });
 
   routes.add("POST", "/api/v1/status/buffers/retry-failed", "/api/v1/status/buffers/retry-failed",
-             [&service](http::request&) -> boost::asio::awaitable<http::response> {
-               const std::size_t n = co_await service.retry_failed();
-               co_return http::response::json(200, json{{"retried", n}}.dump());
+             [&service](http::request& req) -> boost::asio::awaitable<http::response> {
+               buffer::retry_filter filter;
+               if (auto queue = req.query_param("queue")) {
+                 if (queue->empty()) {
+                   co_return http::error_response(400, "invalid_request",
+                                                  "queue: expected a queue name");
+                 }
+                 filter.queue = std::move(*queue);
+               }
+               if (auto reason = req.query_param("reason")) {
+                 if (reason->empty()) {
+                   co_return http::error_response(400, "invalid_request",
+                                                  "reason: expected text the reason contains");
+                 }
+                 filter.reason_substring = std::move(*reason);
+               }
+               constexpr std::size_t max_limit = 100'000;
+               if (auto limit = req.query_param("limit")) {
+                 std::size_t n = 0;
+                 const auto* end = limit->data() + limit->size();
+                 const auto [ptr, ec] = std::from_chars(limit->data(), end, n);
+                 if (limit->empty() || ec != std::errc{} || ptr != end || n > max_limit) {
+                   co_return http::error_response(
+                       400, "invalid_request",
+                       "limit: expected a whole number from 0 to " + std::to_string(max_limit));
+                 }
+                 filter.max_records = n;
+               }
+               const auto r = co_await service.retry_failed(std::move(filter));
+               co_return http::response::json(
+                   200, json{{"retried", r.retried}, {"remaining", r.remaining}}.dump());
              });
 }
 

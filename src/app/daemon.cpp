@@ -93,6 +93,7 @@ buffer::buffer_options log_options(const config::settings& s, bool qos0) {
   o.flush_interval = s.file_buffer_flush;
   o.segment_bytes = s.file_buffer_segment_bytes;
   o.max_total_bytes = s.file_buffer_max_bytes;
+  o.max_failed_bytes = s.file_buffer_failed_max_bytes;
   o.replay_batch = s.file_buffer_max_batch;
   return o;
 }

@@ -11,10 +11,12 @@
 #include <vector>
 
 #include "sluice/buffer/ack_cursor.hpp"
+#include "sluice/buffer/buffer_log.hpp"
 #include "sluice/buffer/errc.hpp"
 #include "sluice/buffer/log_layout.hpp"
 #include "sluice/buffer/segment_reader.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
 namespace sluice::buffer {
@@ -24,7 +26,10 @@ namespace fs = std::filesystem;
 
 constexpr const char* usage =
     "usage: sluice buffer stat|dump|verify DIR\n"
-    "  DIR is a buffer log directory (e.g. FILE_BUFFER_DIR/failover) or FILE_BUFFER_DIR itself\n";
+    "       sluice buffer import LOG_DIR FILE\n"
+    "  DIR is a buffer log directory (e.g. FILE_BUFFER_DIR/failover) or FILE_BUFFER_DIR itself\n"
+    "  import appends the valid records of FILE (a segment, failed file or part of one, e.g.\n"
+    "  from LOG_DIR/quarantine/) to the log LOG_DIR as new records; the daemon must be stopped\n";
 
 std::string format_time(std::int64_t ms) {
   const std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
@@ -67,8 +72,14 @@ void walk_file(const fs::path& file, file_kind kind, const std::optional<record_
                const record_visitor& on_record, const file_visitor& on_file, walk_totals& totals) {
   segment_reader reader;
   std::error_code ec = reader.open(file);
-  if (!ec && reader.header().kind != kind)
+  const std::string_view suffix =
+      kind == file_kind::log_segment ? layout::segment_suffix : layout::failed_suffix;
+  // As at start-up: a header that names another file is not this file's.
+  if (!ec && (reader.header().kind != kind ||
+              layout::parse_file_name(file.filename().string(), suffix) != reader.header().id)) {
     ec = errc::bad_segment_header;
+    reader.close();
+  }
   ++totals.files;
   std::error_code size_ec;
   totals.file_bytes += fs::file_size(file, size_ec);
@@ -235,6 +246,114 @@ std::string record_json(const fs::path& log, const visited_record& r) {
   return line;
 }
 
+// Records of `file` that pass every check, in order, with corrupt ranges skipped the way replay
+// skips them (segment_reader::find_next_record). Calls `on_batch` every `batch` records.
+struct import_totals {
+  std::uint64_t records = 0;
+  std::uint64_t corrupt_ranges = 0;
+  std::uint64_t corrupt_records = 0;
+};
+
+std::error_code read_importable(const fs::path& file, std::size_t batch,
+                                const std::function<bool(std::vector<message>&)>& on_batch,
+                                import_totals& totals) {
+  segment_reader reader;
+  std::error_code ec = reader.open(file);
+  if (ec == errc::bad_segment_header)
+    ec = reader.open_headerless(file);
+  if (ec)
+    return ec;
+  std::vector<message> pending;
+  record_view rec;
+  for (;;) {
+    while (reader.next(rec, ec)) {
+      std::optional<message> m;
+      if (rec.kind == record_kind::message) {
+        m = decode_message_body(rec.body, ec);
+      } else if (auto f = decode_failed_body(rec.body, ec)) {
+        m = std::move(f->msg);
+      }
+      if (!m) {
+        ec = errc::malformed_record;
+        reader.seek(rec.offset);
+        break;
+      }
+      pending.push_back(std::move(*m));
+      ++totals.records;
+      if (pending.size() >= batch) {
+        if (!on_batch(pending))
+          return make_error_code(errc::closed);
+        pending.clear();
+      }
+    }
+    if (!ec)
+      break;
+    if (!proves_corruption(ec))
+      return ec;
+    const std::uint64_t bad = reader.offset();
+    std::optional<std::uint64_t> next;
+    if (!reader.find_next_record(bad, next, ec))
+      return ec;
+    const std::uint64_t end = next.value_or(reader.limit());
+    ++totals.corrupt_ranges;
+    totals.corrupt_records += reader.count_frames(bad, end);
+    if (!next)
+      break;
+    reader.seek(*next);
+  }
+  if (!pending.empty() && !on_batch(pending))
+    return make_error_code(errc::closed);
+  return {};
+}
+
+int import_file(const fs::path& dir, const fs::path& file, std::ostream& out, std::ostream& err) {
+  if (!fs::is_regular_file(file)) {
+    err << "sluice buffer import: not a file: " << file.string() << '\n';
+    return 2;
+  }
+  if (!layout::is_log_dir(dir)) {
+    err << "sluice buffer import: not a buffer log directory: " << dir.string() << '\n';
+    return 2;
+  }
+  boost::asio::io_context ioc;
+  buffer_options options;
+  options.max_total_bytes = 0;  // the operator asked for these records explicitly
+  std::error_code ec;
+  auto log = buffer_log::open(dir, options, ioc.get_executor(), ec);
+  if (ec == errc::log_locked) {
+    err << "sluice buffer import: " << dir.string()
+        << " is in use by a running sluice; stop it first\n";
+    return 1;
+  }
+  if (ec) {
+    err << "sluice buffer import: cannot open " << dir.string() << ": " << ec.message() << '\n';
+    return 1;
+  }
+  std::error_code append_ec;
+  const auto append_batch = [&](std::vector<message>& batch) {
+    log->append(std::move(batch), [&](std::error_code e) { append_ec = e; });
+    ioc.restart();
+    ioc.run();
+    return !append_ec;
+  };
+  import_totals totals;
+  ec = read_importable(file, 1000, append_batch, totals);
+  log->close();
+  if (append_ec) {
+    err << "sluice buffer import: appending to " << dir.string()
+        << " failed: " << append_ec.message() << '\n';
+    return 1;
+  }
+  if (ec) {
+    err << "sluice buffer import: reading " << file.string() << " failed: " << ec.message()
+        << " (records before it were imported)\n";
+  }
+  out << "imported " << totals.records << " records from " << file.string() << " into "
+      << dir.string() << "; corrupt: " << totals.corrupt_records << " records in "
+      << totals.corrupt_ranges << " ranges\n";
+  return ec || totals.corrupt_ranges > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 int run_buffer_command(std::span<const std::string> args, std::ostream& out, std::ostream& err) {
@@ -242,6 +361,8 @@ int run_buffer_command(std::span<const std::string> args, std::ostream& out, std
     out << usage;
     return 0;
   }
+  if (args.size() == 3 && args[0] == "import")
+    return import_file(args[1], args[2], out, err);
   if (args.size() != 2 || (args[0] != "stat" && args[0] != "dump" && args[0] != "verify")) {
     err << usage;
     return 2;

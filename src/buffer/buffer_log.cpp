@@ -72,6 +72,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
       s.acked_records = r.acked_records;
       s.acked_bytes = r.acked_bytes;
       s.first_created_ms = r.first_created_ms;
+      s.holes = r.holes;
       s.sealed = true;
       pending_records_ += r.records - r.acked_records;
       pending_bytes_ += r.record_bytes - r.acked_bytes;
@@ -82,7 +83,11 @@ class log_core : public std::enable_shared_from_this<log_core> {
     unread_head_created_ms_ = report.head_created_ms;
     truncated_tails_ = report.truncated_tails;
     quarantined_segments_ = report.quarantined_segments;
+    unreadable_ranges_ = report.unreadable_ranges;
+    unreadable_records_ = report.unreadable_records;
+    quarantined_bytes_ = report.quarantined_bytes;
     failed_records_ = report.failed_records;
+    failed_bytes_ = report.failed_bytes;
     next_failed_id_ = report.next_failed_id;
     if (auto ec = ack_file_.open(dir_)) {
       spdlog::warn("buffer: cannot open ack cursor dir={} error={}", dir_.string(), ec.message());
@@ -135,29 +140,12 @@ class log_core : public std::enable_shared_from_this<log_core> {
       return post_completion(std::move(handler), make_error_code(errc::busy),
                              std::vector<buffered_record>{});
     }
-    std::vector<read_extent> extents;
-    for (const auto& s : segments_) {
-      if (s.id < read_.segment)
-        continue;
-      const std::uint64_t begin = s.id == read_.segment
-                                      ? std::max<std::uint64_t>(read_.offset, segment_header_size)
-                                      : segment_header_size;
-      if (begin < s.end)
-        extents.push_back({s.id, begin, s.end});
-    }
+    std::vector<read_extent> extents = read_extents();
     if (extents.empty() || max_records == 0) {
       return post_completion(std::move(handler), std::error_code{}, std::vector<buffered_record>{});
     }
     reading_ = true;
-    asio::post(blocking_, [self = shared_from_this(), extents = std::move(extents), max_records,
-                           op = track(std::move(handler))]() mutable {
-      replay_chunk chunk = self->reader_.read(extents, max_records);
-      auto& loop = self->executor_;
-      asio::post(loop,
-                 [self = std::move(self), chunk = std::move(chunk), op = std::move(op)]() mutable {
-                   self->on_read(std::move(chunk), std::move(op));
-                 });
-    });
+    issue_read(std::move(extents), max_records, track(std::move(handler)));
   }
 
   std::error_code acknowledge(const record_position& last) {
@@ -168,22 +156,20 @@ class log_core : public std::enable_shared_from_this<log_core> {
     const auto it = std::lower_bound(
         inflight_.begin(), inflight_.end(), last,
         [](const inflight_entry& e, const record_position& p) { return e.pos < p; });
-    if (it == inflight_.end() || it->pos != last || it->skipped)
+    if (it == inflight_.end() || it->pos != last)
       return errc::unknown_position;
     const auto count = static_cast<std::size_t>(it - inflight_.begin()) + 1;
     for (std::size_t i = 0; i < count; ++i) {
       const inflight_entry e = inflight_.front();
       inflight_.pop_front();
-      if (!e.skipped) {
-        if (seg_state* s = find_segment(e.pos.segment)) {
-          ++s->acked_records;
-          s->acked_bytes += e.bytes;
-        }
-        --pending_records_;
-        pending_bytes_ -= e.bytes;
-        --inflight_records_;
-        ++acked_total_;
+      if (seg_state* s = find_segment(e.pos.segment)) {
+        ++s->acked_records;
+        s->acked_bytes += e.bytes;
       }
+      --pending_records_;
+      pending_bytes_ -= e.bytes;
+      --inflight_records_;
+      ++acked_total_;
       ack_ = {e.pos.segment, e.end};
     }
     after_ack();
@@ -195,12 +181,8 @@ class log_core : public std::enable_shared_from_this<log_core> {
       return errc::closed;
     if (reading_)
       return errc::busy;
-    for (const auto& e : inflight_) {
-      if (!e.skipped) {
-        unread_head_created_ms_ = e.created_ms;
-        break;
-      }
-    }
+    if (!inflight_.empty())
+      unread_head_created_ms_ = inflight_.front().created_ms;
     inflight_.clear();
     inflight_records_ = 0;
     read_ = ack_;
@@ -213,8 +195,18 @@ class log_core : public std::enable_shared_from_this<log_core> {
       return post_completion(std::move(handler), make_error_code(errc::closed));
     if (records.empty())
       return post_completion(std::move(handler), std::error_code{});
+    const std::uint64_t bytes = failed_file_size(records, reason);
+    if (options_.max_failed_bytes != 0 && failed_bytes_ + bytes > options_.max_failed_bytes) {
+      ++failed_full_;
+      spdlog::error(
+          "buffer: failed/ is full, the records stay pending in the log dir={} count={} "
+          "failed_bytes={} max_failed_bytes={}",
+          dir_.string(), records.size(), failed_bytes_, options_.max_failed_bytes);
+      return post_completion(std::move(handler), make_error_code(errc::failed_full));
+    }
+    failed_bytes_ += bytes;
     const std::uint64_t id = next_failed_id_++;
-    asio::post(blocking_, [self = shared_from_this(), id, records = std::move(records),
+    asio::post(blocking_, [self = shared_from_this(), id, bytes, records = std::move(records),
                            reason = std::move(reason), op = track(std::move(handler))]() mutable {
       const std::error_code ec = write_failed_file(self->dir_, id, records, reason, now_ms());
       if (ec) {
@@ -226,12 +218,14 @@ class log_core : public std::enable_shared_from_this<log_core> {
                      records.size(), reason);
       }
       auto& loop = self->executor_;
-      asio::post(loop,
-                 [self = std::move(self), n = records.size(), ec, op = std::move(op)]() mutable {
-                   if (!ec)
-                     self->failed_records_ += n;
-                   complete(std::move(op), ec);
-                 });
+      asio::post(loop, [self = std::move(self), n = records.size(), bytes, ec,
+                        op = std::move(op)]() mutable {
+        if (ec)
+          self->failed_bytes_ -= bytes;
+        else
+          self->failed_records_ += n;
+        complete(std::move(op), ec);
+      });
     });
   }
 
@@ -242,18 +236,29 @@ class log_core : public std::enable_shared_from_this<log_core> {
     if (retrying_) {
       return post_completion(std::move(handler), make_error_code(errc::busy), std::size_t{0});
     }
-    retrying_ = true;
     // Constructed in place: any_completion_handler's move assignment recurses in Boost 1.81.
-    auto state = std::make_shared<retry_state>(retry_state{track(std::move(handler)), {}, 0, 0});
+    auto state = std::make_shared<retry_all_state>(retry_all_state{track(std::move(handler)), 0});
+    retry_all_next(std::move(state));
+  }
+
+  void start_filtered_retry(
+      retry_filter filter,
+      asio::any_completion_handler<void(std::error_code, std::size_t, std::size_t)> handler) {
+    if (closed_) {
+      return post_completion(std::move(handler), make_error_code(errc::closed), std::size_t{0},
+                             std::size_t{0});
+    }
+    if (retrying_) {
+      return post_completion(std::move(handler), make_error_code(errc::busy), std::size_t{0},
+                             std::size_t{0});
+    }
+    retrying_ = true;
+    auto state = std::make_shared<retry_state>(
+        retry_state{track(std::move(handler)), std::move(filter), {}, 0});
     asio::post(blocking_, [self = shared_from_this(), state]() mutable {
-      std::error_code ec;
-      state->files = read_failed_files(self->dir_, ec);
+      state->plan = plan_retry(self->dir_, state->filter);
       auto& loop = self->executor_;
-      asio::post(loop, [self = std::move(self), state, ec]() mutable {
-        if (ec)
-          return self->finish_retry(*state, ec);
-        self->retry_next(std::move(state));
-      });
+      asio::post(loop, [self = std::move(self), state]() mutable { self->run_retry(state); });
     });
   }
 
@@ -270,6 +275,11 @@ class log_core : public std::enable_shared_from_this<log_core> {
     st.truncated_tails_total = truncated_tails_;
     st.quarantined_segments_total = quarantined_segments_;
     st.unreadable_ranges_total = unreadable_ranges_;
+    st.unreadable_records_total = unreadable_records_;
+    st.quarantined_bytes_total = quarantined_bytes_;
+    st.read_errors_total = read_errors_;
+    st.failed_bytes = failed_bytes_;
+    st.failed_full_total = failed_full_;
     st.fsyncs_total = writer_ ? writer_->fsyncs() : 0;
     return st;
   }
@@ -296,8 +306,13 @@ class log_core : public std::enable_shared_from_this<log_core> {
     std::uint64_t acked_records = 0;
     std::uint64_t acked_bytes = 0;
     std::optional<std::int64_t> first_created_ms;
+    // Corrupt ranges (by offset, disjoint) that reads skip. Records counted in `records` that
+    // replay found inside one are `lost`: never acknowledged, no longer pending.
+    std::vector<byte_range> holes;
+    std::uint64_t lost_records = 0;
+    std::uint64_t lost_bytes = 0;
     bool sealed = false;
-    bool unreadable = false;  // replay skipped part of it: quarantine rather than delete
+    bool unreadable = false;  // a corrupt range could not be copied: quarantine, not delete
   };
 
   struct inflight_entry {
@@ -305,7 +320,6 @@ class log_core : public std::enable_shared_from_this<log_core> {
     std::uint64_t end = 0;
     std::uint32_t bytes = 0;
     std::int64_t created_ms = 0;
-    bool skipped = false;  // an unreadable range, not a record
   };
 
   struct append_op {
@@ -313,10 +327,31 @@ class log_core : public std::enable_shared_from_this<log_core> {
     std::uint64_t bytes = 0;
   };
 
+  // What one filtered retry takes out of failed/, worked out on the blocking thread.
+  struct retry_plan {
+    struct file_change {
+      std::uint64_t id = 0;
+      fs::path path;
+      std::vector<failed_message> keep;  // written back under the same id
+      bool damaged = false;              // moved to quarantine/ with all it held
+      std::uint64_t unreadable = 0;      // records counted at start-up it no longer gives back
+      std::uint64_t old_bytes = 0;
+    };
+    std::vector<message> messages;
+    std::vector<file_change> changes;
+    std::size_t remaining = 0;  // matching records left (filtered retries only)
+    std::error_code ec;
+  };
+
   struct retry_state {
+    pending_handler<void(std::error_code, std::size_t, std::size_t)> op;
+    retry_filter filter;
+    retry_plan plan;
+    std::size_t retried = 0;
+  };
+
+  struct retry_all_state {
     pending_handler<void(std::error_code, std::size_t)> op;
-    std::vector<failed_file> files;
-    std::size_t next = 0;
     std::size_t retried = 0;
   };
 
@@ -352,10 +387,8 @@ class log_core : public std::enable_shared_from_this<log_core> {
   std::optional<std::int64_t> oldest_pending_created_ms() const {
     if (pending_records_ == 0)
       return std::nullopt;
-    for (const auto& e : inflight_) {
-      if (!e.skipped)
-        return e.created_ms;
-    }
+    if (!inflight_.empty())
+      return inflight_.front().created_ms;
     if (unread_head_created_ms_)
       return unread_head_created_ms_;
     // Only after a race between a read and appends; the segment's first record is close.
@@ -427,41 +460,107 @@ class log_core : public std::enable_shared_from_this<log_core> {
     appended_total_ += res.records;
   }
 
+  // Committed bytes after the read cursor, without the holes.
+  std::vector<read_extent> read_extents() const {
+    std::vector<read_extent> extents;
+    for (const auto& s : segments_) {
+      if (s.id < read_.segment)
+        continue;
+      std::uint64_t begin = s.id == read_.segment
+                                ? std::max<std::uint64_t>(read_.offset, segment_header_size)
+                                : segment_header_size;
+      for (const auto& h : s.holes) {
+        if (h.end <= begin)
+          continue;
+        if (h.begin > begin)
+          extents.push_back({s.id, begin, std::min(h.begin, s.end)});
+        begin = std::max(begin, h.end);
+      }
+      if (begin < s.end)
+        extents.push_back({s.id, begin, s.end});
+    }
+    return extents;
+  }
+
+  void issue_read(std::vector<read_extent> extents, std::size_t max_records,
+                  pending_handler<void(std::error_code, std::vector<buffered_record>)> op) {
+    asio::post(blocking_, [self = shared_from_this(), extents = std::move(extents), max_records,
+                           op = std::move(op)]() mutable {
+      replay_chunk chunk = self->reader_.read(extents, max_records);
+      auto& loop = self->executor_;
+      asio::post(loop,
+                 [self = std::move(self), chunk = std::move(chunk), op = std::move(op)]() mutable {
+                   self->on_read(std::move(chunk), std::move(op));
+                 });
+    });
+  }
+
   void on_read(replay_chunk chunk,
                pending_handler<void(std::error_code, std::vector<buffered_record>)> op) {
     reading_ = false;
-    auto skipped = chunk.skipped.begin();
-    const auto add_skipped_before = [&](const record_position* limit) {
-      while (skipped != chunk.skipped.end() &&
-             (limit == nullptr || record_position{skipped->segment, skipped->begin} < *limit)) {
-        inflight_.push_back({{skipped->segment, skipped->begin}, skipped->end, 0, 0, true});
-        read_ = {skipped->segment, skipped->end};
-        if (seg_state* s = find_segment(skipped->segment))
-          s->unreadable = true;
-        ++unreadable_ranges_;
-        ++skipped;
-      }
-    };
+    for (const auto& range : chunk.skipped)
+      add_hole(range);
     for (const auto& r : chunk.records) {
-      add_skipped_before(&r.position);
-      inflight_.push_back(
-          {r.position, r.position.offset + r.size, r.size, r.msg.created_ms, false});
+      inflight_.push_back({r.position, r.position.offset + r.size, r.size, r.msg.created_ms});
       ++inflight_records_;
       read_ = {r.position.segment, r.position.offset + r.size};
     }
-    add_skipped_before(nullptr);
-    unread_head_created_ms_ = chunk.next_created_ms;
+    if (!chunk.error)
+      unread_head_created_ms_ = chunk.next_created_ms;
     if (!chunk.skipped.empty())
       after_ack();
+    // The reader goes on past corrupt ranges to the end of the extents, so an empty chunk
+    // without an error really means nothing readable is pending.
+    if (chunk.records.empty() && chunk.error) {
+      ++read_errors_;
+      return complete(std::move(op), chunk.error, std::vector<buffered_record>{});
+    }
     complete(std::move(op), std::error_code{}, std::move(chunk.records));
   }
 
-  void after_ack() {
-    // Unreadable ranges at the front are acknowledged implicitly: nothing can replay them.
-    while (!inflight_.empty() && inflight_.front().skipped) {
-      ack_ = {inflight_.front().pos.segment, inflight_.front().end};
-      inflight_.pop_front();
+  void add_hole(const unreadable_range& range) {
+    ++unreadable_ranges_;
+    unreadable_records_ += range.records;
+    quarantined_bytes_ += range.quarantined_bytes;
+    seg_state* s = find_segment(range.segment);
+    if (s == nullptr)
+      return;
+    if (!range.saved)
+      s->unreadable = true;
+    const auto at =
+        std::lower_bound(s->holes.begin(), s->holes.end(), range.begin,
+                         [](const byte_range& h, std::uint64_t v) { return h.begin < v; });
+    s->holes.insert(at, {range.begin, range.end});
+    const std::uint64_t records =
+        std::min(range.records, s->records - s->acked_records - s->lost_records);
+    const std::uint64_t bytes =
+        std::min(range.end - range.begin, s->record_bytes - s->acked_bytes - s->lost_bytes);
+    s->lost_records += records;
+    s->lost_bytes += bytes;
+    pending_records_ -= records;
+    pending_bytes_ -= bytes;
+  }
+
+  // Where the readable bytes of `s` begin and end, holes at either edge excluded.
+  static std::uint64_t readable_begin(const seg_state& s) {
+    std::uint64_t begin = segment_header_size;
+    for (const auto& h : s.holes) {
+      if (h.begin <= begin)
+        begin = std::max(begin, h.end);
     }
+    return begin;
+  }
+
+  static std::uint64_t readable_end(const seg_state& s) {
+    std::uint64_t end = s.end;
+    for (auto h = s.holes.rbegin(); h != s.holes.rend(); ++h) {
+      if (h->end >= end)
+        end = std::min(end, h->begin);
+    }
+    return end;
+  }
+
+  void after_ack() {
     collect_acked_segments();
     persist_ack();
   }
@@ -469,7 +568,9 @@ class log_core : public std::enable_shared_from_this<log_core> {
   void collect_acked_segments() {
     while (!segments_.empty()) {
       seg_state& s = segments_.front();
-      const bool acked = ack_.segment > s.id || (ack_.segment == s.id && ack_.offset >= s.end);
+      const std::uint64_t readable = readable_end(s);
+      const bool acked = ack_.segment > s.id || (ack_.segment == s.id && ack_.offset >= readable) ||
+                         readable_begin(s) >= readable;
       if (!acked)
         return;
       if (!s.sealed) {
@@ -479,9 +580,10 @@ class log_core : public std::enable_shared_from_this<log_core> {
         }
         return;
       }
-      pending_records_ -= s.records - s.acked_records;
-      pending_bytes_ -= s.record_bytes - s.acked_bytes;
+      pending_records_ -= s.records - s.acked_records - s.lost_records;
+      pending_bytes_ -= s.record_bytes - s.acked_bytes - s.lost_bytes;
       disk_bytes_ -= s.end;
+      ack_ = std::max(ack_, record_position{s.id, s.end});
       if (!closed_)
         remove_file(s.id, s.unreadable);
       segments_.pop_front();
@@ -530,42 +632,132 @@ class log_core : public std::enable_shared_from_this<log_core> {
     });
   }
 
-  void retry_next(std::shared_ptr<retry_state> state) {
-    while (state->next < state->files.size() && state->files[state->next].records.empty()) {
-      finish_failed_file(state->files[state->next++]);
-    }
-    if (state->next == state->files.size())
-      return finish_retry(*state, {});
-    std::vector<message> messages;
-    for (auto& f : state->files[state->next].records)
-      messages.push_back(std::move(f.msg));
-    const std::size_t n = messages.size();
-    start_append(std::move(messages),
-                 [self = shared_from_this(), state, n](std::error_code ec) mutable {
-                   if (ec)
-                     return self->finish_retry(*state, ec);
-                   self->failed_records_ -= std::min<std::uint64_t>(self->failed_records_, n);
-                   state->retried += n;
-                   self->finish_failed_file(state->files[state->next++]);
-                   self->retry_next(std::move(state));
-                 });
+  static bool matches(const retry_filter& filter, const failed_message& f) {
+    return (!filter.queue || f.msg.queue == *filter.queue) &&
+           (!filter.reason_substring ||
+            f.reason.find(*filter.reason_substring) != std::string::npos);
   }
 
-  void finish_failed_file(const failed_file& f) {
-    if (closed_)
-      return;
-    asio::post(blocking_, [self = shared_from_this(), path = f.path, error = f.error] {
+  // Blocking thread. Reads failed files in id order, one at a time; only files it takes from
+  // are kept in memory. Without a filter it stops once the batch is full.
+  static retry_plan plan_retry(const fs::path& dir, const retry_filter& filter) {
+    retry_plan plan;
+    const bool filtered = filter.queue || filter.reason_substring;
+    const auto files = layout::list_files(dir / layout::failed_dir, layout::failed_suffix, plan.ec);
+    for (const auto& [id, path] : files) {
+      if (!filtered && plan.messages.size() >= filter.max_records)
+        break;
+      failed_file f = read_failed_file(id, path);
+      std::vector<bool> take(f.records.size(), false);
+      std::size_t took = 0;
+      for (std::size_t i = 0; i < f.records.size(); ++i) {
+        if (!matches(filter, f.records[i]))
+          continue;
+        if (plan.messages.size() + took < filter.max_records) {
+          take[i] = true;
+          ++took;
+        } else {
+          ++plan.remaining;
+        }
+      }
+      // Unfiltered, a damaged file with nothing readable left is moved to quarantine/.
+      if (took == 0 && !(f.error && !filtered))
+        continue;
+      retry_plan::file_change change;
+      change.id = id;
+      change.path = path;
+      change.damaged = static_cast<bool>(f.error);
+      if (change.damaged) {
+        const std::uint64_t counted = summarize_failed_file(id, path).records;
+        change.unreadable = counted > f.records.size() ? counted - f.records.size() : 0;
+      }
+      std::error_code size_ec;
+      change.old_bytes = fs::file_size(path, size_ec);
+      for (std::size_t i = 0; i < f.records.size(); ++i) {
+        if (take[i])
+          plan.messages.push_back(std::move(f.records[i].msg));
+        else
+          change.keep.push_back(std::move(f.records[i]));
+      }
+      plan.changes.push_back(std::move(change));
+    }
+    return plan;
+  }
+
+  // Blocking thread, after the append: failed/ without the retried records. Returns the bytes
+  // failed/ shrank by.
+  static std::uint64_t apply_retry(const fs::path& dir, const retry_plan& plan) {
+    std::uint64_t freed = 0;
+    for (const auto& c : plan.changes) {
       std::error_code ec;
-      if (error) {
-        // The readable records went back to the log; keep the rest for an operator.
-        ec = layout::quarantine_file(self->dir_, path);
-      } else {
-        fs::remove(path, ec);
+      if (c.damaged) {
+        // The readable records are handled; keep the file for an operator.
+        ec = layout::quarantine_file(dir, c.path);
+      }
+      if (!ec && !c.keep.empty()) {
+        ec = rewrite_failed_file(dir, c.id, c.keep, c.keep.front().failed_ms);
+      } else if (!ec && !c.damaged) {
+        fs::remove(c.path, ec);
+        if (!ec)
+          ec = layout::sync_directory(dir / layout::failed_dir);
       }
       if (ec) {
-        spdlog::error("buffer: cannot remove retried failed file={} error={}", path.string(),
-                      ec.message());
+        spdlog::error(
+            "buffer: cannot remove retried records from failed file={} error={} (they may be "
+            "retried again; PostgreSQL keeps one copy)",
+            c.path.string(), ec.message());
+        continue;
       }
+      std::error_code size_ec;
+      const std::uint64_t now =
+          c.keep.empty() ? 0 : fs::file_size(dir / layout::failed_dir / c.path.filename(), size_ec);
+      freed += c.old_bytes > now ? c.old_bytes - now : 0;
+    }
+    return freed;
+  }
+
+  void run_retry(std::shared_ptr<retry_state> state) {
+    retry_plan& plan = state->plan;
+    const bool filtered = state->filter.queue || state->filter.reason_substring;
+    if (!filtered && plan.messages.empty())
+      plan.remaining = static_cast<std::size_t>(failed_records_);
+    if (plan.ec || closed_)
+      return finish_retry(*state, closed_ ? make_error_code(errc::closed) : plan.ec);
+    if (plan.messages.empty())
+      return apply_then_finish(std::move(state));
+    const std::size_t n = plan.messages.size();
+    std::vector<message> messages = std::move(plan.messages);
+    start_append(std::move(messages), [self = shared_from_this(), state, n,
+                                       filtered](std::error_code ec) mutable {
+      if (ec) {
+        state->plan.remaining =
+            filtered ? state->plan.remaining + n : static_cast<std::size_t>(self->failed_records_);
+        return self->finish_retry(*state, ec);
+      }
+      self->failed_records_ -= std::min<std::uint64_t>(self->failed_records_, n);
+      state->retried = n;
+      if (!filtered)
+        state->plan.remaining = static_cast<std::size_t>(self->failed_records_);
+      self->apply_then_finish(std::move(state));
+    });
+  }
+
+  // After the append (or with nothing to append): failed/ without what was taken.
+  void apply_then_finish(std::shared_ptr<retry_state> state) {
+    if (closed_ || state->plan.changes.empty())
+      return finish_retry(*state, {});
+    asio::post(blocking_, [self = shared_from_this(), state]() mutable {
+      const std::uint64_t freed = apply_retry(self->dir_, state->plan);
+      auto& loop = self->executor_;
+      asio::post(loop, [self = std::move(self), state, freed]() mutable {
+        self->failed_bytes_ -= std::min(self->failed_bytes_, freed);
+        for (const auto& c : state->plan.changes) {
+          self->failed_records_ -= std::min(self->failed_records_, c.unreadable);
+        }
+        if (!state->filter.queue && !state->filter.reason_substring)
+          state->plan.remaining = static_cast<std::size_t>(self->failed_records_);
+        self->finish_retry(*state, {});
+      });
     });
   }
 
@@ -575,9 +767,25 @@ class log_core : public std::enable_shared_from_this<log_core> {
       spdlog::warn("buffer: retry of failed records stopped dir={} retried={} error={}",
                    dir_.string(), state.retried, ec.message());
     } else if (state.retried > 0) {
-      spdlog::info("buffer: retried failed records dir={} count={}", dir_.string(), state.retried);
+      spdlog::info("buffer: retried failed records dir={} count={} remaining={}", dir_.string(),
+                   state.retried, state.plan.remaining);
     }
-    complete(std::move(state.op), ec, state.retried);
+    complete(std::move(state.op), ec, state.retried, state.plan.remaining);
+  }
+
+  void retry_all_next(std::shared_ptr<retry_all_state> state) {
+    retry_filter all;
+    all.max_records = std::max<std::size_t>(options_.replay_batch, 1);
+    start_filtered_retry(std::move(all),
+                         [self = shared_from_this(), state](std::error_code ec, std::size_t retried,
+                                                            std::size_t remaining) mutable {
+                           state->retried += retried;
+                           if (ec || retried == 0 || remaining == 0) {
+                             auto op = std::move(state->op);
+                             return complete(std::move(op), ec, state->retried);
+                           }
+                           self->retry_all_next(std::move(state));
+                         });
   }
 
   const fs::path dir_;
@@ -614,7 +822,12 @@ class log_core : public std::enable_shared_from_this<log_core> {
   std::uint64_t truncated_tails_ = 0;
   std::uint64_t quarantined_segments_ = 0;
   std::uint64_t unreadable_ranges_ = 0;
+  std::uint64_t unreadable_records_ = 0;
+  std::uint64_t quarantined_bytes_ = 0;
+  std::uint64_t read_errors_ = 0;
   std::uint64_t failed_records_ = 0;
+  std::uint64_t failed_bytes_ = 0;
+  std::uint64_t failed_full_ = 0;
   std::uint64_t next_failed_id_ = 1;
   bool reading_ = false;
   bool retrying_ = false;
@@ -676,6 +889,10 @@ void buffer_log::start_quarantine(std::vector<message> records, std::string reas
 
 void buffer_log::start_retry(retry_handler handler) {
   core_->start_retry(std::move(handler));
+}
+
+void buffer_log::start_filtered_retry(retry_filter filter, filtered_retry_handler handler) {
+  core_->start_filtered_retry(std::move(filter), std::move(handler));
 }
 
 std::error_code buffer_log::acknowledge(const record_position& last) {

@@ -31,6 +31,8 @@ class category final : public std::error_category {
         return "malformed record";
       case errc::log_locked:
         return "log directory locked by another process";
+      case errc::failed_full:
+        return "failed/ full (FILE_BUFFER_FAILED_MAX_BYTES)";
     }
     return "unknown sluice.buffer error";
   }
@@ -41,6 +43,21 @@ class category final : public std::error_category {
 const std::error_category& buffer_category() noexcept {
   static const category instance;
   return instance;
+}
+
+bool proves_corruption(std::error_code ec) noexcept {
+  if (ec.category() != buffer_category())
+    return false;
+  switch (static_cast<errc>(ec.value())) {
+    case errc::bad_segment_header:
+    case errc::torn_record:
+    case errc::bad_record_length:
+    case errc::crc_mismatch:
+    case errc::malformed_record:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace sluice::buffer

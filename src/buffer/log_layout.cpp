@@ -1,6 +1,7 @@
 #include "sluice/buffer/log_layout.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
@@ -93,6 +94,64 @@ std::error_code quarantine_file(const fs::path& log_dir, const fs::path& file) {
   if (ec)
     return ec;
   return sync_directory(log_dir);
+}
+
+std::uint64_t copy_to_quarantine(const fs::path& log_dir, const fs::path& file, std::uint64_t begin,
+                                 std::uint64_t end, std::string_view suffix, std::error_code& ec) {
+  const auto last_error = [] { return std::error_code{errno, std::system_category()}; };
+  ec.clear();
+  fs::create_directories(log_dir / quarantine_dir, ec);
+  if (ec)
+    return 0;
+  std::string name = file.filename().string() + "." + std::to_string(begin) + ".";
+  name.append(suffix);
+  // Recovery meets the same corrupt range at every start: one copy is enough.
+  std::error_code size_ec;
+  if (fs::file_size(log_dir / quarantine_dir / name, size_ec) == end - begin && !size_ec)
+    return 0;
+  const fs::path target = quarantine_path(log_dir, name);
+  const int in = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    ec = last_error();
+    return 0;
+  }
+  const int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ec = last_error();
+    ::close(in);
+    return 0;
+  }
+  std::string buf(1 << 20, '\0');
+  std::uint64_t at = begin;
+  while (at < end) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - at));
+    const ssize_t n = ::pread(in, buf.data(), want, static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      ec = last_error();
+      break;
+    }
+    if (n == 0)
+      break;
+    if (::write(out, buf.data(), static_cast<std::size_t>(n)) != n) {
+      ec = last_error();
+      break;
+    }
+    at += static_cast<std::uint64_t>(n);
+  }
+  if (!ec && ::fdatasync(out) != 0)
+    ec = last_error();
+  ::close(in);
+  ::close(out);
+  if (!ec)
+    ec = sync_directory(log_dir / quarantine_dir);
+  if (ec) {
+    std::error_code rm;
+    fs::remove(target, rm);
+    return 0;
+  }
+  return at - begin;
 }
 
 }  // namespace sluice::buffer::layout

@@ -36,49 +36,6 @@ void remove_tmp_files(const fs::path& dir) {
   }
 }
 
-// Copies bytes [offset, end of file) of `path` to the quarantine folder.
-std::error_code save_tail(const fs::path& dir, const fs::path& path, std::uint64_t offset) {
-  std::error_code ec;
-  fs::create_directories(dir / layout::quarantine_dir, ec);
-  if (ec)
-    return ec;
-  const auto target = layout::quarantine_path(
-      dir, path.filename().string() + "." + std::to_string(offset) + ".tail");
-  const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0)
-    return last_error();
-  const int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (out < 0) {
-    ec = last_error();
-    ::close(in);
-    return ec;
-  }
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    const ssize_t n = ::pread(in, buf.data(), buf.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      ec = last_error();
-      break;
-    }
-    if (n == 0)
-      break;
-    if (::write(out, buf.data(), static_cast<std::size_t>(n)) != n) {
-      ec = last_error();
-      break;
-    }
-    offset += static_cast<std::uint64_t>(n);
-  }
-  if (!ec && ::fdatasync(out) != 0)
-    ec = last_error();
-  ::close(in);
-  ::close(out);
-  if (ec)
-    fs::remove(target);
-  return ec;
-}
-
 std::error_code truncate_file(const fs::path& path, std::uint64_t size) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0)
@@ -137,9 +94,18 @@ recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
     if (!open_ec && (reader.header().id != id || reader.header().kind != file_kind::log_segment)) {
       open_ec = errc::bad_segment_header;
     }
+    if (open_ec && !proves_corruption(open_ec)) {
+      ec = open_ec;
+      spdlog::error("buffer: cannot open segment, not opening the log file={} error={}",
+                    path.string(), ec.message());
+      return report;
+    }
     if (open_ec) {
       reader.close();
+      std::error_code size_ec;
+      const auto size = fs::file_size(path, size_ec);
       set_aside(path, "unreadable: " + open_ec.message());
+      report.quarantined_bytes += size_ec ? 0 : size;
       continue;
     }
 
@@ -147,36 +113,68 @@ recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
     seg.id = id;
     const bool ack_here = id == report.ack.segment;
     bool ack_on_boundary = !ack_here || report.ack.offset == segment_header_size;
+    std::optional<std::int64_t> first_pending_created_ms;
+    bool torn = false;
     record_view rec;
     std::error_code rec_ec;
-    while (reader.next(rec, rec_ec)) {
-      std::optional<message> m;
-      if (rec.kind == record_kind::message)
-        m = decode_message_body(rec.body, rec_ec);
-      if (!m) {
-        if (!rec_ec)
-          rec_ec = errc::malformed_record;
-        reader.seek(rec.offset);
+    for (;;) {
+      while (auto m = reader.next_message(rec, rec_ec)) {
+        ++seg.records;
+        seg.record_bytes += rec.size;
+        if (!seg.first_created_ms)
+          seg.first_created_ms = m->created_ms;
+        const bool acked = ack_here && rec.offset < report.ack.offset;
+        if (acked) {
+          ++seg.acked_records;
+          seg.acked_bytes += rec.size;
+        } else if (!first_pending_created_ms) {
+          first_pending_created_ms = m->created_ms;
+        }
+        if (ack_here &&
+            (rec.offset == report.ack.offset || rec.offset + rec.size == report.ack.offset)) {
+          ack_on_boundary = true;
+        }
+      }
+      if (!rec_ec)
+        break;
+      const std::uint64_t bad = reader.offset();
+      std::optional<std::uint64_t> next;
+      std::error_code scan_ec;
+      if (!proves_corruption(rec_ec) || !reader.find_next_record(bad, next, scan_ec)) {
+        ec = scan_ec ? scan_ec : rec_ec;
+        spdlog::error("buffer: cannot read segment, not opening the log file={} offset={} error={}",
+                      path.string(), bad, ec.message());
+        return report;
+      }
+      if (!next) {
+        torn = true;
         break;
       }
-      ++seg.records;
-      seg.record_bytes += rec.size;
-      if (!seg.first_created_ms)
-        seg.first_created_ms = m->created_ms;
-      if (ack_here && rec.offset < report.ack.offset) {
-        ++seg.acked_records;
-        seg.acked_bytes += rec.size;
-      }
-      if (ack_here && rec.offset + rec.size == report.ack.offset)
-        ack_on_boundary = true;
+      seg.holes.push_back({bad, *next});
+      ++report.unreadable_ranges;
+      const std::uint64_t lost = reader.count_frames(bad, *next);
+      report.unreadable_records += lost;
+      std::error_code save_ec;
+      report.quarantined_bytes += layout::copy_to_quarantine(dir, path, bad, *next, "bad", save_ec);
+      spdlog::error(
+          "buffer: corrupt records set aside file={} offset={} end={} records={} error={} "
+          "copied_to_quarantine={}",
+          path.string(), bad, *next, lost, rec_ec.message(),
+          save_ec ? "no (" + save_ec.message() + ")" : "yes");
+      reader.seek(*next);
+      rec_ec.clear();
     }
     seg.end = reader.offset();
-    if (rec_ec) {
+    if (torn) {
       ++report.truncated_tails;
       spdlog::warn("buffer: truncated torn tail file={} offset={} error={}", path.string(), seg.end,
                    rec_ec.message());
+      const std::uint64_t size = reader.file_size();
       reader.close();
-      if (auto save_ec = save_tail(dir, path, seg.end)) {
+      std::error_code save_ec;
+      report.quarantined_bytes +=
+          layout::copy_to_quarantine(dir, path, seg.end, size, "tail", save_ec);
+      if (save_ec) {
         // Without a copy the bytes stay in the file (replay still stops at seg.end), so an
         // operator can still inspect them.
         spdlog::error("buffer: cannot copy torn tail to quarantine file={} error={}", path.string(),
@@ -191,7 +189,9 @@ recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
     // A cursor past the valid end acknowledged every record that survived.
     if (ack_here && report.ack.offset >= seg.end)
       ack_on_boundary = true;
+    bool ack_on_boundary_reset = false;
     if (ack_here && !ack_on_boundary) {
+      ack_on_boundary_reset = true;
       spdlog::warn("buffer: ack cursor not on a record boundary file={} offset={}", path.string(),
                    report.ack.offset);
       report.ack.offset = segment_header_size;
@@ -207,22 +207,17 @@ recovery_report recover_log(const fs::path& dir, std::error_code& ec) {
                    seg.records);
       continue;
     }
-    if (!report.head_created_ms) {
-      // The first pending record of the first pending segment: re-read its created_ms.
-      segment_reader head;
-      if (!head.open(path)) {
-        head.seek(ack_here ? report.ack.offset : segment_header_size);
-        head.set_limit(seg.end);
-        report.head_created_ms = head.peek_created_ms();
-      }
-    }
+    if (!report.head_created_ms)
+      report.head_created_ms =
+          ack_here && !ack_on_boundary_reset ? first_pending_created_ms : seg.first_created_ms;
     report.segments.push_back(seg);
   }
   report.next_segment_id = max_id + 1;
 
   std::error_code failed_ec;
-  for (const auto& f : read_failed_files(dir, failed_ec)) {
-    report.failed_records += f.records.size();
+  for (const auto& f : scan_failed_files(dir, failed_ec)) {
+    report.failed_records += f.records;
+    report.failed_bytes += f.bytes;
     report.next_failed_id = std::max(report.next_failed_id, f.id + 1);
   }
   if (failed_ec) {

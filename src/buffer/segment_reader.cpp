@@ -48,7 +48,7 @@ void segment_reader::close() {
   buf_offset_ = 0;
 }
 
-std::error_code segment_reader::open(const std::filesystem::path& path) {
+std::error_code segment_reader::open_headerless(const std::filesystem::path& path) {
   close();
   path_ = path;
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -62,6 +62,14 @@ std::error_code segment_reader::open(const std::filesystem::path& path) {
   }
   file_size_ = static_cast<std::uint64_t>(st.st_size);
   limit_ = file_size_;
+  header_ = {};
+  offset_ = 0;
+  return {};
+}
+
+std::error_code segment_reader::open(const std::filesystem::path& path) {
+  if (auto ec = open_headerless(path))
+    return ec;
   std::error_code ec;
   if (!fill(0, segment_header_size, ec)) {
     close();
@@ -154,6 +162,20 @@ bool segment_reader::next(record_view& out, std::error_code& ec) {
   return true;
 }
 
+std::optional<message> segment_reader::next_message(record_view& out, std::error_code& ec) {
+  if (!next(out, ec))
+    return std::nullopt;
+  std::optional<message> m;
+  if (out.kind == record_kind::message)
+    m = decode_message_body(out.body, ec);
+  if (!m) {
+    if (!ec)
+      ec = errc::malformed_record;
+    offset_ = out.offset;
+  }
+  return m;
+}
+
 std::optional<std::int64_t> segment_reader::peek_created_ms() {
   const std::size_t need = record_header_size + created_ms_body_offset + 8;
   if (offset_ >= limit_ || limit_ - offset_ < need)
@@ -167,6 +189,51 @@ std::optional<std::int64_t> segment_reader::peek_created_ms() {
   for (int i = 7; i >= 0; --i)
     v = v << 8 | static_cast<unsigned char>(p[i]);
   return static_cast<std::int64_t>(v);
+}
+
+bool segment_reader::find_next_record(std::uint64_t bad, std::optional<std::uint64_t>& found,
+                                      std::error_code& ec) {
+  found.reset();
+  ec.clear();
+  for (std::uint64_t p = bad + 1; p < limit_ && limit_ - p >= record_header_size; ++p) {
+    if (!fill(p, record_header_size, ec))
+      return !ec;
+    const char* h = buf_.data() + (p - buf_offset_);
+    if (h[10] != 0 || h[11] != 0)
+      continue;
+    std::error_code frame_ec;
+    const auto frame = decode_record_frame(std::string_view(h, record_header_size), frame_ec);
+    if (!frame)
+      continue;
+    const std::uint64_t size = record_header_size + std::uint64_t{frame->body_size};
+    if (size > limit_ - p)
+      continue;
+    if (!fill(p, static_cast<std::size_t>(size), ec))
+      return !ec;
+    std::error_code crc_ec;
+    if (check_record_crc(std::string_view(buf_).substr(p - buf_offset_, size), crc_ec)) {
+      found = p;
+      return true;
+    }
+  }
+  return true;
+}
+
+std::uint64_t segment_reader::count_frames(std::uint64_t begin, std::uint64_t end) {
+  std::uint64_t n = 0;
+  std::uint64_t p = begin;
+  while (p < end) {
+    ++n;
+    std::error_code ec;
+    if (end - p < record_header_size || !fill(p, record_header_size, ec))
+      break;
+    const auto frame =
+        decode_record_frame(std::string_view(buf_).substr(p - buf_offset_, record_header_size), ec);
+    if (!frame || frame->body_size > end - p - record_header_size)
+      break;
+    p += record_header_size + frame->body_size;
+  }
+  return n;
 }
 
 }  // namespace sluice::buffer

@@ -237,6 +237,10 @@ const std::vector<setting_spec>& table() {
            &settings::file_buffer_max_bytes, 1ULL << 20, 1ULL << 50),
       size("FILE_BUFFER_SEGMENT_BYTES", "Segment files rotate at this size.",
            &settings::file_buffer_segment_bytes, 64ULL << 10, 1ULL << 32),
+      size("FILE_BUFFER_FAILED_MAX_BYTES",
+           "Bound of each log's failed/ (records PostgreSQL rejected) on disk; at it a rejected "
+           "record stays pending and replay of that log waits.",
+           &settings::file_buffer_failed_max_bytes, 1ULL << 20, 1ULL << 50),
       count("PUSH_MAX_ITEMS", "Items one push request may carry.", &settings::push_max_items, 1,
             100'000),
       size("PUSH_MAX_PAYLOAD_BYTES", "Largest payload of one item (its JSON text).",

@@ -634,13 +634,17 @@ buffers_status push_service::status() const {
   return s;
 }
 
-asio::awaitable<std::size_t> push_service::retry_failed() {
-  std::size_t total = 0;
+asio::awaitable<buffer::retry_result> push_service::retry_failed(buffer::retry_filter filter) {
+  buffer::retry_result total;
+  const std::size_t limit = filter.max_records;
   for (auto* log : {&failover_, &qos0_}) {
-    auto [ec, n] = co_await log->retry_failed();
+    // With the limit used up the call only counts what is left.
+    filter.max_records = limit - total.retried;
+    auto [ec, r] = co_await log->retry_failed(filter);
     if (ec)
       spdlog::error("push: retrying failed/ of {} failed: {}", log->name(), ec.message());
-    total += n;
+    total.retried += r.retried;
+    total.remaining += r.remaining;
   }
   // Whatever the QoS0 hints were, retried records go now, in full batches.
   failover_replayer_.flush_now();

@@ -32,9 +32,10 @@ asio::awaitable<std::error_code> buffer_log_records::quarantine_failed(std::vect
   co_return ec;
 }
 
-asio::awaitable<std::pair<std::error_code, std::size_t>> buffer_log_records::retry_failed() {
-  auto [ec, n] = co_await log_.retry_failed(use_tuple);
-  co_return std::pair{ec, n};
+asio::awaitable<std::pair<std::error_code, buffer::retry_result>> buffer_log_records::retry_failed(
+    buffer::retry_filter filter) {
+  auto [ec, retried, remaining] = co_await log_.retry_failed(filter, use_tuple);
+  co_return std::pair{ec, buffer::retry_result{retried, remaining}};
 }
 
 buffer::buffer_stats buffer_log_records::stats() const {

@@ -36,8 +36,30 @@ struct buffer_stats {
   std::uint64_t acked_total = 0;     // records acknowledged since open
   std::uint64_t truncated_tails_total = 0;
   std::uint64_t quarantined_segments_total = 0;
-  std::uint64_t unreadable_ranges_total = 0;  // skipped by replay (disk corruption after open)
+  // Corrupt ranges set aside (proven by a failed check, never by an I/O error) by recovery at
+  // open or by replay after it; the records in them will never be replayed.
+  std::uint64_t unreadable_ranges_total = 0;
+  std::uint64_t unreadable_records_total = 0;  // in those ranges (segment_reader::count_frames)
+  // Bytes copied or moved to quarantine/ since open, recovery included: torn tails, corrupt
+  // ranges, unreadable segments.
+  std::uint64_t quarantined_bytes_total = 0;
+  // read_batch calls that failed with an I/O error and skipped nothing (retried later).
+  std::uint64_t read_errors_total = 0;
+  std::uint64_t failed_bytes = 0;       // size of failed/ on disk, writes in flight included
+  std::uint64_t failed_full_total = 0;  // quarantine calls refused at max_failed_bytes
   std::uint64_t fsyncs_total = 0;
+};
+
+// Which records of failed/ a retry takes, oldest file first.
+struct retry_filter {
+  std::optional<std::string> queue;             // exactly this queue
+  std::optional<std::string> reason_substring;  // the failure reason contains this
+  std::size_t max_records = 1000;  // at most this many per call; 0 only counts what matches
+};
+
+struct retry_result {
+  std::size_t retried = 0;
+  std::size_t remaining = 0;  // matching records left in failed/
 };
 
 // A durable, append-only local log of messages, replayed in FIFO order.
@@ -84,7 +106,11 @@ class buffer_log {
 
   // The next records after the read cursor, up to max_records, in log order:
   // void(std::error_code, std::vector<buffered_record>). An empty vector means nothing is
-  // pending. One read at a time (errc::busy).
+  // pending. One read at a time (errc::busy). An I/O error that does not prove corruption
+  // (errc.hpp: proves_corruption; EMFILE, ENOMEM, EIO, ...) completes with that error and no
+  // records: nothing is skipped and the cursors do not move, so a later read retries. Records
+  // proven corrupt are set aside (replay_reader.hpp) and counted in unreadable_ranges_total;
+  // the read goes on after them.
   template <typename Token>
   auto read_batch(std::size_t max_records, Token&& token) {
     return boost::asio::async_initiate<Token, void(std::error_code, std::vector<buffered_record>)>(
@@ -100,8 +126,9 @@ class buffer_log {
   // that were read but not acknowledged (after a failed replay batch). errc::busy during a read.
   std::error_code rewind();
 
-  // Writes records PostgreSQL rejected permanently to failed/ with `reason`, durably:
-  // void(std::error_code).
+  // Writes records PostgreSQL rejected permanently to failed/ with `reason`, durably, as one
+  // file: void(std::error_code). errc::failed_full (logged, counted) when failed/ would exceed
+  // max_failed_bytes: the caller keeps the records pending in the log.
   template <typename Token>
   auto quarantine_failed(std::vector<message> records, std::string reason, Token&& token) {
     return boost::asio::async_initiate<Token, void(std::error_code)>(
@@ -111,12 +138,29 @@ class buffer_log {
         token, std::move(records), std::move(reason));
   }
 
-  // Appends everything in failed/ back to the log (one append per failed file, each removed
-  // once appended): void(std::error_code, std::size_t records_retried).
+  // Appends everything in failed/ back to the log, in batches of replay_batch records:
+  // void(std::error_code, std::size_t records_retried).
   template <typename Token>
   auto retry_failed(Token&& token) {
     return boost::asio::async_initiate<Token, void(std::error_code, std::size_t)>(
         [this](auto handler) { start_retry(retry_handler(std::move(handler))); }, token);
+  }
+
+  // Appends up to filter.max_records records of failed/ that match `filter` back to the log, in
+  // failed/ order, as one append; then removes them from failed/ (a file keeping other records
+  // is rewritten without them). void(std::error_code, std::size_t retried, std::size_t
+  // remaining), remaining = matching records left in failed/. Memory is bounded by the batch
+  // and the files it touches. A crash between the append and the rewrite leaves a record in
+  // both places; it is stored once anyway (PostgreSQL deduplicates by message id). errc::busy
+  // while another retry runs; the append's errors (errc::buffer_full, ...) leave failed/ as it
+  // was.
+  template <typename Token>
+  auto retry_failed(retry_filter filter, Token&& token) {
+    return boost::asio::async_initiate<Token, void(std::error_code, std::size_t, std::size_t)>(
+        [this](auto handler, retry_filter f) {
+          start_filtered_retry(std::move(f), filtered_retry_handler(std::move(handler)));
+        },
+        token, std::move(filter));
   }
 
   buffer_stats stats() const;
@@ -133,6 +177,8 @@ class buffer_log {
   using read_handler =
       boost::asio::any_completion_handler<void(std::error_code, std::vector<buffered_record>)>;
   using retry_handler = boost::asio::any_completion_handler<void(std::error_code, std::size_t)>;
+  using filtered_retry_handler =
+      boost::asio::any_completion_handler<void(std::error_code, std::size_t, std::size_t)>;
 
   explicit buffer_log(std::shared_ptr<detail::log_core> core) : core_(std::move(core)) {}
 
@@ -140,6 +186,7 @@ class buffer_log {
   void start_read(std::size_t max_records, read_handler handler);
   void start_quarantine(std::vector<message> records, std::string reason, append_handler handler);
   void start_retry(retry_handler handler);
+  void start_filtered_retry(retry_filter filter, filtered_retry_handler handler);
 
   std::shared_ptr<detail::log_core> core_;
 };

@@ -28,6 +28,9 @@ struct buffer_options {
   // 0 = unbounded.
   std::uint64_t max_total_bytes = std::uint64_t{1} << 30;  // FILE_BUFFER_MAX_BYTES
   std::size_t replay_batch = 1000;                         // FILE_BUFFER_MAX_BATCH
+  // Bytes of failed/ on disk (records PostgreSQL rejected); 0 = unbounded. At the bound a
+  // quarantine fails (errc::failed_full) and the record stays pending in the log.
+  std::uint64_t max_failed_bytes = std::uint64_t{256} << 20;  // FILE_BUFFER_FAILED_MAX_BYTES
 };
 
 }  // namespace sluice::buffer

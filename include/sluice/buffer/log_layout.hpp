@@ -8,9 +8,11 @@
 //                              (ack_cursor.hpp); a hint only, never needed for correctness
 //   lock                       flock()ed by the process that has the log open
 //   failed/NNN….failed         records PostgreSQL rejected permanently, one file per call
-//   quarantine/                segments recovery could not read at all (moved here whole), and
-//                              the bytes it cut off torn or corrupt segment tails
-//                              (<segment file>.<offset>.tail), kept for an operator to inspect
+//   quarantine/                segments recovery could not read at all (moved here whole), the
+//                              bytes it cut off torn segment tails (<segment file>.<offset>.tail)
+//                              and copies of corrupt ranges skipped inside a segment
+//                              (<segment file>.<offset>.bad), kept for an operator to inspect or
+//                              re-import (`sluice buffer import`)
 //
 // A segment or failed file is created as <name>.tmp, written, fsynced and renamed, so a file
 // with the final name always has a complete header.
@@ -60,5 +62,11 @@ std::filesystem::path quarantine_path(const std::filesystem::path& log_dir,
 // Moves `file` into quarantine/, creating the folder.
 std::error_code quarantine_file(const std::filesystem::path& log_dir,
                                 const std::filesystem::path& file);
+
+// Copies bytes [begin, end) of `file` (fewer if the file is shorter) to a new, fsynced file
+// quarantine/<file name>.<begin>.<suffix>; the number of bytes copied.
+std::uint64_t copy_to_quarantine(const std::filesystem::path& log_dir,
+                                 const std::filesystem::path& file, std::uint64_t begin,
+                                 std::uint64_t end, std::string_view suffix, std::error_code& ec);
 
 }  // namespace sluice::buffer::layout

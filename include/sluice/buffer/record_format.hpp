@@ -51,9 +51,28 @@
 //   str   reason
 //   ...   a kind-1 body
 //
-// A file ends at its last complete record: there is no trailer and no padding. Recovery reads
-// records in order and stops at the first one whose length is out of bounds, whose bytes run
-// past the end of the file, whose CRC does not match or whose body does not decode.
+// A file ends at its last complete record: there is no trailer and no padding.
+//
+// Finding records again after a bad one. A record is bad when its length is out of bounds, its
+// bytes run past the end of the file (or the committed end), its CRC does not match or its
+// body does not decode. There is no sync marker, and a bad record's length field cannot be
+// trusted (the CRC covers it, so a mismatch cannot tell a damaged length from a damaged body).
+// So a reader resyncs by trying every byte offset after the bad record's start until a frame
+// passes every check: record version 1, kind 1 or 2, reserved bytes 0, a length within bounds
+// and the limit, and a CRC32C over its length and bytes that matches. A random byte sequence
+// passes the frame checks rarely and the CRC with probability 2^-32, so a resync on garbage is
+// not a realistic risk; taking the first offset that passes (not the bad record's stated end)
+// never skips a valid record. The rule, in recovery and replay alike:
+// - a valid record after the bad one: the bytes between are a corrupt range; they are copied to
+//   quarantine/<segment>.<offset>.bad, counted, and skipped, and the records after them are
+//   kept. Corruption in the middle of any segment (sealed or not) costs only that range.
+// - no valid record after it: at recovery the bad record starts a torn tail (an interrupted
+//   append: the normal end of the newest segment after a crash), copied to
+//   quarantine/<segment>.<offset>.tail and cut off; during replay (below the committed end,
+//   so the bytes were written whole) it is a corrupt range up to the committed end. A short
+//   read below the committed end means the file was cut behind the log's back: corruption.
+// Only such failed checks on bytes actually read prove corruption; an I/O error never does
+// (errc.hpp: proves_corruption).
 
 #include <cstddef>
 #include <cstdint>

@@ -35,6 +35,9 @@ class segment_reader {
   // Opens the file and checks its header: errc::bad_segment_header, or the errno of open/read.
   // Positions the reader at the first record with the limit at the current file size.
   std::error_code open(const std::filesystem::path& path);
+  // Opens a file of bare records (a copy of part of a segment in quarantine/): no header is
+  // checked and the reader starts at offset 0.
+  std::error_code open_headerless(const std::filesystem::path& path);
   bool is_open() const { return fd_ >= 0; }
   void close();
 
@@ -54,8 +57,24 @@ class segment_reader {
   // errc::torn_record, bad_record_length, malformed_record, crc_mismatch, or an errno.
   bool next(record_view& out, std::error_code& ec);
 
+  // next(), decoded as a message (kind 1): nothing at the limit (ec clear) or for a bad record
+  // (ec says why; errc::malformed_record for another kind or a body that does not decode), and
+  // then offset() stays on it.
+  std::optional<message> next_message(record_view& out, std::error_code& ec);
+
   // created_ms of the record at offset(), read without checking it; nothing at the limit.
   std::optional<std::int64_t> peek_created_ms();
+
+  // After a bad record at `bad`: the offset of the first record after it that passes every
+  // frame check (version, kind, reserved bytes 0, a length within the limit) and its CRC,
+  // trying every byte offset in (bad, limit) (record_format.hpp says why this is safe). Nothing
+  // if there is none before the limit; false with ec set on an I/O error.
+  bool find_next_record(std::uint64_t bad, std::optional<std::uint64_t>& found,
+                        std::error_code& ec);
+
+  // How many records [begin, end) held, walking their length fields while they stay inside
+  // it: exact when only bodies were damaged, at least 1 otherwise. No CRC is checked.
+  std::uint64_t count_frames(std::uint64_t begin, std::uint64_t end);
 
  private:
   // Makes bytes [offset, offset + size) available in buf_; false on a short read.

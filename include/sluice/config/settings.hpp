@@ -45,6 +45,7 @@ struct settings {
   std::size_t file_buffer_max_batch = 1'000;
   std::uint64_t file_buffer_max_bytes = 1024ULL * 1024 * 1024;
   std::uint64_t file_buffer_segment_bytes = 64ULL * 1024 * 1024;
+  std::uint64_t file_buffer_failed_max_bytes = 256ULL * 1024 * 1024;
 
   // Push path
   std::size_t push_max_items = 1'000;

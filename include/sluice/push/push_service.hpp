@@ -118,8 +118,10 @@ class push_service {
   void set_sink(stored_sink* sink);
   const db_gate& gate() const { return gate_; }
 
-  // Moves records of failed/ back into their logs: the number of records retried.
-  boost::asio::awaitable<std::size_t> retry_failed();
+  // Moves up to filter.max_records records of failed/ that match `filter` back into their logs
+  // (the failover log's first, then QoS0's): how many were retried and how many matching
+  // records are left.
+  boost::asio::awaitable<buffer::retry_result> retry_failed(buffer::retry_filter filter);
 
  private:
   struct classified;

@@ -28,7 +28,8 @@ class record_log {
   virtual std::error_code rewind() = 0;
   virtual boost::asio::awaitable<std::error_code> quarantine_failed(std::vector<message> records,
                                                                     std::string reason) = 0;
-  virtual boost::asio::awaitable<std::pair<std::error_code, std::size_t>> retry_failed() = 0;
+  virtual boost::asio::awaitable<std::pair<std::error_code, buffer::retry_result>> retry_failed(
+      buffer::retry_filter filter) = 0;
   virtual buffer::buffer_stats stats() const = 0;
   virtual std::string name() const = 0;  // for logs: the log's directory
 };
@@ -44,7 +45,8 @@ class buffer_log_records final : public record_log {
   std::error_code rewind() override;
   boost::asio::awaitable<std::error_code> quarantine_failed(std::vector<message> records,
                                                             std::string reason) override;
-  boost::asio::awaitable<std::pair<std::error_code, std::size_t>> retry_failed() override;
+  boost::asio::awaitable<std::pair<std::error_code, buffer::retry_result>> retry_failed(
+      buffer::retry_filter filter) override;
   buffer::buffer_stats stats() const override;
   std::string name() const override;
 

@@ -6,6 +6,7 @@
 #include "sluice/buffer/log_layout.hpp"
 #include "sluice/buffer/record_format.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -196,6 +197,66 @@ TEST_F(buffer_command_test, failed_records_are_listed_with_their_reason) {
   EXPECT_NE(s.out.find("failed records: 2 in 1 files"), std::string::npos) << s.out;
   const auto v = command({"verify", (tmp_.path() / "qos0").string()});
   EXPECT_EQ(v.status, 0) << v.out;
+}
+
+TEST_F(buffer_command_test, verify_reports_a_segment_whose_header_names_another_file) {
+  fs::copy_file(segment("qos0"), tmp_.path() / "qos0" / layout::file_name(5, ".seg"));
+  const auto r = command({"verify", (tmp_.path() / "qos0").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("bad " + (tmp_.path() / "qos0" / layout::file_name(5, ".seg")).string() +
+                       " offset=0 error=bad segment header"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST_F(buffer_command_test, import_appends_the_valid_records_of_a_quarantined_segment) {
+  // A segment with a corrupt record in its middle, as an operator finds it in quarantine/.
+  const fs::path q = tmp_.path() / "failover" / "quarantine";
+  fs::create_directories(q);
+  const fs::path file = q / layout::file_name(1, ".seg");
+  fs::copy_file(segment("failover"), file);
+  const std::uint64_t bad =
+      segment_header_size + encoded_size(failover_[0]) + encoded_size(failover_[1]);
+  std::string bytes = read_file(file);
+  bytes[bad + record_header_size + 3] ^= 0x01;
+  write_file(file, bytes);
+  // The bare copy of a range (<segment>.<offset>.bad) imports too.
+  const fs::path range = q / (layout::file_name(1, ".seg") + ".32.bad");
+  write_file(
+      range,
+      read_file(segment("failover")).substr(segment_header_size, encoded_size(failover_[0])));
+
+  {
+    std::error_code ec;
+    auto running =
+        buffer_log::open(tmp_.path() / "qos0", buffer_options{}, ioc_.get_executor(), ec);
+    ASSERT_FALSE(ec);
+    const auto locked = command({"import", (tmp_.path() / "qos0").string(), file.string()});
+    EXPECT_EQ(locked.status, 1);
+    EXPECT_NE(locked.err.find("in use by a running sluice"), std::string::npos) << locked.err;
+  }
+  const auto r = command({"import", (tmp_.path() / "qos0").string(), file.string()});
+  EXPECT_EQ(r.status, 1) << "corrupt records were met: " << r.err;
+  EXPECT_NE(r.out.find("imported 4 records"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("corrupt: 1 records in 1 ranges"), std::string::npos) << r.out;
+  const auto b = command({"import", (tmp_.path() / "qos0").string(), range.string()});
+  EXPECT_EQ(b.status, 0) << b.err;
+  EXPECT_NE(b.out.find("imported 1 records"), std::string::npos) << b.out;
+
+  buffer_options o;
+  o.fsync = fsync_policy::never;
+  std::error_code ec;
+  auto log = buffer_log::open(tmp_.path() / "qos0", o, ioc_.get_executor(), ec);
+  ASSERT_FALSE(ec);
+  EXPECT_EQ(log->stats().pending_records, 1u + 4u + 1u);
+  const auto records = run(ioc_, [&]() -> asio::awaitable<std::vector<buffered_record>> {
+    auto [e, got] = co_await log->read_batch(100, asio::as_tuple(asio::use_awaitable));
+    co_return got;
+  }());
+  ASSERT_EQ(records.size(), 6u);
+  EXPECT_TRUE(same_message(records[1].msg, failover_[0]));
+  EXPECT_TRUE(same_message(records[3].msg, failover_[3]));
+  EXPECT_TRUE(same_message(records[5].msg, failover_[0]));
 }
 
 }  // namespace

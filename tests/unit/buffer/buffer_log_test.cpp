@@ -27,54 +27,7 @@ using asio::awaitable;
 using asio::use_awaitable;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-class buffer_log_test : public ::testing::Test {
- public:  // also used by the helpers below the fixture
-  std::unique_ptr<buffer_log> open_log(buffer_options options = fast_options()) {
-    std::error_code ec;
-    auto log = buffer_log::open(tmp_.path(), options, ioc_.get_executor(), ec);
-    EXPECT_FALSE(ec) << ec.message();
-    return log;
-  }
-
-  static buffer_options fast_options() {
-    buffer_options o;
-    o.fsync = fsync_policy::never;
-    return o;
-  }
-
-  template <typename T>
-  T run(awaitable<T> aw) {
-    return test::run(ioc_, std::move(aw));
-  }
-
-  // Reads every pending record in batches of `batch`, acknowledging none.
-  std::vector<buffered_record> read_all(buffer_log& log, std::size_t batch) {
-    return run([&]() -> awaitable<std::vector<buffered_record>> {
-      std::vector<buffered_record> all;
-      for (;;) {
-        auto [ec, records] = co_await log.read_batch(batch, tuple_awaitable);
-        EXPECT_FALSE(ec) << ec.message();
-        if (records.empty())
-          break;
-        for (auto& r : records)
-          all.push_back(std::move(r));
-      }
-      co_return all;
-    }());
-  }
-
-  std::error_code append(buffer_log& log, std::vector<message> messages) {
-    return run([&]() -> awaitable<std::error_code> {
-      auto [ec] = co_await log.append(std::move(messages), tuple_awaitable);
-      co_return ec;
-    }());
-  }
-
-  bool eventually(std::function<bool()> done) { return run(test::eventually(std::move(done))); }
-
-  temp_dir tmp_;
-  asio::io_context ioc_;
-};
+class buffer_log_test : public log_test_base {};
 
 TEST_F(buffer_log_test, append_then_read_returns_records_in_order_with_positions) {
   auto log = open_log();
@@ -494,7 +447,7 @@ TEST_F(buffer_log_test, segments_rotate_by_age) {
   EXPECT_EQ(records[1].position.segment, records[0].position.segment + 1);
 }
 
-TEST_F(buffer_log_test, corruption_found_during_replay_skips_the_rest_of_the_segment_and_keeps_it) {
+TEST_F(buffer_log_test, corruption_found_during_replay_sets_aside_only_the_bad_record) {
   auto log = open_log();
   const auto messages = make_messages(0, 5);
   ASSERT_FALSE(append(*log, messages));
@@ -507,18 +460,19 @@ TEST_F(buffer_log_test, corruption_found_during_replay_skips_the_rest_of_the_seg
     f.put('\x7f');
   }
   const auto records = read_all(*log, 10);
-  ASSERT_EQ(records.size(), 2u) << "records before the damage are replayed";
+  ASSERT_EQ(records.size(), 4u) << "records before and after the damage are replayed";
+  EXPECT_TRUE(same_message(records[2].msg, messages[3]));
   EXPECT_EQ(log->stats().unreadable_ranges_total, 1u);
-  EXPECT_EQ(log->stats().pending_records, 5u);
+  EXPECT_EQ(log->stats().pending_records, 4u);
 
-  ASSERT_FALSE(log->acknowledge(records[1].position));
-  // Nothing can replay the damaged range, so it counts as done and the segment is set aside
-  // for an operator rather than deleted.
+  ASSERT_FALSE(log->acknowledge(records[3].position));
+  // The damaged record was copied to quarantine/; the drained segment is deleted as usual.
   ASSERT_TRUE(eventually([&] { return log->stats().segments == 0; }));
   ASSERT_TRUE(eventually([&] { return files_with_suffix(tmp_.path(), ".seg").empty(); }));
-  const auto kept = files_with_suffix(tmp_.path() / "quarantine", ".seg");
+  const auto kept = files_with_suffix(tmp_.path() / "quarantine", "");
   ASSERT_EQ(kept.size(), 1u);
-  EXPECT_EQ(kept[0].filename(), seg.filename());
+  EXPECT_EQ(kept[0].filename().string(),
+            seg.filename().string() + "." + std::to_string(bad) + ".bad");
   EXPECT_EQ(log->stats().pending_records, 0u);
 }
 

@@ -6,13 +6,17 @@
 #include <functional>
 #include <future>
 #include <iterator>
+#include <memory>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
 
+#include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/message.hpp"
 #include "sluice/core/uuid.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -129,5 +133,70 @@ inline std::vector<fs::path> files_with_suffix(const fs::path& dir, const std::s
   std::sort(out.begin(), out.end());
   return out;
 }
+
+// A log in a fresh directory driven on one io_context.
+class log_test_base : public ::testing::Test {
+ public:  // lambdas inside tests call these too
+  std::unique_ptr<buffer_log> open_log(buffer_options options = fast_options()) {
+    std::error_code ec;
+    auto log = buffer_log::open(tmp_.path(), options, ioc_.get_executor(), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    return log;
+  }
+
+  static buffer_options fast_options() {
+    buffer_options o;
+    o.fsync = fsync_policy::never;
+    return o;
+  }
+
+  template <typename T>
+  T run(asio::awaitable<T> aw) {
+    return test::run(ioc_, std::move(aw));
+  }
+
+  // Reads every pending record in batches of `batch`, acknowledging none.
+  std::vector<buffered_record> read_all(buffer_log& log, std::size_t batch) {
+    return run([&]() -> asio::awaitable<std::vector<buffered_record>> {
+      std::vector<buffered_record> all;
+      for (;;) {
+        auto [ec, records] = co_await log.read_batch(batch, asio::as_tuple(asio::use_awaitable));
+        EXPECT_FALSE(ec) << ec.message();
+        if (records.empty())
+          break;
+        for (auto& r : records)
+          all.push_back(std::move(r));
+      }
+      co_return all;
+    }());
+  }
+
+  std::error_code append(buffer_log& log, std::vector<message> messages) {
+    return run([&]() -> asio::awaitable<std::error_code> {
+      auto [ec] = co_await log.append(std::move(messages), asio::as_tuple(asio::use_awaitable));
+      co_return ec;
+    }());
+  }
+
+  std::tuple<std::error_code, std::vector<buffered_record>> read_once(buffer_log& log,
+                                                                      std::size_t max_records) {
+    return run([&]() -> asio::awaitable<std::tuple<std::error_code, std::vector<buffered_record>>> {
+      co_return co_await log.read_batch(max_records, asio::as_tuple(asio::use_awaitable));
+    }());
+  }
+
+  std::error_code quarantine(buffer_log& log, std::vector<message> records, std::string reason) {
+    return run([&]() -> asio::awaitable<std::error_code> {
+      auto [ec] = co_await log.quarantine_failed(std::move(records), std::move(reason),
+                                                 asio::as_tuple(asio::use_awaitable));
+      co_return ec;
+    }());
+  }
+
+  bool eventually(std::function<bool()> done) { return run(test::eventually(std::move(done))); }
+
+  temp_dir tmp_;
+  asio::io_context ioc_;
+};
 
 }  // namespace sluice::buffer::test

@@ -108,12 +108,46 @@ TEST_F(recovery_test, corrupt_last_record_is_cut_at_its_offset) {
   EXPECT_EQ(fs::file_size(q[0]), end_ - offsets_[4]);
 }
 
-TEST_F(recovery_test, corrupt_middle_record_cuts_everything_after_it) {
+TEST_F(recovery_test, a_corrupt_middle_record_is_set_aside_and_the_records_after_it_are_kept) {
   flip_byte(offsets_[2] + 4);  // the CRC field itself
+  for (int start = 0; start < 2; ++start) {
+    auto log = reopen();
+    EXPECT_EQ(fs::file_size(segment_), end_) << "nothing is cut";
+    const auto st = log->stats();
+    EXPECT_EQ(st.pending_records, 4u);
+    EXPECT_EQ(st.truncated_tails_total, 0u);
+    EXPECT_EQ(st.unreadable_ranges_total, 1u);
+    EXPECT_EQ(st.unreadable_records_total, 1u);
+    EXPECT_EQ(st.quarantined_bytes_total, start == 0 ? offsets_[3] - offsets_[2] : 0u)
+        << "copied once, at the first start that met it";
+    const auto records = read_all(*log);
+    ASSERT_EQ(records.size(), 4u);
+    EXPECT_TRUE(same_message(records[1].msg, messages_[1]));
+    EXPECT_TRUE(same_message(records[2].msg, messages_[3]));
+    EXPECT_EQ(records[2].position.offset, offsets_[3]);
+    EXPECT_EQ(log->stats().unreadable_ranges_total, 1u) << "replay does not meet it again";
+  }
+  const auto q = quarantine();
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].filename().string(),
+            layout::file_name(1, ".seg") + "." + std::to_string(offsets_[2]) + ".bad");
+  EXPECT_EQ(read_file(q[0]), read_file(segment_).substr(offsets_[2], offsets_[3] - offsets_[2]));
+}
+
+TEST_F(recovery_test, an_ack_cursor_at_a_corrupt_range_resumes_after_it) {
+  flip_byte(offsets_[2] + record_header_size + 1);
+  {
+    ack_cursor_file file;
+    ASSERT_FALSE(file.open(tmp_.path()));
+    ASSERT_FALSE(file.store({1, offsets_[3]}));  // acknowledged up to the end of the range
+  }
   auto log = reopen();
-  EXPECT_EQ(fs::file_size(segment_), offsets_[2]);
   EXPECT_EQ(log->stats().pending_records, 2u);
-  EXPECT_EQ(read_all(*log).size(), 2u);
+  const auto records = read_all(*log);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_TRUE(same_message(records[0].msg, messages_[3]));
+  ASSERT_FALSE(log->acknowledge(records[1].position));
+  ASSERT_TRUE(run(ioc_, eventually([&] { return !fs::exists(segment_); })));
 }
 
 TEST_F(recovery_test, torn_tail_inside_the_frame_header_is_cut) {
@@ -142,21 +176,38 @@ TEST_F(recovery_test, zeroed_tail_after_valid_records_is_cut) {
   EXPECT_EQ(log->stats().truncated_tails_total, 1u);
 }
 
-TEST_F(recovery_test, out_of_bounds_length_is_cut) {
+TEST_F(recovery_test, an_out_of_bounds_length_is_skipped_to_the_next_valid_record) {
   std::string bytes = read_file(segment_);
   bytes[offsets_[1] + 3] = '\x7f';
   write_file(segment_, bytes);
   auto log = reopen();
-  EXPECT_EQ(fs::file_size(segment_), offsets_[1]);
-  EXPECT_EQ(log->stats().pending_records, 1u);
+  EXPECT_EQ(fs::file_size(segment_), end_);
+  EXPECT_EQ(log->stats().pending_records, 4u);
+  EXPECT_EQ(log->stats().unreadable_records_total, 1u);
+  EXPECT_EQ(read_all(*log).size(), 4u);
 }
 
-TEST_F(recovery_test, a_segment_whose_first_record_is_bad_is_removed_and_kept_in_quarantine) {
+TEST_F(recovery_test, a_bad_first_record_is_set_aside_and_the_rest_kept) {
   flip_byte(offsets_[0] + record_header_size);
+  auto log = reopen();
+  EXPECT_EQ(log->stats().pending_records, 4u);
+  EXPECT_EQ(log->stats().segments, 1u);
+  ASSERT_EQ(quarantine().size(), 1u);
+  EXPECT_EQ(fs::file_size(quarantine()[0]), offsets_[1] - offsets_[0]);
+  const auto records = read_all(*log);
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_TRUE(same_message(records[0].msg, messages_[1]));
+}
+
+TEST_F(recovery_test, a_segment_of_only_garbage_records_is_cut_to_its_header_and_removed) {
+  std::string bytes = read_file(segment_);
+  for (std::uint64_t at = segment_header_size; at < end_; ++at)
+    bytes[at] = static_cast<char>((at * 131 + 7) & 0xff);
+  write_file(segment_, bytes);
   auto log = reopen();
   EXPECT_FALSE(fs::exists(segment_));
   EXPECT_EQ(log->stats().pending_records, 0u);
-  EXPECT_EQ(log->stats().segments, 0u);
+  EXPECT_EQ(log->stats().truncated_tails_total, 1u);
   ASSERT_EQ(quarantine().size(), 1u);
   EXPECT_EQ(fs::file_size(quarantine()[0]), end_ - segment_header_size);
 }

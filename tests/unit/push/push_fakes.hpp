@@ -150,14 +150,25 @@ class fake_log final : public record_log {
       failed.emplace_back(std::move(m), reason);
     co_return std::error_code{};
   }
-  boost::asio::awaitable<std::pair<std::error_code, std::size_t>> retry_failed() override {
+  boost::asio::awaitable<std::pair<std::error_code, buffer::retry_result>> retry_failed(
+      buffer::retry_filter filter) override {
     std::vector<message> again;
-    for (auto& [m, why] : failed)
-      again.push_back(m);
+    std::vector<std::pair<message, std::string>> left;
+    for (auto& [m, why] : failed) {
+      const bool matches =
+          (!filter.queue || m.queue == *filter.queue) &&
+          (!filter.reason_substring || why.find(*filter.reason_substring) != std::string::npos);
+      if (matches && again.size() < filter.max_records)
+        again.push_back(m);
+      else
+        left.emplace_back(m, why);
+    }
     const std::size_t n = again.size();
-    failed.clear();
     const auto ec = co_await append(std::move(again));
-    co_return std::pair{ec, n};
+    if (ec)
+      co_return std::pair{ec, buffer::retry_result{0, failed.size()}};
+    failed = std::move(left);
+    co_return std::pair{std::error_code{}, buffer::retry_result{n, failed.size()}};
   }
   buffer::buffer_stats stats() const override {
     buffer::buffer_stats s;

@@ -527,8 +527,9 @@ class gated_log final : public record_log {
                                                      std::string why) override {
     co_return co_await inner_.quarantine_failed(std::move(r), std::move(why));
   }
-  asio::awaitable<std::pair<std::error_code, std::size_t>> retry_failed() override {
-    co_return co_await inner_.retry_failed();
+  asio::awaitable<std::pair<std::error_code, buffer::retry_result>> retry_failed(
+      buffer::retry_filter filter) override {
+    co_return co_await inner_.retry_failed(filter);
   }
   buffer::buffer_stats stats() const override { return inner_.stats(); }
   std::string name() const override { return "gated"; }
