@@ -144,12 +144,18 @@ void publisher::attach(std::shared_ptr<channel> ch) {
     send(seq, e);
   }
   event_.notify_all();
+  if (on_ready_) {
+    on_ready_();
+  }
 }
 
 void publisher::set_blocked(bool blocked) {
   blocked_ = blocked;
   if (!blocked) {
     event_.notify_all();
+    if (on_ready_) {
+      on_ready_();
+    }
   }
 }
 

@@ -112,6 +112,11 @@ class publisher : public std::enable_shared_from_this<publisher> {
   // True once nothing is unconfirmed; false if the deadline passed first.
   boost::asio::awaitable<bool> wait_idle(clock::time_point deadline);
 
+  // Runs when the publisher may have become ready() (a channel attached, the connection
+  // unblocked): for a caller that waits on its own event rather than inside publish(). One
+  // listener; runs on the loop thread and must not block.
+  void on_ready(std::function<void()> listener) { on_ready_ = std::move(listener); }
+
   // Owner wiring. `ch` must already be in confirm mode (channel::confirm_select()).
   void attach(std::shared_ptr<channel> ch);
   void set_blocked(bool blocked);
@@ -157,6 +162,7 @@ class publisher : public std::enable_shared_from_this<publisher> {
   std::map<std::uint64_t, std::uint64_t> by_tag_;
   std::vector<std::uint64_t> settling_;
   async_event event_;
+  std::function<void()> on_ready_;
 };
 
 }  // namespace sluice::amqp
