@@ -21,7 +21,7 @@ publish_handoff::publish_handoff(std::shared_ptr<amqp::publisher> publisher,
     : publisher_(std::move(publisher)), declarer_(declarer), marker_(marker), metrics_(metrics) {}
 
 bool publish_handoff::window_open() const {
-  return publisher_->ready() && publisher_->in_flight() < publisher_->options().confirm_window;
+  return publisher_->ready() && !publisher_->window_full();
 }
 
 asio::awaitable<publish_handoff::result> publish_handoff::send(message m, queue_mode mode) {
