@@ -33,6 +33,21 @@ publisher::publisher(publisher_options options) : options_(std::move(options)) {
   if (options_.confirm_window == 0) {
     options_.confirm_window = 1;
   }
+  if (options_.confirm_window_bytes == 0) {
+    options_.confirm_window_bytes = 1;
+  }
+}
+
+std::size_t publisher::window_bytes(const outgoing_message& message) {
+  const auto& p = message.properties;
+  std::size_t n = message.body.size() + message.exchange.size() + message.routing_key.size();
+  for (const auto* s : {&p.content_type, &p.content_encoding, &p.correlation_id, &p.reply_to,
+                        &p.expiration, &p.message_id, &p.type, &p.user_id, &p.app_id}) {
+    if (*s) {
+      n += (*s)->size();
+    }
+  }
+  return n;
 }
 
 publisher::~publisher() = default;
@@ -52,11 +67,11 @@ asio::awaitable<std::error_code> publisher::publish(outgoing_message message,
     ++stats_.unencodable;
     co_return make_error_code(errc::invalid_argument);
   }
-  if (!ready() || unconfirmed_.size() >= options_.confirm_window) {
+  if (!ready() || window_full()) {
     const auto deadline = clock::now() + options_.publish_timeout;
-    while (!closed_ && (!ready() || unconfirmed_.size() >= options_.confirm_window)) {
+    while (!closed_ && (!ready() || window_full())) {
       if (co_await event_.wait_until(deadline) == async_event::wake::timed_out && !closed_ &&
-          (!ready() || unconfirmed_.size() >= options_.confirm_window)) {
+          (!ready() || window_full())) {
         ++stats_.slot_timeouts;
         co_return make_error_code(errc::timeout);
       }
@@ -66,8 +81,10 @@ asio::awaitable<std::error_code> publisher::publish(outgoing_message message,
     co_return make_error_code(errc::shutting_down);
   }
   const std::uint64_t seq = next_seq_++;
+  const std::size_t bytes = window_bytes(message);
   auto [it, inserted] = unconfirmed_.emplace(
-      seq, entry{std::move(message), std::move(on_result), clock::now(), 0, false, 0, {}});
+      seq, entry{std::move(message), std::move(on_result), clock::now(), bytes, 0, false, 0, {}});
+  unconfirmed_bytes_ += bytes;
   ++stats_.published;
   send(seq, it->second);
   co_return std::error_code{};
@@ -144,12 +161,18 @@ void publisher::attach(std::shared_ptr<channel> ch) {
     send(seq, e);
   }
   event_.notify_all();
+  if (on_ready_) {
+    on_ready_();
+  }
 }
 
 void publisher::set_blocked(bool blocked) {
   blocked_ = blocked;
   if (!blocked) {
     event_.notify_all();
+    if (on_ready_) {
+      on_ready_();
+    }
   }
 }
 
@@ -242,6 +265,7 @@ void publisher::settle(std::uint64_t seq, publish_outcome outcome, std::error_co
     return;
   }
   entry& e = node.mapped();
+  unconfirmed_bytes_ -= e.bytes;
   publish_result r;
   r.latency = clock::now() - e.accepted;
   r.attempts = e.attempts;

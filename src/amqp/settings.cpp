@@ -44,10 +44,17 @@ std::optional<client_options> make_client_options(const settings& s, std::string
     }
     return std::nullopt;
   }
+  if (s.confirm_window_bytes == 0) {
+    if (error != nullptr) {
+      *error = "RABBITMQ_CONFIRM_WINDOW_BYTES: must be at least 1";
+    }
+    return std::nullopt;
+  }
   client_options o;
   o.connection.server = *parsed;
   o.connection.heartbeat = s.heartbeat;
   o.publisher.confirm_window = s.confirm_window;
+  o.publisher.confirm_window_bytes = s.confirm_window_bytes;
   return o;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "sluice/relay/retry_backoff.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace sluice::relay {
@@ -30,13 +32,13 @@ void publish_marker::add(const uuid& id) {
 
 asio::awaitable<void> publish_marker::run() {
   running_ = true;
-  std::chrono::milliseconds backoff{100};
-  bool failing = false;
+  retry_backoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
   while (true) {
     if (stopping_ && (pending() == 0 || clock::now() >= stop_deadline_))
       break;
     if (pending() == 0) {
-      co_await wake_.wait_until(clock::now() + std::chrono::seconds(1));
+      // add() and stop() wake it: nothing else can give it work.
+      co_await wake_.wait_until(clock::time_point::max());
       continue;
     }
     const auto due = oldest_added_ + options_.interval;
@@ -54,20 +56,17 @@ asio::awaitable<void> publish_marker::run() {
     const std::uint64_t dropped_before = dropped_total_;
     const mark_result r = co_await store_.mark_published(ids, deadline);
     if (r.ec) {
-      if (!failing) {
+      const auto failure = backoff.on_failure();
+      if (failure.first) {
         spdlog::warn("relay: marking published rows failed ids={} error=\"{}\"; retrying",
                      ids.size(), r.error_text);
       }
-      failing = true;
-      co_await wake_.wait_until(stopping_ ? std::min(stop_deadline_, clock::now() + backoff)
-                                          : clock::now() + backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      const auto until = clock::now() + failure.pause;
+      co_await wake_.wait_until(stopping_ ? std::min(stop_deadline_, until) : until);
       continue;
     }
-    if (failing)
+    if (backoff.on_success())
       spdlog::info("relay: marking published rows works again");
-    failing = false;
-    backoff = std::chrono::milliseconds(100);
     // add() only appends, and drops from the head only when full: the first of our ids may
     // have been dropped (and reported) meanwhile; the rest are still at the head.
     const auto dropped_meanwhile = static_cast<std::size_t>(dropped_total_ - dropped_before);

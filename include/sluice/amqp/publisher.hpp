@@ -58,6 +58,10 @@ struct publisher_options {
   // Unconfirmed messages allowed at once (RABBITMQ_CONFIRM_WINDOW). A full window makes
   // publish() wait, which is how a slow broker pushes back on the caller.
   std::size_t confirm_window = 1000;
+  // And the bytes they may hold (body, names and string properties): a publish is admitted
+  // while fewer are unconfirmed, so the window holds at most this plus one message. Bounds
+  // the memory of a window of large messages, which the count alone does not.
+  std::size_t confirm_window_bytes = 64ULL << 20;
   // How long publish() may wait for a slot (window full, connection blocked or reconnecting).
   std::chrono::milliseconds publish_timeout{30000};
   // publish_and_wait()'s bound on the broker's answer after the slot was granted.
@@ -112,6 +116,11 @@ class publisher : public std::enable_shared_from_this<publisher> {
   // True once nothing is unconfirmed; false if the deadline passed first.
   boost::asio::awaitable<bool> wait_idle(clock::time_point deadline);
 
+  // Runs when the publisher may have become ready() (a channel attached, the connection
+  // unblocked): for a caller that waits on its own event rather than inside publish(). One
+  // listener; runs on the loop thread and must not block.
+  void on_ready(std::function<void()> listener) { on_ready_ = std::move(listener); }
+
   // Owner wiring. `ch` must already be in confirm mode (channel::confirm_select()).
   void attach(std::shared_ptr<channel> ch);
   void set_blocked(bool blocked);
@@ -119,8 +128,16 @@ class publisher : public std::enable_shared_from_this<publisher> {
   void close();
 
   bool ready() const;
+  // No publish is admitted now: confirm_window messages or confirm_window_bytes unconfirmed.
+  bool window_full() const {
+    return unconfirmed_.size() >= options_.confirm_window ||
+           unconfirmed_bytes_ >= options_.confirm_window_bytes;
+  }
   bool attached() const { return channel_ != nullptr; }
   std::size_t in_flight() const { return unconfirmed_.size(); }
+  std::size_t in_flight_bytes() const { return unconfirmed_bytes_; }
+  // What one message counts against confirm_window_bytes.
+  static std::size_t window_bytes(const outgoing_message& message);
   const publisher_stats& stats() const { return stats_; }
   const publisher_options& options() const { return options_; }
 
@@ -129,6 +146,7 @@ class publisher : public std::enable_shared_from_this<publisher> {
     outgoing_message message;
     publish_callback on_result;
     clock::time_point accepted;
+    std::size_t bytes = 0;
     std::uint32_t attempts = 0;
     bool returned = false;
     std::uint16_t return_code = 0;
@@ -153,10 +171,12 @@ class publisher : public std::enable_shared_from_this<publisher> {
   std::uint64_t next_seq_ = 1;
   // Publish order -> message; the key never changes, so re-sends keep the original order.
   std::map<std::uint64_t, entry> unconfirmed_;
+  std::size_t unconfirmed_bytes_ = 0;
   // Delivery tag on the attached channel -> publish order key.
   std::map<std::uint64_t, std::uint64_t> by_tag_;
   std::vector<std::uint64_t> settling_;
   async_event event_;
+  std::function<void()> on_ready_;
 };
 
 }  // namespace sluice::amqp

@@ -26,6 +26,8 @@ struct settings {
   std::string url = "amqp://guest:guest@localhost:5672/";
   std::chrono::seconds heartbeat{30};
   std::size_t confirm_window = 1000;
+  // Not an environment setting yet (the application does not fill it): the default applies.
+  std::size_t confirm_window_bytes = 64ULL << 20;
   queue_type queues = queue_type::quorum;
 };
 

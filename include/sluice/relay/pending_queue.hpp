@@ -33,6 +33,7 @@ class pending_queue {
   std::size_t max_items() const { return max_items_; }
 
   entry& front() { return entries_.front(); }
+  const entry& front() const { return entries_.front(); }
   entry pop();
   // Removes the entries at the front that were enqueued before `cutoff`; returns how many.
   std::size_t drop_enqueued_before(clock::time_point cutoff);

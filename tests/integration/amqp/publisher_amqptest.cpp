@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -321,6 +322,41 @@ TEST(amqp_publisher, full_window_makes_publish_wait_and_time_out) {
     }
     CO_ASSERT_TRUE(co_await s.pub->wait_idle(std::chrono::steady_clock::now() + 10s));
     EXPECT_EQ(settled, 50);
+    CO_ASSERT_OK(co_await s.conn->close());
+  });
+}
+
+TEST(amqp_publisher, byte_bound_limits_the_window_of_large_messages) {
+  run([&](asio::io_context& io) -> asio::awaitable<void> {
+    publisher_options po;
+    po.confirm_window = 1000;  // never the limit here
+    po.confirm_window_bytes = 10'000;
+    confirm_setup s;
+    CO_ASSERT_OK(co_await open_publisher(io, s, po));
+    int settled = 0;
+    publish_callback count = [&](publish_result r) {
+      EXPECT_EQ(r.outcome, publish_outcome::acked);
+      ++settled;
+    };
+    std::size_t most_bytes = 0;
+    std::size_t most_messages = 0;
+    for (int i = 0; i < 100; ++i) {
+      outgoing_message m;
+      m.exchange = "amq.fanout";
+      m.body.assign(3000, 'x');
+      const std::size_t one = publisher::window_bytes(m);
+      CO_ASSERT_OK(co_await s.pub->publish(std::move(m), count));
+      // Admitted only while under the bound: at most the bound plus the one just admitted.
+      EXPECT_LT(s.pub->in_flight_bytes(), po.confirm_window_bytes + one);
+      most_bytes = std::max(most_bytes, s.pub->in_flight_bytes());
+      most_messages = std::max(most_messages, s.pub->in_flight());
+    }
+    // publish() does not yield while there is room: the window did fill up to the bound.
+    EXPECT_GE(most_bytes, po.confirm_window_bytes);
+    EXPECT_LE(most_messages, 4U);
+    CO_ASSERT_TRUE(co_await s.pub->wait_idle(std::chrono::steady_clock::now() + 10s));
+    EXPECT_EQ(settled, 100);
+    EXPECT_EQ(s.pub->in_flight_bytes(), 0U);
     CO_ASSERT_OK(co_await s.conn->close());
   });
 }

@@ -20,6 +20,10 @@ TEST(amqp_settings, defaults_map_to_client_options) {
   EXPECT_EQ(o->connection.server.port, 5672);
   EXPECT_EQ(o->connection.heartbeat, std::chrono::seconds(30));
   EXPECT_EQ(o->publisher.confirm_window, 1000U);
+  EXPECT_EQ(o->publisher.confirm_window_bytes, publisher_options{}.confirm_window_bytes);
+  settings s;
+  s.confirm_window_bytes = 12345;
+  EXPECT_EQ(make_client_options(s)->publisher.confirm_window_bytes, 12345U);
 }
 
 TEST(amqp_settings, bad_values_name_the_setting) {
@@ -36,6 +40,10 @@ TEST(amqp_settings, bad_values_name_the_setting) {
   s.heartbeat = std::chrono::seconds(-1);
   EXPECT_FALSE(make_client_options(s, &error));
   EXPECT_EQ(error.rfind("RABBITMQ_HEARTBEAT_SEC", 0), 0U) << error;
+  s = settings{};
+  s.confirm_window_bytes = 0;
+  EXPECT_FALSE(make_client_options(s, &error));
+  EXPECT_EQ(error.rfind("RABBITMQ_CONFIRM_WINDOW_BYTES", 0), 0U) << error;
 }
 
 }  // namespace
