@@ -67,7 +67,14 @@ json log_json(const push::log_status& s) {
           {"replayedTotal", s.stats.acked_total},
           {"replayRatePerSec", s.replay_rate_per_second},
           {"truncatedTails", s.stats.truncated_tails_total},
-          {"quarantinedSegments", s.stats.quarantined_segments_total}};
+          {"quarantinedSegments", s.stats.quarantined_segments_total},
+          {"quarantinedBytes", s.stats.quarantined_bytes_total},
+          {"unreadableRanges", s.stats.unreadable_ranges_total},
+          {"unreadableRecords", s.stats.unreadable_records_total},
+          {"readErrors", s.stats.read_errors_total},
+          {"failedBytes", s.stats.failed_bytes},
+          {"failedFullRefusals", s.stats.failed_full_total},
+          {"setAside", s.set_aside_total}};
 }
 
 }  // namespace
@@ -101,6 +108,7 @@ void add_push_routes(http::router& routes, push::push_service& service, push::pu
                    {"dbHealthy", s.db_healthy},
                    {"schemaReady", s.schema_ready},
                    {"failoverActive", s.failover_active},
+                   {"mode", push::to_string(s.mode)},
                    {"pendingTransactionIds", s.pending_index_entries},
                    {"logs", {{"failover", log_json(s.failover)}, {"qos0", log_json(s.qos0)}}}};
                co_return http::response::json(200, body.dump());

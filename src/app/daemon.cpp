@@ -124,6 +124,7 @@ std::shared_ptr<relay::relay_service> make_relay(const config::settings& s, asio
   as.url = s.rabbitmq_url;
   as.heartbeat = s.rabbitmq_heartbeat;
   as.confirm_window = s.rabbitmq_confirm_window;
+  as.confirm_window_bytes = s.rabbitmq_confirm_window_bytes;
   as.queues = s.rabbitmq_queue_type == config::queue_type::quorum ? amqp::queue_type::quorum
                                                                   : amqp::queue_type::classic;
   std::string error;

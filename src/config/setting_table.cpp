@@ -276,6 +276,10 @@ const std::vector<setting_spec>& table() {
       count("RABBITMQ_CONFIRM_WINDOW",
             "Publishes awaiting the broker's confirm at once; a full window makes the relay wait.",
             &settings::rabbitmq_confirm_window, 1, 1'000'000),
+      size("RABBITMQ_CONFIRM_WINDOW_BYTES",
+           "Bytes of publishes awaiting the broker's confirm at once (body, names, properties); "
+           "a full window makes the relay wait.",
+           &settings::rabbitmq_confirm_window_bytes, 64ULL << 10, 1ULL << 34),
       {"RABBITMQ_QUEUE_TYPE",
        "Type of the RabbitMQ queues sluice declares: quorum (replicated) or classic.",
        [](settings& s, const std::string& v) {

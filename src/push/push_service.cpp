@@ -98,9 +98,27 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
                         "Unreadable segments moved to quarantine/ since start.", {"log"});
   auto& unreadable = metrics.add_gauge(
       "sluice_buffer_unreadable_ranges",
-      "Ranges of records replay found corrupt and set aside since start.", {"log"});
+      "Ranges of records found corrupt and set aside to quarantine/ since start.", {"log"});
+  auto& unreadable_records =
+      metrics.add_gauge("sluice_buffer_unreadable_records",
+                        "Records inside the ranges set aside as corrupt since start.", {"log"});
+  auto& quarantined_bytes =
+      metrics.add_gauge("sluice_buffer_quarantined_bytes",
+                        "Bytes moved or copied to quarantine/ since start.", {"log"});
+  auto& read_errors = metrics.add_gauge(
+      "sluice_buffer_read_errors",
+      "Replay reads that failed with an I/O error since start (retried, nothing skipped).",
+      {"log"});
+  auto& failed_bytes =
+      metrics.add_gauge("sluice_buffer_failed_bytes", "Bytes of failed/ on disk.", {"log"});
+  auto& failed_full = metrics.add_gauge(
+      "sluice_buffer_failed_full_refusals",
+      "Records not moved to failed/ because it was at FILE_BUFFER_FAILED_MAX_BYTES (they stay "
+      "pending) since start.",
+      {"log"});
   metrics.on_collect([=, this, &db_healthy, &failover_active, &pending, &pending_bytes, &disk_bytes,
-                      &oldest, &failed, &truncated, &quarantined, &unreadable, &mode_gauge] {
+                      &oldest, &failed, &truncated, &quarantined, &unreadable, &unreadable_records,
+                      &quarantined_bytes, &read_errors, &failed_bytes, &failed_full, &mode_gauge] {
     db_healthy.set(gate_.healthy() ? 1 : 0);
     failover_active.set(mode_.mode() == push_mode::direct ? 0 : 1);
     for (auto m :
@@ -113,6 +131,11 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
       const std::string name = log == &failover_ ? "failover" : "qos0";
       const auto s = log->stats();
       unreadable.with({name}).set(static_cast<double>(s.unreadable_ranges_total));
+      unreadable_records.with({name}).set(static_cast<double>(s.unreadable_records_total));
+      quarantined_bytes.with({name}).set(static_cast<double>(s.quarantined_bytes_total));
+      read_errors.with({name}).set(static_cast<double>(s.read_errors_total));
+      failed_bytes.with({name}).set(static_cast<double>(s.failed_bytes));
+      failed_full.with({name}).set(static_cast<double>(s.failed_full_total));
       pending.with({name}).set(static_cast<double>(s.pending_records));
       pending_bytes.with({name}).set(static_cast<double>(s.pending_bytes));
       disk_bytes.with({name}).set(static_cast<double>(s.disk_bytes));

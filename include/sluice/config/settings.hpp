@@ -58,6 +58,7 @@ struct settings {
   std::string rabbitmq_url;  // empty = relay off: messages are stored but not published
   std::chrono::seconds rabbitmq_heartbeat{30};
   std::size_t rabbitmq_confirm_window = 1'000;
+  std::size_t rabbitmq_confirm_window_bytes = 64ULL << 20;
   queue_type rabbitmq_queue_type = queue_type::quorum;
   std::size_t relay_queue_max = 200'000;
   std::uint64_t relay_queue_max_bytes = 256ULL * 1024 * 1024;
