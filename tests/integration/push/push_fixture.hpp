@@ -3,6 +3,7 @@
 // What the push tests against the real binary share: a database and a buffer directory of
 // their own, the environment for sluice, and waits on PostgreSQL's contents.
 #include <chrono>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -44,6 +45,17 @@ class push_fixture : public ::testing::Test {
   std::string count(const std::string& where = "true") {
     pg_session pg(db_.url());
     return pg.scalar("SELECT count(*) FROM sluice_messages WHERE " + where);
+  }
+
+  // Polls `done` until it holds or `within` passes.
+  static bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done())
+        return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
   }
 
   // Polls PostgreSQL until `where` matches `n` rows or `within` passes.

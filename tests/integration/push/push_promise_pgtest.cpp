@@ -1,6 +1,8 @@
 // The push promise ("a 2xx is never lost and never stored twice") at the edges issue #8 found,
 // through the real binary and a real PostgreSQL. Each test here failed against commit ac90120
 // (run with SLUICE_TEST_BINARY=<that build's sluice>).
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -96,6 +98,60 @@ TEST_F(push_promise, a_row_lock_past_the_statement_timeout_does_not_fail_over) {
                 R"({"items":[{"queue":"lk","payload":1,"transactionId":"held"}]})");
   ASSERT_EQ(retried.status, 201) << retried.body;
   EXPECT_EQ(count("queue = 'lk'"), "2");
+}
+
+// Hole 3: a transient read error during replay (here EMFILE: the process is out of file
+// descriptors while the replayer opens the next segment) used to mark the rest of the records
+// unreadable and acknowledge them: answered records were dropped. They must wait and replay.
+TEST_F(push_promise, a_replay_read_error_from_a_low_fd_limit_drops_nothing) {
+  // Small segments: the replay has to open several files.
+  sluice_process s(env({{"FILE_BUFFER_SEGMENT_BYTES", "65536"}}));
+  wait_ready(s);
+  // A keep-alive connection opened before the limit is lowered: accepting a new one would need
+  // a descriptor too.
+  http_connection conn(s.port());
+  const std::string filler(900, 'x');
+  constexpr int records = 400;  // ≈ 400 KB: 6 or more segments
+  for (int sent = 0; sent < records; sent += 50) {
+    std::string body = R"({"bufferMs":60000,"bufferMax":10000,"items":[)";
+    for (int i = sent; i < sent + 50; ++i) {
+      body += std::string(i > sent ? "," : "") + R"({"queue":"fd","payload":{"n":)" +
+              std::to_string(i) + R"(,"pad":")" + filler + "\"}}";
+    }
+    body += "]}";
+    const auto res = conn.request("POST", "/api/v1/push", body);
+    ASSERT_EQ(res.status, 201) << res.body;
+  }
+  ASSERT_EQ(count("queue = 'fd'"), "0") << "bufferMs is a minute: nothing flushed yet";
+
+  // No descriptor left: every open() of the replay fails with EMFILE from now on.
+  std::size_t open_fds = 0;
+  for ([[maybe_unused]] const auto& fd :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(s.pid()) + "/fd"))
+    ++open_fds;
+  const std::string pid = std::to_string(s.pid());
+  // The hard limit stays where the soft one goes back to: raising a hard limit needs a
+  // capability a container may not have.
+  const std::string roomy = std::to_string(open_fds + 4096);
+  ASSERT_EQ(
+      std::system(
+          ("prlimit --pid " + pid + " --nofile=" + std::to_string(open_fds) + ":" + roomy).c_str()),
+      0);
+  // retry-failed flushes the QoS0 log at once, whatever its hints.
+  const auto flushed = conn.request("POST", "/api/v1/status/buffers/retry-failed");
+  EXPECT_EQ(flushed.status, 200) << flushed.body;
+  const bool saw_read_errors = eventually(
+      [&] {
+        const auto st = conn.request("GET", "/api/v1/status/buffers");
+        return st.status == 200 && st.json()["logs"]["qos0"].value("readErrors", 0) > 0;
+      },
+      10s);
+  EXPECT_TRUE(saw_read_errors) << s.log();
+  ASSERT_EQ(std::system(("prlimit --pid " + pid + " --nofile=" + roomy + ":" + roomy).c_str()), 0);
+  EXPECT_TRUE(wait_count("queue = 'fd'", std::to_string(records), 30s))
+      << count("queue = 'fd'") << " of " << records << " stored\n"
+      << s.log();
+  EXPECT_EQ(count("queue = 'fd'"), std::to_string(records)) << "stored twice?";
 }
 
 }  // namespace
