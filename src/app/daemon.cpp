@@ -226,6 +226,7 @@ int run_daemon(const config::settings& settings) {
   }
   if (rabbitmq_relay) {
     pushes.set_sink(rabbitmq_relay.get());
+    pushes.on_schema_ready([relay = rabbitmq_relay.get()] { relay->schema_ready(); });
   } else {
     spdlog::warn(
         "relay: RABBITMQ_URL is empty: messages are stored in PostgreSQL but not published to "

@@ -256,6 +256,8 @@ asio::awaitable<void> push_service::watch_db() {
         gate_.set_schema_ready();
         failover_replayer_.schema_ready();
         qos0_replayer_.schema_ready();
+        if (on_schema_ready_)
+          on_schema_ready_();
         apply(push_event::db_available);
         // Decided here rather than on the replayer's next look: once readiness reports the
         // schema, a push must go straight to PostgreSQL, not to an empty buffer.

@@ -1,7 +1,5 @@
 #include "sluice/relay/schema_latch.hpp"
 
-#include <chrono>
-
 namespace sluice::relay {
 namespace asio = boost::asio;
 
@@ -13,15 +11,17 @@ asio::awaitable<void> schema_latch::wait() {
     co_await changed_.wait_until(async_event::clock::time_point::max());
 }
 
-asio::awaitable<void> schema_latch::run() {
-  while (!open_ && !stopping_) {
-    if (ready_()) {
-      open_ = true;
-      changed_.notify_all();
-      break;
-    }
-    co_await changed_.wait_until(async_event::clock::now() + std::chrono::milliseconds(200));
+void schema_latch::poke() {
+  if (!open_ && ready_ && ready_()) {
+    open_ = true;
+    changed_.notify_all();
   }
+}
+
+asio::awaitable<void> schema_latch::run() {
+  poke();  // the schema may have been ready before the relay started
+  while (!open_ && !stopping_)
+    co_await changed_.wait_until(async_event::clock::time_point::max());
 }
 
 void schema_latch::stop() {

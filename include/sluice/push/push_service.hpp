@@ -116,6 +116,9 @@ class push_service {
 
   // Committed new rows are handed to `sink` (the relay). Call before start().
   void set_sink(stored_sink* sink);
+  // Called once, on the loop, when the schema is migrated (gate().schema_ready() turns true).
+  // Call before start().
+  void on_schema_ready(std::function<void()> f) { on_schema_ready_ = std::move(f); }
   const db_gate& gate() const { return gate_; }
 
   // Moves up to filter.max_records records of failed/ that match `filter` back into their logs
@@ -159,6 +162,7 @@ class push_service {
   buffer_replayer qos0_replayer_;
   uuid_v7_generator ids_;
   stored_sink* sink_ = nullptr;
+  std::function<void()> on_schema_ready_;
   std::size_t failover_appends_in_flight_ = 0;
   async_event mode_changed_;
   async_event replay_progress_;  // the failover replayer committed a batch

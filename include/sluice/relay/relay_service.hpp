@@ -92,6 +92,10 @@ class relay_service final : public push::stored_sink,
   // confirmed (bounded too). What is left is published later by a sweeper.
   boost::asio::awaitable<void> stop(std::chrono::milliseconds grace);
 
+  // The schema is migrated (relay_options::schema_ready now holds): the loops that write to
+  // PostgreSQL may start. Called by the push service's owner.
+  void schema_ready() { schema_.poke(); }
+
   // For /health/ready: connected and not blocked.
   relay_health health() const;
   const std::shared_ptr<amqp::client>& client() const { return client_; }

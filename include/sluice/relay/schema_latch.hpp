@@ -21,8 +21,10 @@ class schema_latch {
   // Until open or stopped.
   boost::asio::awaitable<void> wait();
 
-  // Watches `ready` until it turns true or stop(). The one poll left in the relay: the push
-  // service's gate offers no notification to wait on.
+  // Looks at `ready` again: the push service calls this (through relay_service) when the
+  // schema is migrated, so nothing polls.
+  void poke();
+  // Until open (a poke that finds `ready` true) or stop().
   boost::asio::awaitable<void> run();
   void stop();
 

@@ -37,7 +37,7 @@ TEST(relay_schema_latch, without_a_condition_it_is_open_from_the_start) {
   EXPECT_TRUE(waited);
 }
 
-TEST(relay_schema_latch, opens_once_the_condition_holds_and_wakes_the_waiters) {
+TEST(relay_schema_latch, a_poke_once_the_condition_holds_opens_it_and_wakes_the_waiters) {
   asio::io_context io;
   bool ready = false;
   schema_latch latch([&] { return ready; });
@@ -61,6 +61,9 @@ TEST(relay_schema_latch, opens_once_the_condition_holds_and_wakes_the_waiters) {
         co_await sleep_for(50ms);
         EXPECT_EQ(woken, 0);
         ready = true;
+        co_await sleep_for(50ms);
+        EXPECT_EQ(woken, 0) << "nothing polls: only a poke opens the latch";
+        latch.poke();
       },
       asio::detached);
   io.run_for(2s);
