@@ -104,6 +104,11 @@ TEST_F(push_promise, a_row_lock_past_the_statement_timeout_does_not_fail_over) {
 // descriptors while the replayer opens the next segment) used to mark the rest of the records
 // unreadable and acknowledge them: answered records were dropped. They must wait and replay.
 TEST_F(push_promise, a_replay_read_error_from_a_low_fd_limit_drops_nothing) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check probes memory through a pipe: a sanitizer build of sluice without a free
+  // descriptor reports every object it checks as invalid. The Debug build runs this test.
+  GTEST_SKIP() << "needs a sluice with no free file descriptor, which UBSan cannot check";
+#endif
   // Small segments: the replay has to open several files.
   sluice_process s(env({{"FILE_BUFFER_SEGMENT_BYTES", "65536"}}));
   wait_ready(s);

@@ -70,6 +70,11 @@ TEST(proves_corruption, only_failed_checks_on_bytes_read_prove_corruption) {
 }
 
 TEST_F(replay_errors_test, an_open_failure_fails_the_read_and_skips_nothing) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check probes memory through a pipe: in a process without a free descriptor it
+  // reports every object it checks as invalid. The Debug build runs this test.
+  GTEST_SKIP() << "needs a process with no free file descriptor, which UBSan cannot check";
+#endif
   auto log = open_log();
   const auto messages = make_messages(0, 5);
   ASSERT_FALSE(append(*log, messages));
@@ -100,6 +105,9 @@ TEST_F(replay_errors_test, an_open_failure_fails_the_read_and_skips_nothing) {
 }
 
 TEST_F(replay_errors_test, records_read_before_a_failure_are_returned_and_the_rest_waits) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "needs a process with no free file descriptor, which UBSan cannot check";
+#endif
   buffer_options o = fast_options();
   o.segment_bytes = 1024;
   auto log = open_log(o);
