@@ -1,5 +1,6 @@
 #include "sluice/push/push_service.hpp"
 
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 
@@ -426,7 +427,13 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
   }
 
   classified decided;
-  if (!co_await classify(request.items, out.qos0, until, decided)) {
+  const bool any_key = std::any_of(request.items.begin(), request.items.end(),
+                                   [](const message& m) { return m.transaction_id.has_value(); });
+  // Without transactionIds there is nothing to decide: every item is new (and no coroutine
+  // frame is spent on finding that out).
+  if (!any_key) {
+    decided.items.assign(request.items.size(), {});
+  } else if (!co_await classify(request.items, out.qos0, until, decided)) {
     co_return refuse(out, 503, "duplicate_in_flight",
                      "an earlier push with the same transactionId is not durable yet; retry "
                      "shortly",
