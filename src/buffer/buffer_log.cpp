@@ -5,23 +5,25 @@
 #include <chrono>
 #include <deque>
 #include <fcntl.h>
-#include <mutex>
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "sluice/buffer/ack_cursor.hpp"
+#include "sluice/buffer/ack_store.hpp"
+#include "sluice/buffer/blocking_worker.hpp"
 #include "sluice/buffer/errc.hpp"
+#include "sluice/buffer/failed_retry.hpp"
 #include "sluice/buffer/failed_store.hpp"
 #include "sluice/buffer/log_layout.hpp"
 #include "sluice/buffer/log_recovery.hpp"
 #include "sluice/buffer/log_writer.hpp"
+#include "sluice/buffer/read_cursor.hpp"
 #include "sluice/buffer/record_format.hpp"
 #include "sluice/buffer/replay_reader.hpp"
+#include "sluice/buffer/segment_set.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <spdlog/spdlog.h>
 
 namespace sluice::buffer {
@@ -48,6 +50,11 @@ struct pending_handler {
 
 }  // namespace
 
+// The engine behind buffer_log. It runs on the loop and owns the three threads' work: appends
+// go to the writer thread (log_writer, started in start(), joined in close()); reads, deletions,
+// ack cursor stores and failed/ files go to blocking_ (started with the core, joined in close()).
+// Their results come back to the loop, where segments_ and cursor_ are the only bookkeeping.
+// Posted work holds a shared_ptr to the core, so it outlives everything in flight.
 class log_core : public std::enable_shared_from_this<log_core> {
  public:
   log_core(fs::path dir, const buffer_options& options, asio::any_io_executor executor, int lock_fd)
@@ -63,24 +70,9 @@ class log_core : public std::enable_shared_from_this<log_core> {
   }
 
   void start(const recovery_report& report) {
-    for (const auto& r : report.segments) {
-      seg_state s;
-      s.id = r.id;
-      s.end = r.end;
-      s.records = r.records;
-      s.record_bytes = r.record_bytes;
-      s.acked_records = r.acked_records;
-      s.acked_bytes = r.acked_bytes;
-      s.first_created_ms = r.first_created_ms;
-      s.holes = r.holes;
-      s.sealed = true;
-      pending_records_ += r.records - r.acked_records;
-      pending_bytes_ += r.record_bytes - r.acked_bytes;
-      disk_bytes_ += r.end;
-      segments_.push_back(s);
-    }
-    ack_ = read_ = report.ack;
-    unread_head_created_ms_ = report.head_created_ms;
+    for (const auto& r : report.segments)
+      segments_.add_recovered(r);
+    cursor_.reset(report.ack, report.head_created_ms);
     truncated_tails_ = report.truncated_tails;
     quarantined_segments_ = report.quarantined_segments;
     unreadable_ranges_ = report.unreadable_ranges;
@@ -89,7 +81,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
     failed_records_ = report.failed_records;
     failed_bytes_ = report.failed_bytes;
     next_failed_id_ = report.next_failed_id;
-    if (auto ec = ack_file_.open(dir_)) {
+    if (auto ec = ack_store_.open(dir_)) {
       spdlog::warn("buffer: cannot open ack cursor dir={} error={}", dir_.string(), ec.message());
     }
     std::weak_ptr<log_core> weak = weak_from_this();
@@ -121,7 +113,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
       bytes += n;
     }
     if (options_.max_total_bytes != 0 &&
-        disk_bytes_ + reserved_bytes_ + bytes > options_.max_total_bytes) {
+        segments_.disk_bytes() + reserved_bytes_ + bytes > options_.max_total_bytes) {
       return post_completion(std::move(handler), make_error_code(errc::buffer_full));
     }
     reserved_bytes_ += bytes;
@@ -140,7 +132,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
       return post_completion(std::move(handler), make_error_code(errc::busy),
                              std::vector<buffered_record>{});
     }
-    std::vector<read_extent> extents = read_extents();
+    std::vector<read_extent> extents = segments_.extents_after(cursor_.read());
     if (extents.empty() || max_records == 0) {
       return post_completion(std::move(handler), std::error_code{}, std::vector<buffered_record>{});
     }
@@ -151,27 +143,14 @@ class log_core : public std::enable_shared_from_this<log_core> {
   std::error_code acknowledge(const record_position& last) {
     if (closed_)
       return errc::closed;
-    if (last < ack_)
+    if (last < cursor_.ack())
       return {};
-    const auto it = std::lower_bound(
-        inflight_.begin(), inflight_.end(), last,
-        [](const inflight_entry& e, const record_position& p) { return e.pos < p; });
-    if (it == inflight_.end() || it->pos != last)
-      return errc::unknown_position;
-    const auto count = static_cast<std::size_t>(it - inflight_.begin()) + 1;
-    for (std::size_t i = 0; i < count; ++i) {
-      const inflight_entry e = inflight_.front();
-      inflight_.pop_front();
-      if (seg_state* s = find_segment(e.pos.segment)) {
-        ++s->acked_records;
-        s->acked_bytes += e.bytes;
-      }
-      --pending_records_;
-      pending_bytes_ -= e.bytes;
-      --inflight_records_;
+    const bool known = cursor_.acknowledge(last, [this](const inflight_record& e) {
+      segments_.acknowledge(e.pos.segment, e.bytes);
       ++acked_total_;
-      ack_ = {e.pos.segment, e.end};
-    }
+    });
+    if (!known)
+      return errc::unknown_position;
     after_ack();
     return {};
   }
@@ -181,11 +160,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
       return errc::closed;
     if (reading_)
       return errc::busy;
-    if (!inflight_.empty())
-      unread_head_created_ms_ = inflight_.front().created_ms;
-    inflight_.clear();
-    inflight_records_ = 0;
-    read_ = ack_;
+    cursor_.rewind();
     return {};
   }
 
@@ -206,8 +181,8 @@ class log_core : public std::enable_shared_from_this<log_core> {
     }
     failed_bytes_ += bytes;
     const std::uint64_t id = next_failed_id_++;
-    asio::post(blocking_, [self = shared_from_this(), id, bytes, records = std::move(records),
-                           reason = std::move(reason), op = track(std::move(handler))]() mutable {
+    blocking_.post([self = shared_from_this(), id, bytes, records = std::move(records),
+                    reason = std::move(reason), op = track(std::move(handler))]() mutable {
       const std::error_code ec = write_failed_file(self->dir_, id, records, reason, now_ms());
       if (ec) {
         spdlog::error("buffer: cannot write failed records dir={} count={} error={}",
@@ -255,7 +230,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
     retrying_ = true;
     auto state = std::make_shared<retry_state>(
         retry_state{track(std::move(handler)), std::move(filter), {}, 0});
-    asio::post(blocking_, [self = shared_from_this(), state]() mutable {
+    blocking_.post([self = shared_from_this(), state]() mutable {
       state->plan = plan_retry(self->dir_, state->filter);
       auto& loop = self->executor_;
       asio::post(loop, [self = std::move(self), state]() mutable { self->run_retry(state); });
@@ -264,10 +239,10 @@ class log_core : public std::enable_shared_from_this<log_core> {
 
   buffer_stats stats() const {
     buffer_stats st;
-    st.pending_records = pending_records_;
-    st.pending_bytes = pending_bytes_;
+    st.pending_records = segments_.pending_records();
+    st.pending_bytes = segments_.pending_bytes();
     st.segments = segments_.size();
-    st.disk_bytes = disk_bytes_ + reserved_bytes_;
+    st.disk_bytes = segments_.disk_bytes() + reserved_bytes_;
     st.oldest_pending_created_ms = oldest_pending_created_ms();
     st.failed_records = failed_records_;
     st.appended_total = appended_total_;
@@ -290,57 +265,18 @@ class log_core : public std::enable_shared_from_this<log_core> {
     closed_ = true;
     writer_->close();
     blocking_.join();
-    ack_file_.close();
+    ack_store_.close();
     if (lock_fd_ >= 0)
       ::close(lock_fd_);
     lock_fd_ = -1;
-    spdlog::info("buffer: closed log dir={} pending_records={}", dir_.string(), pending_records_);
+    spdlog::info("buffer: closed log dir={} pending_records={}", dir_.string(),
+                 segments_.pending_records());
   }
 
  private:
-  struct seg_state {
-    std::uint64_t id = 0;
-    std::uint64_t end = 0;
-    std::uint64_t records = 0;
-    std::uint64_t record_bytes = 0;
-    std::uint64_t acked_records = 0;
-    std::uint64_t acked_bytes = 0;
-    std::optional<std::int64_t> first_created_ms;
-    // Corrupt ranges (by offset, disjoint) that reads skip. Records counted in `records` that
-    // replay found inside one are `lost`: never acknowledged, no longer pending.
-    std::vector<byte_range> holes;
-    std::uint64_t lost_records = 0;
-    std::uint64_t lost_bytes = 0;
-    bool sealed = false;
-    bool unreadable = false;  // a corrupt range could not be copied: quarantine, not delete
-  };
-
-  struct inflight_entry {
-    record_position pos;
-    std::uint64_t end = 0;
-    std::uint32_t bytes = 0;
-    std::int64_t created_ms = 0;
-  };
-
   struct append_op {
     pending_handler<void(std::error_code)> op;
     std::uint64_t bytes = 0;
-  };
-
-  // What one filtered retry takes out of failed/, worked out on the blocking thread.
-  struct retry_plan {
-    struct file_change {
-      std::uint64_t id = 0;
-      fs::path path;
-      std::vector<failed_message> keep;  // written back under the same id
-      bool damaged = false;              // moved to quarantine/ with all it held
-      std::uint64_t unreadable = 0;      // records counted at start-up it no longer gives back
-      std::uint64_t old_bytes = 0;
-    };
-    std::vector<message> messages;
-    std::vector<file_change> changes;
-    std::size_t remaining = 0;  // matching records left (filtered retries only)
-    std::error_code ec;
   };
 
   struct retry_state {
@@ -376,27 +312,17 @@ class log_core : public std::enable_shared_from_this<log_core> {
     asio::post(executor_, asio::append(std::move(handler), std::move(args)...));
   }
 
-  seg_state* find_segment(std::uint64_t id) {
-    const auto it = std::lower_bound(segments_.begin(), segments_.end(), id,
-                                     [](const seg_state& s, std::uint64_t v) { return s.id < v; });
-    return it != segments_.end() && it->id == id ? &*it : nullptr;
+  std::uint64_t unread_records() const {
+    return segments_.pending_records() - cursor_.inflight_records();
   }
 
-  std::uint64_t unread_records() const { return pending_records_ - inflight_records_; }
-
   std::optional<std::int64_t> oldest_pending_created_ms() const {
-    if (pending_records_ == 0)
+    if (segments_.pending_records() == 0)
       return std::nullopt;
-    if (!inflight_.empty())
-      return inflight_.front().created_ms;
-    if (unread_head_created_ms_)
-      return unread_head_created_ms_;
+    if (auto created_ms = cursor_.oldest_created_ms())
+      return created_ms;
     // Only after a race between a read and appends; the segment's first record is close.
-    for (const auto& s : segments_) {
-      if (s.records > s.acked_records)
-        return s.first_created_ms;
-    }
-    return std::nullopt;
+    return segments_.first_unacked_created_ms();
   }
 
   void on_writer_report(writer_report report) {
@@ -419,7 +345,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
   }
 
   void on_sealed(const sealed_segment& sealed) {
-    if (seg_state* s = find_segment(sealed.id)) {
+    if (segment_state* s = segments_.find(sealed.id)) {
       s->sealed = true;
       if (s->end != sealed.end) {
         spdlog::error("buffer: sealed segment size mismatch id={} known={} sealed={}", sealed.id,
@@ -434,58 +360,18 @@ class log_core : public std::enable_shared_from_this<log_core> {
   }
 
   void apply_append(const append_result& res) {
-    if (segments_.empty() || segments_.back().id < res.segment) {
-      seg_state s;
-      s.id = res.segment;
-      s.end = segment_header_size;
-      disk_bytes_ += segment_header_size;
-      segments_.push_back(s);
-    }
-    seg_state* s = find_segment(res.segment);
-    if (s == nullptr || s->end != res.begin) {
-      spdlog::error("buffer: append out of order segment={} begin={}", res.segment, res.begin);
-      if (s == nullptr)
-        return;
-    }
-    if (unread_records() == 0)
-      unread_head_created_ms_ = res.first_created_ms;
-    s->end = res.end;
-    s->records += res.records;
-    s->record_bytes += res.end - res.begin;
-    if (!s->first_created_ms)
-      s->first_created_ms = res.first_created_ms;
-    disk_bytes_ += res.end - res.begin;
-    pending_records_ += res.records;
-    pending_bytes_ += res.end - res.begin;
+    const bool none_unread = unread_records() == 0;
+    if (!segments_.apply_append(res))
+      return;
+    if (none_unread)
+      cursor_.set_unread_head_created_ms(res.first_created_ms);
     appended_total_ += res.records;
-  }
-
-  // Committed bytes after the read cursor, without the holes.
-  std::vector<read_extent> read_extents() const {
-    std::vector<read_extent> extents;
-    for (const auto& s : segments_) {
-      if (s.id < read_.segment)
-        continue;
-      std::uint64_t begin = s.id == read_.segment
-                                ? std::max<std::uint64_t>(read_.offset, segment_header_size)
-                                : segment_header_size;
-      for (const auto& h : s.holes) {
-        if (h.end <= begin)
-          continue;
-        if (h.begin > begin)
-          extents.push_back({s.id, begin, std::min(h.begin, s.end)});
-        begin = std::max(begin, h.end);
-      }
-      if (begin < s.end)
-        extents.push_back({s.id, begin, s.end});
-    }
-    return extents;
   }
 
   void issue_read(std::vector<read_extent> extents, std::size_t max_records,
                   pending_handler<void(std::error_code, std::vector<buffered_record>)> op) {
-    asio::post(blocking_, [self = shared_from_this(), extents = std::move(extents), max_records,
-                           op = std::move(op)]() mutable {
+    blocking_.post([self = shared_from_this(), extents = std::move(extents), max_records,
+                    op = std::move(op)]() mutable {
       replay_chunk chunk = self->reader_.read(extents, max_records);
       auto& loop = self->executor_;
       asio::post(loop,
@@ -500,13 +386,10 @@ class log_core : public std::enable_shared_from_this<log_core> {
     reading_ = false;
     for (const auto& range : chunk.skipped)
       add_hole(range);
-    for (const auto& r : chunk.records) {
-      inflight_.push_back({r.position, r.position.offset + r.size, r.size, r.msg.created_ms});
-      ++inflight_records_;
-      read_ = {r.position.segment, r.position.offset + r.size};
-    }
+    for (const auto& r : chunk.records)
+      cursor_.handed_out(r);
     if (!chunk.error)
-      unread_head_created_ms_ = chunk.next_created_ms;
+      cursor_.set_unread_head_created_ms(chunk.next_created_ms);
     if (!chunk.skipped.empty())
       after_ack();
     // The reader goes on past corrupt ranges to the end of the extents, so an empty chunk
@@ -522,42 +405,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
     ++unreadable_ranges_;
     unreadable_records_ += range.records;
     quarantined_bytes_ += range.quarantined_bytes;
-    seg_state* s = find_segment(range.segment);
-    if (s == nullptr)
-      return;
-    if (!range.saved)
-      s->unreadable = true;
-    const auto at =
-        std::lower_bound(s->holes.begin(), s->holes.end(), range.begin,
-                         [](const byte_range& h, std::uint64_t v) { return h.begin < v; });
-    s->holes.insert(at, {range.begin, range.end});
-    const std::uint64_t records =
-        std::min(range.records, s->records - s->acked_records - s->lost_records);
-    const std::uint64_t bytes =
-        std::min(range.end - range.begin, s->record_bytes - s->acked_bytes - s->lost_bytes);
-    s->lost_records += records;
-    s->lost_bytes += bytes;
-    pending_records_ -= records;
-    pending_bytes_ -= bytes;
-  }
-
-  // Where the readable bytes of `s` begin and end, holes at either edge excluded.
-  static std::uint64_t readable_begin(const seg_state& s) {
-    std::uint64_t begin = segment_header_size;
-    for (const auto& h : s.holes) {
-      if (h.begin <= begin)
-        begin = std::max(begin, h.end);
-    }
-    return begin;
-  }
-
-  static std::uint64_t readable_end(const seg_state& s) {
-    std::uint64_t end = s.end;
-    for (auto h = s.holes.rbegin(); h != s.holes.rend(); ++h) {
-      if (h->end >= end)
-        end = std::min(end, h->begin);
-    }
-    return end;
+    segments_.add_hole(range);
   }
 
   void after_ack() {
@@ -566,32 +414,23 @@ class log_core : public std::enable_shared_from_this<log_core> {
   }
 
   void collect_acked_segments() {
-    while (!segments_.empty()) {
-      seg_state& s = segments_.front();
-      const std::uint64_t readable = readable_end(s);
-      const bool acked = ack_.segment > s.id || (ack_.segment == s.id && ack_.offset >= readable) ||
-                         readable_begin(s) >= readable;
-      if (!acked)
-        return;
-      if (!s.sealed) {
-        if (drain_requested_ != std::pair{s.id, s.end} && !closed_) {
-          drain_requested_ = {s.id, s.end};
-          writer_->seal_if_drained(s.id, s.end);
+    while (const segment_state* s = segments_.drained_front(cursor_.ack())) {
+      if (!s->sealed) {
+        if (drain_requested_ != std::pair{s->id, s->end} && !closed_) {
+          drain_requested_ = {s->id, s->end};
+          writer_->seal_if_drained(s->id, s->end);
         }
         return;
       }
-      pending_records_ -= s.records - s.acked_records - s.lost_records;
-      pending_bytes_ -= s.record_bytes - s.acked_bytes - s.lost_bytes;
-      disk_bytes_ -= s.end;
-      ack_ = std::max(ack_, record_position{s.id, s.end});
+      const segment_state gone = segments_.pop_front();
+      cursor_.ack_at_least({gone.id, gone.end});
       if (!closed_)
-        remove_file(s.id, s.unreadable);
-      segments_.pop_front();
+        remove_file(gone.id, gone.unreadable);
     }
   }
 
   void remove_file(std::uint64_t id, bool quarantine) {
-    asio::post(blocking_, [self = shared_from_this(), id, quarantine] {
+    blocking_.post([self = shared_from_this(), id, quarantine] {
       self->reader_.forget(id);
       const fs::path path = self->dir_ / layout::file_name(id, layout::segment_suffix);
       std::error_code ec;
@@ -609,111 +448,14 @@ class log_core : public std::enable_shared_from_this<log_core> {
   }
 
   void persist_ack() {
-    if (closed_)
+    if (closed_ || !ack_store_.offer(cursor_.ack()))
       return;
-    {
-      std::lock_guard lock(ack_mutex_);
-      ack_to_store_ = ack_;
-      if (ack_store_queued_)
-        return;
-      ack_store_queued_ = true;
-    }
-    asio::post(blocking_, [self = shared_from_this()] {
-      record_position pos;
-      {
-        std::lock_guard lock(self->ack_mutex_);
-        pos = self->ack_to_store_;
-        self->ack_store_queued_ = false;
-      }
-      if (auto ec = self->ack_file_.store(pos)) {
+    blocking_.post([self = shared_from_this()] {
+      if (auto ec = self->ack_store_.store_newest()) {
         spdlog::warn("buffer: cannot store ack cursor dir={} error={}", self->dir_.string(),
                      ec.message());
       }
     });
-  }
-
-  static bool matches(const retry_filter& filter, const failed_message& f) {
-    return (!filter.queue || f.msg.queue == *filter.queue) &&
-           (!filter.reason_substring ||
-            f.reason.find(*filter.reason_substring) != std::string::npos);
-  }
-
-  // Blocking thread. Reads failed files in id order, one at a time; only files it takes from
-  // are kept in memory. Without a filter it stops once the batch is full.
-  static retry_plan plan_retry(const fs::path& dir, const retry_filter& filter) {
-    retry_plan plan;
-    const bool filtered = filter.queue || filter.reason_substring;
-    const auto files = layout::list_files(dir / layout::failed_dir, layout::failed_suffix, plan.ec);
-    for (const auto& [id, path] : files) {
-      if (!filtered && plan.messages.size() >= filter.max_records)
-        break;
-      failed_file f = read_failed_file(id, path);
-      std::vector<bool> take(f.records.size(), false);
-      std::size_t took = 0;
-      for (std::size_t i = 0; i < f.records.size(); ++i) {
-        if (!matches(filter, f.records[i]))
-          continue;
-        if (plan.messages.size() + took < filter.max_records) {
-          take[i] = true;
-          ++took;
-        } else {
-          ++plan.remaining;
-        }
-      }
-      // Unfiltered, a damaged file with nothing readable left is moved to quarantine/.
-      if (took == 0 && !(f.error && !filtered))
-        continue;
-      retry_plan::file_change change;
-      change.id = id;
-      change.path = path;
-      change.damaged = static_cast<bool>(f.error);
-      if (change.damaged) {
-        const std::uint64_t counted = summarize_failed_file(id, path).records;
-        change.unreadable = counted > f.records.size() ? counted - f.records.size() : 0;
-      }
-      std::error_code size_ec;
-      change.old_bytes = fs::file_size(path, size_ec);
-      for (std::size_t i = 0; i < f.records.size(); ++i) {
-        if (take[i])
-          plan.messages.push_back(std::move(f.records[i].msg));
-        else
-          change.keep.push_back(std::move(f.records[i]));
-      }
-      plan.changes.push_back(std::move(change));
-    }
-    return plan;
-  }
-
-  // Blocking thread, after the append: failed/ without the retried records. Returns the bytes
-  // failed/ shrank by.
-  static std::uint64_t apply_retry(const fs::path& dir, const retry_plan& plan) {
-    std::uint64_t freed = 0;
-    for (const auto& c : plan.changes) {
-      std::error_code ec;
-      if (c.damaged) {
-        // The readable records are handled; keep the file for an operator.
-        ec = layout::quarantine_file(dir, c.path);
-      }
-      if (!ec && !c.keep.empty()) {
-        ec = rewrite_failed_file(dir, c.id, c.keep, c.keep.front().failed_ms);
-      } else if (!ec && !c.damaged) {
-        fs::remove(c.path, ec);
-        if (!ec)
-          ec = layout::sync_directory(dir / layout::failed_dir);
-      }
-      if (ec) {
-        spdlog::error(
-            "buffer: cannot remove retried records from failed file={} error={} (they may be "
-            "retried again; PostgreSQL keeps one copy)",
-            c.path.string(), ec.message());
-        continue;
-      }
-      std::error_code size_ec;
-      const std::uint64_t now =
-          c.keep.empty() ? 0 : fs::file_size(dir / layout::failed_dir / c.path.filename(), size_ec);
-      freed += c.old_bytes > now ? c.old_bytes - now : 0;
-    }
-    return freed;
   }
 
   void run_retry(std::shared_ptr<retry_state> state) {
@@ -746,7 +488,7 @@ class log_core : public std::enable_shared_from_this<log_core> {
   void apply_then_finish(std::shared_ptr<retry_state> state) {
     if (closed_ || state->plan.changes.empty())
       return finish_retry(*state, {});
-    asio::post(blocking_, [self = shared_from_this(), state]() mutable {
+    blocking_.post([self = shared_from_this(), state]() mutable {
       const std::uint64_t freed = apply_retry(self->dir_, state->plan);
       auto& loop = self->executor_;
       asio::post(loop, [self = std::move(self), state, freed]() mutable {
@@ -793,29 +535,20 @@ class log_core : public std::enable_shared_from_this<log_core> {
   const asio::any_io_executor executor_;
   int lock_fd_;
 
+  // Started with the core, joined in close() after the writer, so close() returns with no file
+  // I/O of the log in flight.
+  blocking_worker blocking_;
   // Blocking thread only (after start()).
-  asio::thread_pool blocking_{1};
   replay_reader reader_;
-  ack_cursor_file ack_file_;
-
-  std::mutex ack_mutex_;
-  record_position ack_to_store_;
-  bool ack_store_queued_ = false;
+  ack_store ack_store_;  // offered from the loop, stored on the blocking thread
 
   std::unique_ptr<log_writer> writer_;
 
   // Loop only.
-  std::deque<seg_state> segments_;
+  segment_set segments_;
   std::deque<append_op> appends_;  // submitted to the writer, oldest first
-  std::deque<inflight_entry> inflight_;
-  record_position ack_;
-  record_position read_;
-  std::optional<std::int64_t> unread_head_created_ms_;
+  read_cursor cursor_;
   std::optional<std::pair<std::uint64_t, std::uint64_t>> drain_requested_;
-  std::uint64_t pending_records_ = 0;
-  std::uint64_t pending_bytes_ = 0;
-  std::uint64_t inflight_records_ = 0;
-  std::uint64_t disk_bytes_ = 0;
   std::uint64_t reserved_bytes_ = 0;
   std::uint64_t appended_total_ = 0;
   std::uint64_t acked_total_ = 0;
