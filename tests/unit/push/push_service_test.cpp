@@ -28,7 +28,8 @@ class push_service_test : public ::testing::Test {
  protected:
   push_service_test() : pool_(io_.get_executor(), store::pool_options{}) {}
 
-  void start(push_service_options o = {}) {
+  // `failover`: another log to stand for the failover log (default failover_).
+  void start(push_service_options o = {}, record_log* failover = nullptr) {
     o.prepare_schema = []() -> asio::awaitable<std::error_code> { co_return std::error_code{}; };
     o.db_alive = [this]() -> asio::awaitable<bool> {
       ++probes_;
@@ -36,8 +37,8 @@ class push_service_test : public ::testing::Test {
     };
     o.deadline = 3s;
     o.replay_batch = 100;
-    svc_ = std::make_unique<push_service>(io_.get_executor(), pool_, db_, failover_, qos0_,
-                                          metrics_, o);
+    svc_ = std::make_unique<push_service>(io_.get_executor(), pool_, db_,
+                                          failover ? *failover : failover_, qos0_, metrics_, o);
     bool started = false;
     asio::co_spawn(
         io_,
@@ -547,24 +548,7 @@ class gated_log final : public record_log {
 
 class push_service_gated_test : public push_service_test {
  protected:
-  void start_gated() {
-    push_service_options o;
-    o.prepare_schema = []() -> asio::awaitable<std::error_code> { co_return std::error_code{}; };
-    o.db_alive = [this]() -> asio::awaitable<bool> { co_return db_up_; };
-    o.deadline = 3s;
-    o.replay_batch = 100;
-    svc_ =
-        std::make_unique<push_service>(io_.get_executor(), pool_, db_, gated_, qos0_, metrics_, o);
-    bool started = false;
-    asio::co_spawn(
-        io_,
-        [&]() -> asio::awaitable<void> {
-          co_await svc_->start();
-          started = true;
-        },
-        rethrow);
-    ASSERT_TRUE(run_until(io_, [&] { return started; }));
-  }
+  void start_gated() { start({}, &gated_); }
   void TearDown() override {
     gated_.release();
     push_service_test::TearDown();
