@@ -159,8 +159,7 @@ asio::awaitable<void> buffer_replayer::run() {
       if (co_await reindex()) {
         unreadable_seen_ = stats.unreadable_ranges_total;
       } else {
-        backoff_ = std::clamp(backoff_ * 2, min_backoff, max_backoff);
-        co_await backoff_wake_.wait_until(clock::now() + backoff_);
+        co_await back_off();
       }
       continue;
     }
@@ -181,12 +180,16 @@ asio::awaitable<void> buffer_replayer::run() {
     if (result == window_result::stalled) {
       // New appends do not cut the backoff short: under load they arrive constantly, and each
       // would become one more attempt against a database that is down.
-      backoff_ = std::clamp(backoff_ * 2, min_backoff, max_backoff);
-      co_await backoff_wake_.wait_until(clock::now() + backoff_);
+      co_await back_off();
     } else {
       backoff_ = std::chrono::milliseconds(0);
     }
   }
+}
+
+asio::awaitable<void> buffer_replayer::back_off() {
+  backoff_ = std::clamp(backoff_ * 2, min_backoff, max_backoff);
+  co_await backoff_wake_.wait_until(clock::now() + backoff_);
 }
 
 // A sliding window over the log: up to `depth` inserts are in flight, and as soon as the oldest
@@ -371,10 +374,8 @@ asio::awaitable<bool> buffer_replayer::failed_while_alive(inflight_batch& b) {
           std::to_string(
               std::chrono::duration_cast<std::chrono::seconds>(now - first_strike_).count()) +
           " s while PostgreSQL answered probes (a lock held past the statement timeout?): " + why);
-  if (moved) {
+  if (moved)
     set_aside_.inc();
-    ++set_aside_total_;
-  }
   co_return moved;
 }
 

@@ -59,7 +59,6 @@ push_service::push_service(asio::any_io_executor executor, store::pg_pool& pool,
       qos0_replayer_(executor, qos0, store, index_, metrics,
                      {"qos0", pending_log::qos0, options.replay_batch, 1, options.deadline, true, 3,
                       options.poisoned_span}),
-      metrics_(metrics),
       items_total_(metrics.add_counter(
           "sluice_push_items_total",
           "Pushed items by queue and outcome (stored, buffered, duplicate).", {"queue", "status"})),
@@ -156,10 +155,9 @@ void push_service::apply(push_event e) {
 }
 
 asio::awaitable<bool> push_service::db_alive() {
-  const auto deadline = clock::now() + std::chrono::seconds(1);
   if (options_.db_alive)
     co_return co_await options_.db_alive();
-  co_return !co_await pool_.ping(deadline);
+  co_return !co_await pool_.ping(clock::now() + std::chrono::seconds(1));
 }
 
 // Owns two waits of the push path on PostgreSQL: until the schema is migrated (nothing is

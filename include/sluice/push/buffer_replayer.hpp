@@ -77,7 +77,7 @@ class buffer_replayer {
   void wake();
 
   double replay_rate_per_second() const;  // over the last 10 s
-  std::uint64_t set_aside_total() const { return set_aside_total_; }
+  std::uint64_t set_aside_total() const { return static_cast<std::uint64_t>(set_aside_.value()); }
 
   // Where committed records go next (the relay); may stay unset.
   void set_sink(stored_sink* sink) { sink_ = sink; }
@@ -98,6 +98,8 @@ class buffer_replayer {
   boost::asio::awaitable<bool> failed_while_alive(inflight_batch& b);
   boost::asio::awaitable<bool> set_aside(inflight_batch& b, std::size_t index, std::string reason);
   boost::asio::awaitable<bool> reindex();
+  // Waits the next, doubled backoff (cut short only by stop()).
+  boost::asio::awaitable<void> back_off();
   void reset_hints();
   bool flush_due(std::uint64_t pending) const;
   void hand_to_sink(std::vector<message>& msgs, const std::vector<store::insert_outcome>& outcomes);
@@ -124,7 +126,6 @@ class buffer_replayer {
   int poisoned_strikes_ = 0;  // timeouts of the one record being isolated
   std::chrono::steady_clock::time_point first_strike_;
   std::uint64_t unreadable_seen_ = 0;
-  std::uint64_t set_aside_total_ = 0;
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::size_t>> recent_;
   metrics::counter& replayed_;
   metrics::counter& duplicates_;

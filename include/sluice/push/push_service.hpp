@@ -170,7 +170,6 @@ class push_service {
   bool watcher_running_ = false;
   async_event watcher_wake_;  // mode changes and stop
   async_event watcher_done_;
-  metrics::registry& metrics_;
   metrics::family<metrics::counter>& items_total_;
   // sluice_push_items_total's children per queue, by item_status: found without building label
   // vectors on every push.
