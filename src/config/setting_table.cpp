@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <limits>
@@ -313,6 +314,142 @@ const std::vector<setting_spec>& table() {
       duration_ms("RELAY_CLAIM_LEASE_MS",
                   "How long a sweeper's claim keeps other instances off a row it is publishing.",
                   &settings::relay_claim_lease, 1'000, 3'600'000),
+      {"SLUICE_ROLES",
+       "What this instance runs: ingress (HTTP API and proxy), workers (consumers that call the "
+       "target services), or both, comma-separated.",
+       [](settings& s, const std::string& v) {
+         bool ingress = false;
+         bool workers = false;
+         std::size_t start = 0;
+         while (start <= v.size()) {
+           const auto comma = std::min(v.find(',', start), v.size());
+           const std::string role = ascii_lower(v.substr(start, comma - start));
+           if (role == "ingress")
+             ingress = true;
+           else if (role == "workers")
+             workers = true;
+           else
+             throw bad_value{"ingress, workers, or ingress,workers"};
+           start = comma + 1;
+         }
+         s.role_ingress = ingress;
+         s.role_workers = workers;
+       },
+       [](const settings& s) {
+         if (s.role_ingress && s.role_workers)
+           return std::string("ingress,workers");
+         return std::string(s.role_ingress ? "ingress" : "workers");
+       }},
+      {"RPC_TIMEOUT_SEC",
+       "How long a proxied request waits for its reply unless its service sets timeoutMs.",
+       [](settings& s, const std::string& v) {
+         s.rpc_timeout = std::chrono::seconds(parse_unsigned(v, 1, 86'400));
+       },
+       [](const settings& s) { return std::to_string(s.rpc_timeout.count()); }},
+      count("CONCURRENCY_PER_QUEUE",
+            "Requests a worker runs at once per service and flavour (the prefetch) unless the "
+            "service sets concurrency.",
+            &settings::concurrency_per_queue, 1, 65'535),
+      {"SERVICES_FILE",
+       "JSON file of services (and their schedules), re-read on change and on SIGHUP; empty = "
+       "none.",
+       [](settings& s, const std::string& v) { s.services_file = v; },
+       [](const settings& s) { return s.services_file; }},
+      {"TARGET_SVC_NAME", "Defines one service of this name from the environment; empty = none.",
+       [](settings& s, const std::string& v) { s.target_svc_name = v; },
+       [](const settings& s) { return s.target_svc_name; }},
+      {"TARGET_SVC_NAMESPACE", "Namespace of services that do not name one.",
+       [](settings& s, const std::string& v) {
+         if (v.empty())
+           throw bad_value{"a namespace name"};
+         s.target_svc_namespace = v;
+       },
+       [](const settings& s) { return s.target_svc_namespace; }},
+      {"TARGET_SVC_SCHEME",
+       "Scheme of a flavour's derived URL, <scheme>://<service>-<flavour>.<namespace>[:port].",
+       [](settings& s, const std::string& v) {
+         if (v != "http")
+           throw bad_value{"http (https targets are not supported yet)"};
+         s.target_svc_scheme = v;
+       },
+       [](const settings& s) { return s.target_svc_scheme; }},
+      {"TARGET_SVC_PORT", "Port of a flavour's derived URL; empty = the scheme's default.",
+       [](settings& s, const std::string& v) {
+         if (v.empty()) {
+           s.target_svc_port.reset();
+           return;
+         }
+         s.target_svc_port = static_cast<std::uint16_t>(parse_unsigned(v, 1, 65535));
+       },
+       [](const settings& s) {
+         return s.target_svc_port ? std::to_string(*s.target_svc_port) : "";
+       }},
+      {"TARGET_SVC_FLAVOURS",
+       "Flavours of the TARGET_SVC_NAME service, comma-separated; the first is its default.",
+       [](settings& s, const std::string& v) {
+         if (v.empty())
+           throw bad_value{"one or more flavour names, comma-separated"};
+         s.target_svc_flavours = v;
+       },
+       [](const settings& s) { return s.target_svc_flavours; }},
+      {"SERVICE_NAME",
+       "Defines one service of this name whose one flavour calls DOWNSTREAM_URL; empty = none.",
+       [](settings& s, const std::string& v) { s.service_name = v; },
+       [](const settings& s) { return s.service_name; }},
+      {"DOWNSTREAM_URL", "Target URL of the SERVICE_NAME service.",
+       [](settings& s, const std::string& v) { s.downstream_url = v; },
+       [](const settings& s) { return s.downstream_url; }},
+      {"BATCH_MODE",
+       "1 (or true, yes, on): the SERVICE_NAME service sends its requests in batches to "
+       "BATCH_DOWNSTREAM_URL.",
+       [](settings& s, const std::string& value) {
+         const std::string v = ascii_lower(value);
+         if (v == "1" || v == "true" || v == "yes" || v == "on")
+           s.batch_mode = true;
+         else if (v.empty() || v == "0" || v == "false" || v == "no" || v == "off")
+           s.batch_mode = false;
+         else
+           throw bad_value{"1, true, yes, on, or 0, false, no, off"};
+       },
+       [](const settings& s) { return s.batch_mode ? "1" : "0"; }},
+      {"BATCH_DOWNSTREAM_URL", "Batch URL of the SERVICE_NAME service under BATCH_MODE.",
+       [](settings& s, const std::string& v) { s.batch_downstream_url = v; },
+       [](const settings& s) { return s.batch_downstream_url; }},
+      count("BATCH_SIZE", "Requests per batch of the SERVICE_NAME service under BATCH_MODE.",
+            &settings::batch_size, 1, 10'000),
+      duration_ms("BATCH_MAX_WAIT_MS",
+                  "A batch of the SERVICE_NAME service is sent after this even when not full.",
+                  &settings::batch_max_wait, 1, 60'000),
+      {"ENQUEUER_REPLY_TIMEOUT",
+       "Seconds the SERVICE_NAME service's callers wait for a reply; empty = RPC_TIMEOUT_SEC.",
+       [](settings& s, const std::string& v) {
+         if (v.empty()) {
+           s.enqueuer_reply_timeout.reset();
+           return;
+         }
+         s.enqueuer_reply_timeout = std::chrono::seconds(parse_unsigned(v, 1, 86'400));
+       },
+       [](const settings& s) {
+         return s.enqueuer_reply_timeout ? std::to_string(s.enqueuer_reply_timeout->count()) : "";
+       }},
+      count("PROXY_MAX_PENDING",
+            "Proxied requests waiting for their reply at once; beyond it the proxy answers 503 "
+            "with Retry-After.",
+            &settings::proxy_max_pending, 1, 10'000'000),
+      size("PROXY_MAX_INFLIGHT_BYTES",
+           "Bytes of proxied request bodies waiting for their reply at once; beyond it 503.",
+           &settings::proxy_max_inflight_bytes, 1ULL << 20, 1ULL << 40),
+      count("UPSTREAM_MAX_CONNECTIONS_PER_HOST",
+            "Connections the workers open to one target host:port at most.",
+            &settings::upstream_max_connections_per_host, 1, 100'000),
+      duration_ms("UPSTREAM_CONNECT_TIMEOUT_MS", "Deadline for connecting to a target.",
+                  &settings::upstream_connect_timeout, 10, 600'000),
+      duration_ms("UPSTREAM_IDLE_TIMEOUT_MS",
+                  "Idle keep-alive connections to targets close after this.",
+                  &settings::upstream_idle_timeout, 100, 3'600'000),
+      size("UPSTREAM_MAX_RESPONSE_BYTES",
+           "Largest target response accepted; a larger one answers the caller 502.",
+           &settings::upstream_max_response_bytes, 1024, 1ULL << 30),
       count("METRICS_MAX_QUEUE_LABELS",
             "Distinct queue names sluice_push_items_total keeps apart; pushes to further queues "
             "are counted under queue=\"(other)\".",

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
 SELECT version FROM sluice_schema_migrations ORDER BY version;
 )sql";
 
-constexpr std::array<migration, 3> all_migrations{{
+constexpr std::array<migration, 5> all_migrations{{
     {1, "messages", R"sql(
 CREATE TABLE sluice_messages (
   id uuid PRIMARY KEY,               -- uuidv7 minted by sluice at acceptance: time-ordered
@@ -78,6 +78,36 @@ INSERT INTO sluice_relay_outbox (id, stored_at, claimed_until)
   SELECT id, stored_at, relay_claimed_until FROM sluice_messages WHERE published_at IS NULL;
 DROP INDEX sluice_messages_unpublished;
 ALTER TABLE sluice_messages DROP COLUMN published_at, DROP COLUMN relay_claimed_until;
+)sql"},
+    {4, "services", R"sql(
+-- Services of the request proxy (PUT /api/v1/services/{service}); `spec` is the service's JSON
+-- as the API answers it, `schedule` its traffic schedule. Every change notifies channel
+-- sluice_services with the service name, in the writing transaction, so every instance that
+-- LISTENs reloads that one service within a second of the commit.
+CREATE TABLE sluice_services (
+  name text PRIMARY KEY,
+  spec jsonb NOT NULL,
+  schedule jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE FUNCTION sluice_services_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('sluice_services', COALESCE(NEW.name, OLD.name));
+  RETURN NULL;
+END $$;
+CREATE TRIGGER sluice_services_changed AFTER INSERT OR UPDATE OR DELETE ON sluice_services
+  FOR EACH ROW EXECUTE FUNCTION sluice_services_notify();
+)sql"},
+    {5, "rpc_responses", R"sql(
+-- Outcomes of async proxy requests (Prefer: respond-async). The request itself is a message of
+-- the push path (sluice_messages); a row here means a worker finished it.
+CREATE TABLE sluice_rpc_responses (
+  id uuid PRIMARY KEY,
+  status text NOT NULL CHECK (status IN ('done', 'failed')),
+  response jsonb,
+  error jsonb,
+  completed_at timestamptz NOT NULL DEFAULT now()
+);
 )sql"},
 }};
 

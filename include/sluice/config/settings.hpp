@@ -67,6 +67,35 @@ struct settings {
   std::size_t relay_sweep_batch = 1'000;
   std::chrono::milliseconds relay_claim_lease{30'000};
 
+  // Request proxy and workers (SLUICE_ROLES: which halves this instance runs)
+  bool role_ingress = true;
+  bool role_workers = true;
+  std::chrono::seconds rpc_timeout{60};      // a service's default timeoutMs
+  std::uint32_t concurrency_per_queue = 32;  // a service's default concurrency (prefetch)
+  std::string services_file;                 // empty = none
+  // One service from the environment (the router/consumer pair's names).
+  std::string target_svc_name;  // empty = none
+  std::string target_svc_namespace = "default";
+  std::string target_svc_scheme = "http";
+  std::optional<std::uint16_t> target_svc_port;
+  std::string target_svc_flavours = "std";  // comma-separated; the first is the default
+  // One service from the environment (the enqueuer/dequeuer pair's names).
+  std::string service_name;  // empty = none
+  std::string downstream_url;
+  bool batch_mode = false;
+  std::string batch_downstream_url;
+  std::size_t batch_size = 10;
+  std::chrono::milliseconds batch_max_wait{50};
+  std::optional<std::chrono::seconds> enqueuer_reply_timeout;  // that service's timeout
+  // Bounds of the ingress side: requests waiting for a reply, and their bodies' bytes.
+  std::size_t proxy_max_pending = 10'000;
+  std::uint64_t proxy_max_inflight_bytes = 256ULL << 20;
+  // The workers' HTTP client.
+  std::size_t upstream_max_connections_per_host = 64;
+  std::chrono::milliseconds upstream_connect_timeout{3'000};
+  std::chrono::milliseconds upstream_idle_timeout{30'000};
+  std::uint64_t upstream_max_response_bytes = 8ULL << 20;
+
   // Metrics
   std::size_t metrics_max_queue_labels = 1'000;
 
