@@ -1,6 +1,7 @@
 #include "sluice/services/service_json.hpp"
 
 #include <cstdint>
+#include <cstdio>
 #include <set>
 #include <vector>
 
