@@ -156,10 +156,16 @@ struct client::impl : std::enable_shared_from_this<impl> {
     --p.total;
   }
 
+  static constexpr std::size_t kept_buffer_bytes = 16 * 1024;
+
   // A connection that finished a response and may be used again: to the first waiter, else idle.
   void release(std::shared_ptr<connection> conn) {
     pool& p = conn->owner;
     conn->stream.expires_never();
+    // The read buffer is empty between responses; a large header or chunk grew it, and an idle
+    // connection would keep that memory for as long as it lives.
+    if (conn->buffer.capacity() > kept_buffer_bytes)
+      conn->buffer.shrink_to_fit();
     if (closed) {
       discard(std::move(conn));
       return;
@@ -240,8 +246,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     co_return acquired{client_errc::timeout, nullptr};
   }
 
-  asio::awaitable<std::tuple<std::error_code, std::vector<tcp::endpoint>>> resolve(
-      const pool& p) {
+  asio::awaitable<std::tuple<std::error_code, std::vector<tcp::endpoint>>> resolve(const pool& p) {
     std::string_view host = p.host;
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
       host = host.substr(1, host.size() - 2);
@@ -289,8 +294,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       if (ec == beast::error::timeout) {
         // The stream closed the socket. The request's deadline is gone or the target does not
         // answer SYNs within connect_timeout: no other address is tried either way.
-        co_return connect_deadline == deadline ? client_errc::timeout
-                                               : client_errc::connect_failed;
+        co_return connect_deadline == deadline ? client_errc::timeout : client_errc::connect_failed;
       }
       // A connect that failed leaves the socket in an unspecified state: a fresh one per address.
       beast::error_code ignored;
@@ -392,8 +396,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  asio::awaitable<std::tuple<std::error_code, client_response>> run(
-      const client_request& request, clock::time_point deadline) {
+  asio::awaitable<std::tuple<std::error_code, client_response>> run(const client_request& request,
+                                                                    clock::time_point deadline) {
     using result = std::tuple<std::error_code, client_response>;
     if (closed)
       co_return result{client_errc::cancelled, {}};
@@ -401,6 +405,9 @@ struct client::impl : std::enable_shared_from_this<impl> {
     if (!build(request, req))
       co_return result{client_errc::invalid_request, {}};
     const bool head = req.method() == bhttp::verb::head;
+    // Checked here, or an idle connection would be taken only to time out (and be closed) at once.
+    if (clock::now() >= deadline)
+      co_return result{client_errc::timeout, {}};
 
     pool& p = pool_for(request.host, request.port);
     auto [acquire_ec, conn] = co_await acquire(p, deadline);
@@ -432,8 +439,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
       // Nothing came back on a connection that had been idle: the server most likely closed it
       // before our request reached it, so sending again cannot make the target act twice in
       // that case. Once a response byte arrived (or on a fresh connection) it may have acted.
-      const bool retry = reused && !outcome.got_bytes &&
-                         outcome.ec == client_errc::bad_response && clock::now() < deadline;
+      const bool retry = reused && !outcome.got_bytes && outcome.ec == client_errc::bad_response &&
+                         clock::now() < deadline;
       if (!retry) {
         discard(std::move(conn));
         co_return result{outcome.ec, {}};
