@@ -47,12 +47,22 @@ class client_category_impl : public std::error_category {
 
 struct pool;
 
+// Registers itself in the client's `live` set for as long as it exists, so close() reaches it
+// wherever it is owned (a pool, a request's frame) and a frame destroyed unresumed (the
+// io_context destroyed with requests in flight) leaves no dangling pointer behind.
 struct connection {
-  connection(asio::any_io_executor ex, pool& p) : stream(ex), idle_timer(ex), owner(p) {}
+  connection(asio::any_io_executor ex, pool& p, std::unordered_set<connection*>& registry)
+      : stream(ex), idle_timer(ex), owner(p), live(registry) {
+    live.insert(this);
+  }
+  ~connection() { live.erase(this); }
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
   beast::tcp_stream stream;
   beast::flat_buffer buffer;  // bytes read past a response header stay here for the body
   asio::steady_timer idle_timer;
   pool& owner;
+  std::unordered_set<connection*>& live;
   bool idle = false;
   // Tells an idle timer's late completion (expired just before the connection was taken) apart
   // from the wait it was armed for.
@@ -60,13 +70,32 @@ struct connection {
 };
 
 // A request waiting for a connection of a full pool. release() hands it an idle connection or
-// the slot of a closed one and cancels its timer; the timer alone firing means its deadline.
+// the slot of a closed one (taking it off the queue) and cancels its timer; the timer alone
+// firing means its deadline. It leaves the queue when it ends, however its frame ends.
 struct waiter {
-  waiter(asio::any_io_executor ex, client::clock::time_point deadline) : timer(ex, deadline) {}
+  waiter(asio::any_io_executor ex, client::clock::time_point deadline, std::list<waiter*>& q)
+      : timer(ex, deadline), queue(q), position(q.insert(q.end(), this)) {}
+  ~waiter() {
+    if (queued)
+      queue.erase(position);
+  }
+  waiter(const waiter&) = delete;
+  waiter& operator=(const waiter&) = delete;
   asio::steady_timer timer;
+  std::list<waiter*>& queue;
+  std::list<waiter*>::iterator position;
   std::shared_ptr<connection> handed;
+  bool queued = true;
   bool granted = false;
 };
+
+// Takes the first waiter off the queue.
+waiter* next_waiter(std::list<waiter*>& queue) {
+  waiter* w = queue.front();
+  queue.pop_front();
+  w->queued = false;
+  return w;
+}
 
 struct pool {
   pool(std::string h, std::uint16_t p) : host(std::move(h)), port(p) {}
@@ -112,11 +141,12 @@ struct client::impl : std::enable_shared_from_this<impl> {
   client_options options;
   client_stats stats;
   bool closed = false;
-  std::unordered_map<std::string, std::unique_ptr<pool>> pools;
   // Every connection that exists (idle, busy, connecting) and every resolve in progress, so
-  // close() can end their operations.
+  // close() can end their operations. Declared before `pools`: the pools' connections leave
+  // `live` when they are destroyed.
   std::unordered_set<connection*> live;
   std::unordered_set<tcp::resolver*> resolving;
+  std::unordered_map<std::string, std::unique_ptr<pool>> pools;
 
   pool& pool_for(const std::string& host, std::uint16_t port) {
     std::string key = host + ':' + std::to_string(port);
@@ -127,9 +157,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
   }
 
   std::shared_ptr<connection> open_connection(pool& p) {
-    auto conn = std::make_shared<connection>(executor, p);
-    live.insert(conn.get());
-    return conn;
+    return std::make_shared<connection>(executor, p, live);
   }
 
   // Gives a pool slot (the pool's total already counts it) to the first waiter, if any.
@@ -137,8 +165,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
   bool grant(pool& p) {
     if (p.waiters.empty())
       return false;
-    waiter* w = p.waiters.front();
-    p.waiters.pop_front();
+    waiter* w = next_waiter(p.waiters);
     w->granted = true;
     w->timer.cancel();
     return true;
@@ -147,7 +174,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
   // The connection ends: closed, its slot to the next waiter.
   void discard(std::shared_ptr<connection> conn) {
     pool& p = conn->owner;
-    live.erase(conn.get());
+    live.erase(conn.get());  // at once: close() must not reach it again
     conn->idle = false;
     conn->idle_timer.cancel();
     conn->stream.close();
@@ -171,8 +198,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
       return;
     }
     if (!p.waiters.empty()) {
-      waiter* w = p.waiters.front();
-      p.waiters.pop_front();
+      waiter* w = next_waiter(p.waiters);
       w->handed = std::move(conn);
       w->timer.cancel();
       return;
@@ -226,12 +252,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
       ++p.total;
       co_return acquired{{}, nullptr};
     }
-    waiter w(executor, deadline);
-    p.waiters.push_back(&w);
-    const auto position = std::prev(p.waiters.end());
+    waiter w(executor, deadline, p.waiters);
     co_await w.timer.async_wait(use_tuple);
-    if (!w.handed && !w.granted)
-      p.waiters.erase(position);
     if (closed) {
       if (w.handed)
         discard(std::move(w.handed));
@@ -257,11 +279,20 @@ struct client::impl : std::enable_shared_from_this<impl> {
                            std::vector<tcp::endpoint>{tcp::endpoint(address, p.port)}};
     // getaddrinfo runs on asio's resolver thread and cannot be interrupted: a hanging DNS
     // server delays the request past its deadline (the deadline is checked when it returns).
-    tcp::resolver resolver(executor);
-    resolving.insert(&resolver);
-    auto [resolve_ec, results] =
-        co_await resolver.async_resolve(std::string(host), std::to_string(p.port), use_tuple);
-    resolving.erase(&resolver);
+    struct registered_resolver {
+      registered_resolver(asio::any_io_executor ex, std::unordered_set<tcp::resolver*>& set)
+          : resolver(ex), registry(set) {
+        registry.insert(&resolver);
+      }
+      ~registered_resolver() { registry.erase(&resolver); }
+      registered_resolver(const registered_resolver&) = delete;
+      registered_resolver& operator=(const registered_resolver&) = delete;
+      tcp::resolver resolver;
+      std::unordered_set<tcp::resolver*>& registry;
+    };
+    registered_resolver lookup(executor, resolving);
+    auto [resolve_ec, results] = co_await lookup.resolver.async_resolve(
+        std::string(host), std::to_string(p.port), use_tuple);
     std::vector<tcp::endpoint> endpoints;
     for (const auto& entry : results)
       endpoints.push_back(entry.endpoint());

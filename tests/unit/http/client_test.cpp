@@ -761,6 +761,32 @@ TEST(client, close_or_destruction_cancels_requests_in_flight) {
   run_on_loop(close_in_flight);
 }
 
+// The daemon's shutdown order: the loop stops with requests connected, waiting for a slot and
+// parked idle, then the client and the loop are destroyed. Nothing may touch freed memory (the
+// ASan build runs this too).
+TEST(client, the_loop_destroyed_with_requests_in_flight_is_clean) {
+  auto io = std::make_unique<asio::io_context>();
+  auto w = std::make_unique<world>(*io);
+  auto& silent = w->raw(behaviour::never_answer);
+  auto& answering = w->raw(behaviour::answer_all);
+  client_options options;
+  options.max_connections_per_host = 2;
+  auto c = std::make_unique<client>(io->get_executor(), options);
+  w->spawn(*c, get(answering.port()), in(30s));
+  for (int i = 0; i < 3; ++i)
+    w->spawn(*c, get(silent.port()), in(30s));
+  const auto started = clock_type::now();
+  while (silent.requests < 2 || w->outcomes.front().done == false) {
+    ASSERT_LT(clock_type::now() - started, 10s);
+    io->run_one_for(100ms);
+  }
+  EXPECT_EQ(c->open_connections(), 3u) << "two busy, one idle";
+  c.reset();
+  w->outcomes.clear();  // what the frames point to goes first: they must not be resumed
+  io.reset();
+  w.reset();
+}
+
 TEST(client, error_codes_have_their_own_category) {
   const std::error_code ec = client_errc::timeout;
   EXPECT_STREQ(ec.category().name(), "sluice.http_client");
