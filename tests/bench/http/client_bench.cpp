@@ -2,11 +2,13 @@
 // on one io_context in this thread (so the figure is client + server CPU per request), and with
 // N requests in flight at once. Prints its numbers; asserts only that every request succeeded.
 #include <cstdio>
+#include <thread>
 
 #include "sluice/http/client.hpp"
 #include "sluice/http/server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
@@ -37,14 +39,20 @@ asio::awaitable<void> sequential(client& c, std::uint16_t port, int rounds, int&
   }
 }
 
-void measure(const char* what, int lanes, int rounds_per_lane) {
+// `server_thread`: the server on a loop (and core) of its own, so the figure is the client's.
+void measure(const char* what, int lanes, int rounds_per_lane, bool server_thread = false) {
   asio::io_context io;
+  asio::io_context server_io;
   metrics::registry registry;
   router routes;
   routes.add("GET", "/ping", "ping", pong);
-  server target(io.get_executor(), {}, routes, registry);
+  server target(server_thread ? server_io.get_executor() : io.get_executor(), {}, routes, registry);
   const auto port = target.listen("127.0.0.1", 0);
   target.start();
+  std::thread server_loop;
+  auto work = asio::make_work_guard(server_io);
+  if (server_thread)
+    server_loop = std::thread([&server_io] { server_io.run(); });
   client c(io.get_executor(), {});
   int ok = 0;
   int finished = 0;
@@ -56,6 +64,10 @@ void measure(const char* what, int lanes, int rounds_per_lane) {
   for (int i = 0; i < lanes; ++i)
     asio::co_spawn(io, sequential(c, port, rounds_per_lane, ok), on_done);
   io.run();
+  work.reset();
+  server_io.stop();
+  if (server_loop.joinable())
+    server_loop.join();
   const double seconds = std::chrono::duration<double>(clock_type::now() - started).count();
   const int total = lanes * rounds_per_lane;
   std::printf(
@@ -66,8 +78,10 @@ void measure(const char* what, int lanes, int rounds_per_lane) {
 }
 
 TEST(http_client_bench, keep_alive_requests_per_second) {
-  measure("sequential", 1, 20'000);
-  measure("concurrent", 16, 2'000);
+  measure("sequential, server on the same loop", 1, 20'000);
+  measure("sequential, server on its own thread", 1, 20'000, true);
+  measure("concurrent, server on the same loop", 16, 2'000);
+  measure("concurrent, server on its own thread", 16, 2'000, true);
 }
 
 }  // namespace

@@ -489,6 +489,12 @@ asio::awaitable<void> per_host_bound(world& w) {
   EXPECT_EQ(c.open_connections(), 2u);
   EXPECT_EQ(target.http->connections(), 2u);
 
+  // The bound is per host:port: another origin is not held up by this one's full pool.
+  auto& other = w.raw(behaviour::answer_all);
+  auto [other_ec, other_r] = co_await c.send(get(other.port()), in(5s));
+  EXPECT_FALSE(other_ec) << other_ec.message();
+  EXPECT_EQ(other_r.body, "ok");
+
   g.allowed = 1;
   g.released.notify_all();
   const std::function<bool()> third_arrived = [&] { return g.arrived == 3; };
@@ -504,7 +510,7 @@ asio::awaitable<void> per_host_bound(world& w) {
     EXPECT_FALSE(o->ec) << o->ec.message();
     EXPECT_EQ(o->response.body, "held");
   }
-  EXPECT_EQ(c.stats().connects, 2u);
+  EXPECT_EQ(c.stats().connects, 3u);
   EXPECT_EQ(c.stats().reuses, 1u) << "the waiter got the freed connection";
   EXPECT_EQ(c.stats().timeouts, 1u);
   the_gate = nullptr;
@@ -680,6 +686,16 @@ asio::awaitable<void> odd_responses(world& w) {
   }
   EXPECT_EQ(close.connections, 2) << "`Connection: close` is honoured";
 
+  // The caller's own `Connection: close` ends the connection after the response as well.
+  auto& plain = w.raw(behaviour::answer_all);
+  for (int i = 0; i < 2; ++i) {
+    auto request = get(plain.port());
+    request.headers = {{"Connection", "close"}};
+    auto [ec, r] = co_await c.send(request, in(10s));
+    EXPECT_FALSE(ec) << ec.message();
+  }
+  EXPECT_EQ(plain.connections, 2);
+
   auto& too_much = w.raw(behaviour::too_much);
   for (int i = 0; i < 2; ++i) {
     auto [ec, r] = co_await c.send(get(too_much.port()), in(10s));
@@ -691,6 +707,8 @@ asio::awaitable<void> odd_responses(world& w) {
     return garbage.peer_closed == 1 && close.peer_closed == 2;
   };
   EXPECT_TRUE(co_await w.eventually(closed));
+  const std::function<bool()> plain_closed = [&] { return plain.peer_closed == 2; };
+  EXPECT_TRUE(co_await w.eventually(plain_closed));
 }
 
 TEST(client, chunked_1xx_garbage_connection_close_and_extra_bytes) {
