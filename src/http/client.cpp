@@ -385,8 +385,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  // The request as it goes on the wire; false when Beast refuses it.
-  static bool build(const client_request& request, bhttp::request<bhttp::string_body>& req) {
+  // The request as it goes on the wire (the body moved, not copied); false when Beast refuses it.
+  static bool build(client_request& request, bhttp::request<bhttp::string_body>& req) {
     try {
       const auto verb = bhttp::string_to_verb(request.method);
       if (verb == bhttp::verb::unknown)
@@ -420,14 +420,14 @@ struct client::impl : std::enable_shared_from_this<impl> {
         }
         req.erase(bhttp::field::transfer_encoding);
       }
-      req.body() = request.body;
+      req.body() = std::move(request.body);
       return true;
     } catch (const std::exception&) {
       return false;
     }
   }
 
-  asio::awaitable<std::tuple<std::error_code, client_response>> run(const client_request& request,
+  asio::awaitable<std::tuple<std::error_code, client_response>> run(client_request& request,
                                                                     clock::time_point deadline) {
     using result = std::tuple<std::error_code, client_response>;
     if (closed)
