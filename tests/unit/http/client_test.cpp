@@ -566,6 +566,34 @@ TEST(client, a_refused_connect_fails_fast_with_connect_failed) {
   run_on_loop(connect_refused);
 }
 
+asio::awaitable<void> connect_timeout(world& w) {
+  // A listener whose accept queue (backlog 0: one connection) is full: Linux drops further SYNs,
+  // so a connect neither succeeds nor fails until a timer ends it.
+  tcp::acceptor full(w.io);
+  full.open(tcp::v4());
+  full.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  full.listen(0);
+  tcp::socket filler(w.io);
+  filler.connect(full.local_endpoint());
+  client_options options;
+  options.connect_timeout = 200ms;
+  client c(w.io.get_executor(), options);
+  const auto started = clock_type::now();
+  auto [ec, r] = co_await c.send(get(full.local_endpoint().port()), in(10s));
+  const auto took = clock_type::now() - started;
+  EXPECT_EQ(ec, client_errc::connect_failed)
+      << "connect_timeout first: unreachable, " << ec.message();
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 5s);
+  auto [short_ec, short_r] = co_await c.send(get(full.local_endpoint().port()), in(100ms));
+  EXPECT_EQ(short_ec, client_errc::timeout) << "the deadline first: " << short_ec.message();
+  EXPECT_EQ(c.open_connections(), 0u);
+}
+
+TEST(client, a_connect_that_hangs_ends_at_connect_timeout_or_the_deadline) {
+  run_on_loop(connect_timeout);
+}
+
 asio::awaitable<response> big(request&) {
   co_return response::text(200, "text/plain", std::string(4096, 'b'));
 }
