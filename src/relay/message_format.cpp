@@ -1,6 +1,42 @@
 #include "sluice/relay/message_format.hpp"
 
+#include "sluice/rpc/async_envelope.hpp"
+
 namespace sluice::relay {
+
+namespace {
+
+// Messages without a namespace were not written by the requests module; "default" is what a
+// service without one gets.
+std::string exchange_of_async(const message& m) {
+  return rpc::async_exchange(m.namespace_.value_or("default"), rpc::service_of_async_queue(m.queue));
+}
+
+std::optional<amqp::outgoing_message> async_to_outgoing(message& m, std::string* why) {
+  std::string reason;
+  auto envelope = rpc::decode_async_envelope(m.payload, &reason);
+  if (envelope && (envelope->request.service != rpc::service_of_async_queue(m.queue) ||
+                   envelope->namespace_ != m.namespace_.value_or("default"))) {
+    envelope.reset();
+    reason = "the envelope's service or namespace differs from the message's";
+  }
+  if (!envelope) {
+    if (why)
+      *why = "async request envelope: " + reason;
+    return std::nullopt;
+  }
+  rpc::rpc_request& r = envelope->request;
+  r.id = m.id.to_string();
+  r.async = true;
+  r.deadline_ms = 0;
+  auto out = rpc::encode_request(r, exchange_of_async(m), envelope->reply, 0);
+  out.mandatory = true;
+  out.properties.timestamp = static_cast<std::uint64_t>(m.created_ms < 0 ? 0 : m.created_ms / 1000);
+  m.payload.clear();
+  return out;
+}
+
+}  // namespace
 
 std::string amqp_name(std::string_view queue) {
   std::string name;
@@ -10,7 +46,17 @@ std::string amqp_name(std::string_view queue) {
   return name;
 }
 
-amqp::outgoing_message to_outgoing(message& m, queue_mode mode) {
+publish_target target_of(const message& m, queue_mode mode) {
+  if (rpc::is_async_queue(m.queue)) {
+    std::string exchange = exchange_of_async(m);
+    return {"@" + exchange, queue_mode::broadcast, exchange, "headers"};
+  }
+  return {m.queue, mode, amqp_name(m.queue), mode == queue_mode::queue ? "" : "fanout"};
+}
+
+std::optional<amqp::outgoing_message> to_outgoing(message& m, queue_mode mode, std::string* why) {
+  if (rpc::is_async_queue(m.queue))
+    return async_to_outgoing(m, why);
   amqp::outgoing_message out;
   if (mode == queue_mode::queue) {
     out.routing_key = amqp_name(m.queue);

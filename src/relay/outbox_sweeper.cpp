@@ -87,8 +87,9 @@ asio::awaitable<std::size_t> outbox_sweeper::publish_claimed(std::vector<message
       continue;
     declarer_.sync_connection();
     const queue_mode mode = modes_.mode_of(m.queue);
-    if (!declarer_.is_declared(m.queue, mode)) {
-      const auto outcome = co_await declarer_.declare(m.queue, mode);
+    if (!declarer_.is_declared(m, mode)) {
+      auto target = target_of(m, mode);
+      const auto outcome = co_await declarer_.declare(std::move(target));
       if (outcome == topology_declarer::outcome::retry) {
         for (; i < rows.size(); ++i)
           left.push_back(rows[i].id);

@@ -78,9 +78,10 @@ asio::awaitable<void> pending_publisher::run() {
     }
     declarer_.sync_connection();
     const queue_mode mode = modes_.mode_of(fifo_.front().msg.queue);
-    if (!declarer_.is_declared(fifo_.front().msg.queue, mode)) {
+    if (!declarer_.is_declared(fifo_.front().msg, mode)) {
       const std::string queue = fifo_.front().msg.queue;
-      const auto outcome = co_await declarer_.declare(queue, mode);
+      auto target = target_of(fifo_.front().msg, mode);
+      const auto outcome = co_await declarer_.declare(std::move(target));
       if (outcome == topology_declarer::outcome::retry) {
         // A pause that is meant (the channel or connection is not there yet), on stop_: every
         // push would end it early on wake_.

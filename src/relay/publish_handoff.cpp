@@ -26,14 +26,26 @@ bool publish_handoff::window_open() const {
 
 asio::awaitable<publish_handoff::result> publish_handoff::send(message m, queue_mode mode) {
   const uuid id = m.id;
-  amqp::outgoing_message out = to_outgoing(m, mode);
+  std::string why;
+  auto out = to_outgoing(m, mode, &why);
+  if (!out) {
+    metrics_.failed.inc();
+    if (unencodable_log_.allow(log_limiter::clock::now())) {
+      spdlog::error(
+          "relay: id={} queue={} cannot be published: {}; it stays unpublished in "
+          "sluice_relay_outbox (not logged since: {})",
+          id.to_string(), m.queue, why, unencodable_log_.suppressed);
+      unencodable_log_.suppressed = 0;
+    }
+    co_return result::unencodable;
+  }
   in_flight_.insert(id);
   const std::weak_ptr<publish_handoff> weak = weak_from_this();
   amqp::publish_callback on_result = [weak, id](amqp::publish_result r) {
     if (const auto self = weak.lock())
       self->on_result(id, r);
   };
-  const auto ec = co_await publisher_->publish(std::move(out), std::move(on_result));
+  const auto ec = co_await publisher_->publish(std::move(*out), std::move(on_result));
   if (!ec)
     co_return result::sent;
   in_flight_.erase(id);

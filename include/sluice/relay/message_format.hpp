@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,16 @@ namespace sluice::relay {
 // the same vhost.
 std::string amqp_name(std::string_view queue);
 
+// What must exist on the broker before a message can be published, and what the declare cache
+// knows it by.
+struct publish_target {
+  std::string key;  // the sluice queue; "@<exchange>" for an async request's exchange
+  queue_mode mode;  // selects the cache's set: queues (queue) or exchanges (the others)
+  std::string amqp_name;
+  std::string exchange_type;  // empty: a queue; else "fanout" or "headers"
+};
+publish_target target_of(const message& m, queue_mode mode);
+
 // A committed message as a persistent AMQP message (the contract consumers rely on; the README
 // documents it):
 //   queue mode:     default exchange "", routing key sluice.<queue>, mandatory (an unroutable
@@ -26,7 +37,14 @@ std::string amqp_name(std::string_view queue);
 //   headers:        queue, partition; namespace, task, traceId, transactionId when present
 //                   (all strings)
 //   body:           the payload bytes exactly as pushed
+// A message of an async queue (rpc/async_envelope.hpp) is published as the request it carries
+// instead: rpc::encode_request to the headers exchange <namespace>.<service>, persistent, no
+// expiration, mandatory (no flavour queue bound yet: returned, and the row stays unpublished
+// for the sweeper), message_id = the message id, reply_to/correlation_id from the envelope.
+// Its queue mode is ignored. nullopt (and `why`) only for an async message whose envelope
+// cannot be read.
 // Moves the payload out of `m`.
-amqp::outgoing_message to_outgoing(message& m, queue_mode mode);
+std::optional<amqp::outgoing_message> to_outgoing(message& m, queue_mode mode,
+                                                  std::string* why = nullptr);
 
 }  // namespace sluice::relay

@@ -6,16 +6,20 @@
 
 #include "sluice/amqp/client.hpp"
 #include "sluice/amqp/settings.hpp"
+#include "sluice/core/message.hpp"
 #include "sluice/relay/declare_cache.hpp"
+#include "sluice/relay/message_format.hpp"
 #include "sluice/relay/queue_mode.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
 namespace sluice::relay {
 
-// Declares the RabbitMQ queue or exchange a sluice queue's messages go to, once per
-// connection, on a channel of its own (a refused declare closes its channel, never the
-// publisher's). Shared by the in-memory publisher and the sweeper, which both publish.
+// Declares the RabbitMQ queue or exchange a sluice queue's messages go to (for an async
+// request: its service's headers exchange, never the flavour queues, which the ingress and the
+// workers declare through rpc_topology), once per connection, on a channel of its own (a
+// refused declare closes its channel, never the publisher's). Shared by the in-memory
+// publisher and the sweeper, which both publish.
 class topology_declarer {
  public:
   enum class outcome {
@@ -30,10 +34,8 @@ class topology_declarer {
 
   // Starts from nothing when the client is on a new connection; call before is_declared().
   void sync_connection();
-  bool is_declared(std::string_view queue, queue_mode mode) const {
-    return cache_.contains(queue, mode);
-  }
-  boost::asio::awaitable<outcome> declare(std::string queue, queue_mode mode);
+  bool is_declared(const message& m, queue_mode mode) const;
+  boost::asio::awaitable<outcome> declare(publish_target target);
 
   void forget_queues() { cache_.forget_queues(); }
   void forget_all() { cache_.forget_all(); }
