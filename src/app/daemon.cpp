@@ -19,6 +19,10 @@
 #include "sluice/push/push_service.hpp"
 #include "sluice/relay/queue_modes.hpp"
 #include "sluice/relay/relay_service.hpp"
+#include "sluice/requests/async_request_submitter.hpp"
+#include "sluice/requests/request_routes.hpp"
+#include "sluice/requests/response_store.hpp"
+#include "sluice/services/service_registry.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
 
@@ -233,6 +237,21 @@ int run_daemon(const config::settings& settings) {
         "RabbitMQ");
   }
 
+  // Async proxy requests (Prefer: respond-async): made durable through the push path, their
+  // outcomes stored by the workers, polled at GET /api/v1/requests/{id}. Two connections of
+  // their own, so polling clients and storing workers never take one a push is waiting for.
+  // `service_registry` is the registry the services API and SERVICES_FILE fill (the submitter
+  // reads a service's namespace from it); if the daemon already has one, use that one instead.
+  store::pool_options requests_pool_opts = pool_opts;
+  requests_pool_opts.max_connections = 2;
+  store::pg_pool requests_pool(io.get_executor(), requests_pool_opts);
+  services::service_registry service_registry;
+  // async: give to proxy routes / workers (async_submitter to the proxy routes' Prefer:
+  // respond-async, async_responses to the workers as their worker::response_sink)
+  requests::async_request_submitter async_submitter(pushes, service_registry);
+  requests::response_store async_responses(requests_pool, settings.db_statement_timeout);
+  requests::request_status_reader request_status(requests_pool, settings.db_statement_timeout);
+
   // Each ping bounded by 1 s; probes read the last answer, so a hung PostgreSQL delays none.
   api::postgres_watch postgres_watch(io.get_executor(), probe_pool,
                                      {std::chrono::seconds(1), std::chrono::seconds(1)});
@@ -265,6 +284,9 @@ int run_daemon(const config::settings& settings) {
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes);
+  requests::add_request_routes(routes, request_status, [&pushes] {
+    return pushes.status().failover.stats.pending_records > 0;
+  });
   http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
 
   http::router metrics_routes;
@@ -310,6 +332,7 @@ int run_daemon(const config::settings& settings) {
           buffer_dirs.stop();
           probe_pool.shutdown();
           relay_pool.shutdown();
+          requests_pool.shutdown();
           pool.shutdown();
           failover_log->close();
           qos0_log->close();

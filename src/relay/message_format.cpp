@@ -9,7 +9,8 @@ namespace {
 // Messages without a namespace were not written by the requests module; "default" is what a
 // service without one gets.
 std::string exchange_of_async(const message& m) {
-  return rpc::async_exchange(m.namespace_.value_or("default"), rpc::service_of_async_queue(m.queue));
+  return rpc::async_exchange(m.namespace_.value_or("default"),
+                             rpc::service_of_async_queue(m.queue));
 }
 
 std::optional<amqp::outgoing_message> async_to_outgoing(message& m, std::string* why) {

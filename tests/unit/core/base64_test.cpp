@@ -6,9 +6,13 @@ namespace sluice {
 namespace {
 
 TEST(base64, rfc4648_vectors) {
-  const std::pair<std::string, std::string> vectors[] = {
-      {"", ""},          {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::pair<std::string, std::string> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(base64_encode(plain), encoded);
     EXPECT_EQ(base64_decode(encoded), plain);
@@ -25,12 +29,12 @@ TEST(base64, every_byte_value_round_trips) {
 }
 
 TEST(base64, refuses_what_is_not_canonical_base64) {
-  EXPECT_FALSE(base64_decode("Zg="));        // length
-  EXPECT_FALSE(base64_decode("Zg=a"));       // padding then data
-  EXPECT_FALSE(base64_decode("Z==="));       // too much padding
-  EXPECT_FALSE(base64_decode("Zm9v!A=="));   // outside the alphabet
-  EXPECT_FALSE(base64_decode("Zh=="));       // unused bits set
-  EXPECT_FALSE(base64_decode("Zm=vYg=="));   // padding in the middle
+  EXPECT_FALSE(base64_decode("Zg="));       // length
+  EXPECT_FALSE(base64_decode("Zg=a"));      // padding then data
+  EXPECT_FALSE(base64_decode("Z==="));      // too much padding
+  EXPECT_FALSE(base64_decode("Zm9v!A=="));  // outside the alphabet
+  EXPECT_FALSE(base64_decode("Zh=="));      // unused bits set
+  EXPECT_FALSE(base64_decode("Zm=vYg=="));  // padding in the middle
 }
 
 }  // namespace
