@@ -15,6 +15,7 @@
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/metrics/registry.hpp"
 #include "sluice/push/push_service.hpp"
+#include "sluice/relay/relay_service.hpp"
 #include "sluice/requests/async_request_submitter.hpp"
 #include "sluice/requests/response_store.hpp"
 #include "sluice/rpc/async_envelope.hpp"
@@ -75,7 +76,10 @@ class ingress_half {
     return asio::co_spawn(io_, std::move(f), asio::use_future).get();
   }
 
-  ingress_half(const std::string& database_url, const std::string& buffer_dir) {
+  // `with_relay`: a relay of its own publishes what this push path commits, from memory (its
+  // sweeper waits a minute, so only the in-memory path runs); else nothing here publishes.
+  ingress_half(const std::string& database_url, const std::string& buffer_dir,
+               bool with_relay = false) {
     store::pool_options po;
     po.connection.conninfo = database_url;
     po.connection.connect_timeout = 1s;
@@ -98,10 +102,25 @@ class ingress_half {
     o.batcher.deadline = 2s;
     pushes_ = std::make_unique<push::push_service>(io_.get_executor(), *pool_, *messages_,
                                                    *failover_, *qos0_, metrics_, o);
+    if (with_relay) {
+      modes_ = std::make_unique<relay::queue_modes>(*pool_);
+      amqp::settings as;
+      as.url = require_env("SLUICE_TEST_AMQP_URL");
+      relay::relay_options ro;
+      ro.client = *amqp::make_client_options(as);
+      ro.claim.grace = 60s;
+      ro.schema_ready = [this] { return pushes_->gate().schema_ready(); };
+      relay_ = relay::relay_service::create(io_.get_executor(), *pool_, *modes_, metrics_,
+                                            std::move(ro));
+      pushes_->set_sink(relay_.get());
+      pushes_->on_schema_ready([this] { relay_->schema_ready(); });
+    }
     submitter_ = std::make_unique<requests::async_request_submitter>(*pushes_, registry_);
     responses_ = std::make_unique<requests::response_store>(*pool_, 2s);
     thread_ = std::thread([this] { io_.run(); });
     call([this]() -> asio::awaitable<int> {
+      if (relay_)
+        relay_->start();
       co_await pushes_->start();
       co_return 0;
     });
@@ -111,6 +130,8 @@ class ingress_half {
   ~ingress_half() {
     call([this]() -> asio::awaitable<int> {
       co_await pushes_->stop();
+      if (relay_)
+        co_await relay_->stop(1s);
       if (amqp_)
         co_await amqp_->close();
       pool_->shutdown();
@@ -214,6 +235,8 @@ class ingress_half {
   std::unique_ptr<buffer::buffer_log> failover_log_, qos0_log_;
   std::unique_ptr<push::buffer_log_records> failover_, qos0_;
   std::unique_ptr<push::push_service> pushes_;
+  std::unique_ptr<relay::queue_modes> modes_;
+  std::shared_ptr<relay::relay_service> relay_;
   services::service_registry registry_;
   std::unique_ptr<requests::async_request_submitter> submitter_;
   std::unique_ptr<requests::response_store> responses_;
@@ -510,6 +533,26 @@ TEST_F(requests_pgtest, postgres_down_during_submission_buffers_then_publishes_a
   EXPECT_EQ(done["status"], "done");
   EXPECT_EQ(done["response"]["bodyEncoding"], "base64");
   EXPECT_EQ(done["response"]["body"], "AP8=");
+  ingress.remove_topology(svc);
+}
+
+TEST_F(requests_pgtest, the_in_memory_relay_path_publishes_a_committed_request_at_once) {
+  // No binary and no sweeper within a minute: only the in-memory path can publish it.
+  ingress_half ingress(db_.url(), ingress_buffer_.path(), true);
+  const auto svc = make_service(unique_service("mem"));
+  ingress.add_service(svc);
+  ingress.consume(svc, "green");
+  const auto sent = make_request(svc, "green");
+  const auto r = ingress.submit(sent);
+  ASSERT_FALSE(r.error) << r.error->body;
+  const auto d = ingress.next(10s);
+  ASSERT_TRUE(d) << "the in-memory path did not publish the request";
+  expect_request_intact(*d, sent, r.id);
+  EXPECT_TRUE(eventually(
+      [&] { return scalar("SELECT count(*) FROM sluice_relay_outbox WHERE id = '" + r.id + "'") ==
+                   "0"; },
+      10s))
+      << "its confirm was marked";
   ingress.remove_topology(svc);
 }
 
