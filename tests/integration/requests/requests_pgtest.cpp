@@ -549,8 +549,9 @@ TEST_F(requests_pgtest, the_in_memory_relay_path_publishes_a_committed_request_a
   ASSERT_TRUE(d) << "the in-memory path did not publish the request";
   expect_request_intact(*d, sent, r.id);
   EXPECT_TRUE(eventually(
-      [&] { return scalar("SELECT count(*) FROM sluice_relay_outbox WHERE id = '" + r.id + "'") ==
-                   "0"; },
+      [&] {
+        return scalar("SELECT count(*) FROM sluice_relay_outbox WHERE id = '" + r.id + "'") == "0";
+      },
       10s))
       << "its confirm was marked";
   ingress.remove_topology(svc);

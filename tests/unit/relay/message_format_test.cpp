@@ -114,7 +114,10 @@ message async_sample(const rpc::reply_address& reply = {}) {
   r.method = "PUT";
   r.target = "/charge/%2F1?x=1&x=2";
   r.headers = {{"Content-Type", "application/octet-stream"}, {"X-A", "1"}, {"x-a", "2"}};
-  r.body = std::string("\x00\x01binary\xff", 10);
+  r.body = std::string(
+      "\x00\x01"
+      "binary\xff",
+      9);
   message m;
   m.id = *uuid::parse("0190c3a4-5b6c-7d8e-9f01-23456789abcd");
   m.created_ms = 1'720'000'123'456;
@@ -162,7 +165,9 @@ TEST(relay_message_format, an_async_request_goes_to_its_services_headers_exchang
     const rpc::header_list expected{
         {"Content-Type", "application/octet-stream"}, {"X-A", "1"}, {"x-a", "2"}};
     EXPECT_EQ(r->headers, expected);
-    EXPECT_EQ(r->body, std::string("\x00\x01binary\xff", 10));
+    EXPECT_EQ(r->body, std::string("\x00\x01"
+                                   "binary\xff",
+                                   9));
     EXPECT_TRUE(r->async);
     EXPECT_EQ(r->deadline_ms, 0);
   }
