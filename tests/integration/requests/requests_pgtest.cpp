@@ -8,6 +8,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "sluice/amqp/connection.hpp"
@@ -25,6 +26,7 @@
 #include "sluice/store/pg_pool.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -163,6 +165,28 @@ class ingress_half {
                  key = std::move(key)]() mutable -> asio::awaitable<proxy::async_submit_result> {
       co_return co_await submitter_->submit(std::move(r), std::move(reply), std::move(key));
     });
+  }
+
+  // `n` submissions at once (as many clients would), each with its own copy of `r`; the ids in
+  // submission order, empty where a submission failed.
+  std::vector<std::string> submit_many(const rpc::rpc_request& r, std::size_t n) {
+    std::vector<std::string> ids(n);
+    std::promise<void> all_done;
+    std::size_t left = n;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto one = [this, r, i, &ids, &left, &all_done]() -> asio::awaitable<void> {
+        // Named: g++ 12 corrupts brace-initialised temporaries inside a co_await expression.
+        rpc::reply_address nobody;
+        auto result = co_await submitter_->submit(r, std::move(nobody), std::nullopt);
+        if (!result.error)
+          ids[i] = result.id;
+        if (--left == 0)
+          all_done.set_value();
+      };
+      asio::co_spawn(io_, std::move(one), asio::detached);
+    }
+    all_done.get_future().get();
+    return ids;
   }
 
   std::error_code store_response(rpc::rpc_request r, rpc::rpc_reply reply) {
@@ -554,6 +578,39 @@ TEST_F(requests_pgtest, the_in_memory_relay_path_publishes_a_committed_request_a
       },
       10s))
       << "its confirm was marked";
+  ingress.remove_topology(svc);
+}
+
+TEST_F(requests_pgtest, many_concurrent_requests_each_arrive_once) {
+  ingress_half ingress(db_.url(), ingress_buffer_.path(), true);
+  const auto svc = make_service(unique_service("many"));
+  ingress.add_service(svc);
+  ingress.consume(svc, "std");
+  const auto sent = make_request(svc, "std");
+  constexpr std::size_t n = 500;
+  const auto started = std::chrono::steady_clock::now();
+  const auto ids = ingress.submit_many(sent, n);
+  const auto submitted = std::chrono::steady_clock::now();
+  const std::set<std::string> expected(ids.begin(), ids.end());
+  ASSERT_EQ(expected.size(), n) << "every submission answered, each with an id of its own";
+  ASSERT_FALSE(expected.contains(""));
+  std::multiset<std::string> got;
+  while (got.size() < n) {
+    const auto d = ingress.next(10s);
+    if (!d)
+      break;
+    got.insert(d->properties.message_id.value_or(""));
+  }
+  const auto delivered = std::chrono::steady_clock::now();
+  EXPECT_EQ(got.size(), n);
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), expected);
+  EXPECT_FALSE(ingress.next(500ms)) << "nothing published twice";
+  const auto ms = [](auto d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  std::printf("%zu async requests: all submitted in %lld ms, all delivered after %lld ms\n", n,
+              static_cast<long long>(ms(submitted - started)),
+              static_cast<long long>(ms(delivered - started)));
   ingress.remove_topology(svc);
 }
 
