@@ -383,8 +383,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
       // HEAD is GET without the body (RFC 9110 9.3.2): routed as GET, the body cut off below,
       // Content-Length kept.
       // A route that takes HEAD itself (the proxy) gets it as it came.
-      const bool head = req.method == "HEAD" && !routes.has("HEAD", req.path);
-      if (head)
+      const bool head = req.method == "HEAD";
+      if (head && !routes.has("HEAD", req.path))
         req.method = "GET";
       auto [result, route_name] = co_await dispatch(conn, buffer, req);
       const double seconds =
