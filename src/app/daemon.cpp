@@ -16,9 +16,12 @@
 #include "sluice/core/async_event.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
+#include "sluice/proxy/proxy_service.hpp"
 #include "sluice/push/push_service.hpp"
 #include "sluice/relay/queue_modes.hpp"
 #include "sluice/relay/relay_service.hpp"
+#include "sluice/services/env_services.hpp"
+#include "sluice/services/service_registry.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
 
@@ -265,6 +268,32 @@ int run_daemon(const config::settings& settings) {
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes);
+
+  // Request proxy, ingress role: on the relay's AMQP connection, with a channel of its own.
+  // services: replaced by service_catalog when merged
+  services::service_registry proxy_services;
+  std::unique_ptr<proxy::proxy_service> proxy_ingress;
+  if (settings.role_ingress && rabbitmq_relay) {
+    try {
+      proxy_services.replace_source(services::service_source::env,
+                                    services::services_from_settings(settings));
+    } catch (const std::exception& e) {
+      spdlog::critical("invalid settings: {}", e.what());
+      return 2;
+    }
+    proxy::proxy_options po;
+    po.limits.max_pending = settings.proxy_max_pending;
+    po.limits.max_bytes = settings.proxy_max_inflight_bytes;
+    po.defaults = services::defaults_from_settings(settings);
+    po.link.publisher.confirm_window = settings.rabbitmq_confirm_window;
+    po.link.publisher.confirm_window_bytes = settings.rabbitmq_confirm_window_bytes;
+    // A full confirm window is the only wait left once the link is up; bounded short, since
+    // the client's answer is a 503 and never a hang.
+    po.link.publisher.publish_timeout = std::chrono::seconds(1);
+    proxy_ingress = std::make_unique<proxy::proxy_service>(
+        io.get_executor(), proxy_services, rabbitmq_relay->client(), metrics, std::move(po));
+    proxy::add_proxy_routes(routes, *proxy_ingress);
+  }
   http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
 
   http::router metrics_routes;
@@ -302,6 +331,8 @@ int run_daemon(const config::settings& settings) {
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
           co_await pushes.stop();
+          if (proxy_ingress)
+            co_await proxy_ingress->stop();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)
@@ -338,6 +369,8 @@ int run_daemon(const config::settings& settings) {
       [&]() -> asio::awaitable<void> {
         if (rabbitmq_relay)
           rabbitmq_relay->start();
+        if (proxy_ingress)
+          proxy_ingress->start();
         co_await pushes.start();
         co_await postgres_watch.start();
         api_server.start();

@@ -219,9 +219,12 @@ asio::awaitable<http::response> proxy_service::handle(http::request& req) {
   r.body = std::move(req.body);
 
   const auto prefer = parse_prefer(req);
-  http::response answer = prefer.respond_async
-                              ? co_await handle_async(req, p, prefer.wait_seconds.value_or(0))
-                              : co_await handle_sync(req, p);
+  // Not a ?: of two co_awaits: g++ 12 destroys the result of such an expression twice.
+  http::response answer;
+  if (prefer.respond_async)
+    answer = co_await handle_async(req, p, prefer.wait_seconds.value_or(0));
+  else
+    answer = co_await handle_sync(req, p);
   metrics_->requests.with({s.name, p.flavour->name, std::to_string(answer.status)}).inc();
   metrics_->duration.with({s.name})
       .observe(std::chrono::duration<double>(clock::now() - p.started).count());
