@@ -131,7 +131,8 @@ rpc::header_list forward_request_headers(const http::request& req, const forward
   bool forwarded_host = false;
   std::size_t last_xff = SIZE_MAX;
   for (const auto& [name, value] : req.headers) {
-    if (is_hop_by_hop(name) ||
+    // Content-Length frames this hop's body; the worker frames the body it sends itself.
+    if (is_hop_by_hop(name) || iequals(name, "Content-Length") ||
         std::any_of(listed.begin(), listed.end(),
                     [&name](std::string_view t) { return iequals(t, name); }))
       continue;

@@ -286,6 +286,10 @@ asio::awaitable<http::response> proxy_service::handle_async(http::request& req, 
     if (w)
       reply = rpc::reply_address{link_->reply_to(), w->correlation_id};
   }
+  // The submitter's publish goes to the service's exchange too: declared here when RabbitMQ is
+  // up (when it is not, the durable request waits, and the next request declares it).
+  if (link_->ready())
+    co_await link_->ensure_topology(*p.service);
   std::optional<std::string> key;
   if (const auto k = req.header("Idempotency-Key"))
     key = std::string(*k);

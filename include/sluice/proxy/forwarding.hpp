@@ -16,7 +16,8 @@ namespace sluice::proxy {
 bool is_hop_by_hop(std::string_view name);
 
 // The headers a request goes on with: the client's end-to-end headers byte-exact and in
-// order (duplicates kept), without hop-by-hop ones and those a Connection header names; then
+// order (duplicates kept), without hop-by-hop ones, those a Connection header names and
+// Content-Length (the worker frames the body it sends); then
 //   X-Request-Id     the request's id (the client's, replaced in place when the server had
 //                    to make a new one), appended when absent
 //   traceparent      W3C trace context: the client's trace id kept with a new parent span id,
