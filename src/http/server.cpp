@@ -490,8 +490,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
     co_return out;
   }
 
-  asio::awaitable<std::pair<response, std::string>> call(const router::match& found,
-                                                         request& req) {
+  asio::awaitable<std::pair<response, std::string>> call(const router::match& found, request& req) {
     try {
       co_return std::pair{co_await (*found.target)(req), found.route_name};
     } catch (const std::exception& e) {

@@ -5,7 +5,6 @@
 #include <charconv>
 #include <vector>
 
-
 namespace sluice::proxy {
 namespace {
 
@@ -14,8 +13,8 @@ char lower(char c) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
 }
 
 std::string_view trim(std::string_view s) {
@@ -81,8 +80,8 @@ std::string random_id(std::mt19937_64& rng, std::size_t bytes) {
 
 bool is_hop_by_hop(std::string_view name) {
   static constexpr std::array<std::string_view, 8> names = {
-      "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "host",
-      "proxy-connection"};
+      "connection",        "keep-alive", "te",   "trailer",
+      "transfer-encoding", "upgrade",    "host", "proxy-connection"};
   if (name.size() >= 6 && iequals(name.substr(0, 6), "proxy-"))
     return true;  // Proxy-Authorization, Proxy-Authenticate, Proxy-Connection
   return std::any_of(names.begin(), names.end(),

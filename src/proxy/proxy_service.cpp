@@ -40,9 +40,9 @@ struct proxy_service::metric_set {
         duration(m.add_histogram("sluice_proxy_duration_seconds",
                                  "Time from a proxied request to its answer.", {"service"},
                                  metrics::latency_buckets())),
-        published(m.add_counter("sluice_proxy_published_total",
-                                "Proxied requests published to RabbitMQ.")
-                      .get()),
+        published(
+            m.add_counter("sluice_proxy_published_total", "Proxied requests published to RabbitMQ.")
+                .get()),
         timeouts(m.add_counter("sluice_proxy_timeouts_total",
                                "Proxied requests answered 504 because no reply came in time.")
                      .get()),
@@ -158,8 +158,8 @@ asio::awaitable<std::optional<http::response>> proxy_service::publish(
     if (result.outcome == amqp::publish_outcome::acked || correlation_id.empty())
       return;
     spdlog::warn("proxy: publish {} correlation_id={} reason=\"{}\"", to_string(result.outcome),
-                 correlation_id, result.reply_text.empty() ? result.error.message()
-                                                           : result.reply_text);
+                 correlation_id,
+                 result.reply_text.empty() ? result.error.message() : result.reply_text);
     waiters_.fail(correlation_id, broker_unavailable(std::string("RabbitMQ did not take the "
                                                                  "request: ") +
                                                      to_string(result.outcome)));
@@ -186,8 +186,7 @@ asio::awaitable<http::response> proxy_service::handle(http::request& req) {
     if (!p.flavour) {
       metrics_->requests.with({s.name, "", "400"}).inc();
       co_return http::error_response(
-          400, "unknown_flavour",
-          "service " + s.name + " has no flavour " + std::string(*pinned));
+          400, "unknown_flavour", "service " + s.name + " has no flavour " + std::string(*pinned));
     }
   } else {
     const auto key = req.header("Idempotency-Key");
@@ -226,8 +225,8 @@ asio::awaitable<http::response> proxy_service::handle(http::request& req) {
   else
     answer = co_await handle_sync(req, p);
   metrics_->requests.with({s.name, p.flavour->name, std::to_string(answer.status)}).inc();
-  metrics_->duration.with({s.name})
-      .observe(std::chrono::duration<double>(clock::now() - p.started).count());
+  metrics_->duration.with({s.name}).observe(
+      std::chrono::duration<double>(clock::now() - p.started).count());
   co_return answer;
 }
 
@@ -279,8 +278,8 @@ asio::awaitable<http::response> proxy_service::handle_async(http::request& req, 
   std::shared_ptr<waiter> w;
   rpc::reply_address reply;
   if (wait_seconds > 0 && link_->ready()) {
-    const auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(wait_seconds),
-                                                          p.timeout);
+    const auto wait =
+        std::min<std::chrono::milliseconds>(std::chrono::seconds(wait_seconds), p.timeout);
     // A full table only costs the direct answer: the request is still taken, answered 202.
     w = waiters_.add(ids_.next().to_string(), p.request.body.size(), clock::now() + wait);
     if (w)

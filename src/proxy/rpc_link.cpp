@@ -16,8 +16,8 @@ constexpr const char* direct_reply_to_queue = "amq.rabbitmq.reply-to";
 std::shared_ptr<rpc_link> rpc_link::create(asio::any_io_executor executor,
                                            std::shared_ptr<amqp::client> client,
                                            rpc_link_options options, reply_handler on_reply) {
-  return std::shared_ptr<rpc_link>(
-      new rpc_link(std::move(executor), std::move(client), std::move(options), std::move(on_reply)));
+  return std::shared_ptr<rpc_link>(new rpc_link(std::move(executor), std::move(client),
+                                                std::move(options), std::move(on_reply)));
 }
 
 rpc_link::rpc_link(asio::any_io_executor executor, std::shared_ptr<amqp::client> client,

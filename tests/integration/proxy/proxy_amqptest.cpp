@@ -8,18 +8,19 @@
 #include <thread>
 #include <vector>
 
-#include "independent_client.hpp"
-#include "relay_test_support.hpp"
 #include "sluice/amqp/url.hpp"
 #include "sluice/proxy/forwarding.hpp"
 #include "sluice/services/service.hpp"
+
+#include <gtest/gtest.h>
+
+#include "independent_client.hpp"
+#include "relay_test_support.hpp"
 #include "sluice_test/env.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
 #include "test_worker.hpp"
-
-#include <gtest/gtest.h>
 
 namespace sluice::proxy::test {
 namespace {
@@ -42,7 +43,8 @@ struct raw_response {
   std::string header(std::string_view lower) const {
     for (const auto& [n, v] : headers) {
       std::string l = n;
-      std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(l.begin(), l.end(), l.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       if (l == lower)
         return v;
     }
@@ -52,7 +54,8 @@ struct raw_response {
     std::size_t n = 0;
     for (const auto& [name, v] : headers) {
       std::string l = name;
-      std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(l.begin(), l.end(), l.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       n += l == lower;
     }
     return n;
@@ -192,10 +195,8 @@ TEST_F(proxy_e2e, methods_headers_bodies_and_queries_round_trip_byte_exact) {
   EXPECT_GT(got.deadline_ms, 0);
   // Beast's header container groups a repeated name at its first occurrence: same-name lines
   // keep their order (the only order RFC 9110 5.3 makes significant), others keep theirs.
-  const rpc::header_list expected_prefix = {{"Authorization", "Bearer  t0k.en"},
-                                            {"X-Dup", "one"},
-                                            {"x-dup", "two"},
-                                            {"Accept", "*/*"}};
+  const rpc::header_list expected_prefix = {
+      {"Authorization", "Bearer  t0k.en"}, {"X-Dup", "one"}, {"x-dup", "two"}, {"Accept", "*/*"}};
   ASSERT_GE(got.headers.size(), expected_prefix.size());
   EXPECT_TRUE(std::equal(expected_prefix.begin(), expected_prefix.end(), got.headers.begin()))
       << rpc::format_header_block(got.headers);
@@ -206,8 +207,8 @@ TEST_F(proxy_e2e, methods_headers_bodies_and_queries_round_trip_byte_exact) {
     }
     return "<absent>";
   };
-  for (const char* gone : {"Host", "X-Hop", "Connection", "Keep-Alive", "Proxy-Authorization",
-                           "Content-Length"})
+  for (const char* gone :
+       {"Host", "X-Hop", "Connection", "Keep-Alive", "Proxy-Authorization", "Content-Length"})
     EXPECT_EQ(find(gone), "<absent>") << gone;
   EXPECT_EQ(find("X-Request-Id"), "rt-1");
   EXPECT_EQ(find("traceparent").substr(0, 36), "00-4bf92f3577b34da6a3ce929d0e0e4736-");
@@ -301,8 +302,8 @@ TEST_F(proxy_e2e, a_reply_after_the_deadline_is_dropped_and_counted) {
   EXPECT_EQ(r.status, 504);
   ASSERT_EQ(worker.received(), 1u);
   worker.release_held();
-  EXPECT_TRUE(eventually([&] { return metric(s.port(), "sluice_proxy_late_replies_total") == 1; },
-                         5s))
+  EXPECT_TRUE(
+      eventually([&] { return metric(s.port(), "sluice_proxy_late_replies_total") == 1; }, 5s))
       << http_call(s.port(), "GET", "/metrics").body;
 }
 
@@ -323,8 +324,8 @@ TEST_F(proxy_e2e, a_client_that_disconnects_frees_its_waiter) {
   EXPECT_LT(clock::now() - closed, 5s) << "freed long before its 30 s deadline";
   EXPECT_EQ(metric(s.port(), "sluice_proxy_pending_bytes"), 0);
   worker.release_held();
-  EXPECT_TRUE(eventually([&] { return metric(s.port(), "sluice_proxy_late_replies_total") == 1; },
-                         5s));
+  EXPECT_TRUE(
+      eventually([&] { return metric(s.port(), "sluice_proxy_late_replies_total") == 1; }, 5s));
 }
 
 TEST_F(proxy_e2e, the_pending_bound_answers_503_with_retry_after_until_a_slot_frees) {
@@ -387,7 +388,9 @@ void print_percentiles(const char* what, std::vector<double> ms, double seconds)
   std::sort(ms.begin(), ms.end());
   if (ms.empty())
     return;
-  const auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * ms.size()))]; };
+  const auto at = [&](double q) {
+    return ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * ms.size()))];
+  };
   std::printf("[measure] %s: n=%zu p50=%.3f ms p99=%.3f ms max=%.3f ms rate=%.0f/s\n", what,
               ms.size(), at(0.5), at(0.99), ms.back(), ms.size() / seconds);
 }
@@ -396,14 +399,14 @@ TEST_F(proxy_e2e, measure_round_trip_latency_with_an_immediate_worker) {
   test_worker worker(amqp_url(), service_named(svc_, {"default"}), "default");
   worker.start();
   sluice_process s(env());
-  ASSERT_TRUE(eventually([&] { return http_call(s.port(), "GET", "/proxy/" + svc_).status == 200; },
-                         20s));
+  ASSERT_TRUE(
+      eventually([&] { return http_call(s.port(), "GET", "/proxy/" + svc_).status == 200; }, 20s));
   const std::string target = "/proxy/" + svc_ + "/m";
   timed_calls(s.port(), target, 200);  // warm-up
   auto t0 = clock::now();
   const auto sequential = timed_calls(s.port(), target, 2000);
-  print_percentiles("proxy round trip, sequential",
-                    sequential, std::chrono::duration<double>(clock::now() - t0).count());
+  print_percentiles("proxy round trip, sequential", sequential,
+                    std::chrono::duration<double>(clock::now() - t0).count());
   std::vector<std::vector<double>> per(50);
   std::vector<std::thread> threads;
   t0 = clock::now();

@@ -16,13 +16,14 @@
 #include "sluice/metrics/registry.hpp"
 #include "sluice/proxy/proxy_service.hpp"
 #include "sluice/services/service_registry.hpp"
-#include "sluice_test/http_client.hpp"
-#include "test_worker.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
+
+#include "sluice_test/http_client.hpp"
+#include "test_worker.hpp"
 
 namespace sluice::proxy::test {
 namespace {
@@ -70,8 +71,8 @@ struct ingress {
     proxy = std::make_unique<proxy_service>(io.get_executor(), registry, client, metrics, po);
     proxy->set_async_submitter(submitter);
     add_proxy_routes(routes, *proxy);
-    server = std::make_unique<http::server>(io.get_executor(), http::server_options{}, routes,
-                                            metrics);
+    server =
+        std::make_unique<http::server>(io.get_executor(), http::server_options{}, routes, metrics);
     port = server->listen("127.0.0.1", 0);
     server->start();
     client->start();
@@ -228,9 +229,9 @@ TEST(async_requests, respond_async_answers_202_or_the_reply_when_it_comes_within
   const std::string target = "/proxy/" + s.name + "/job";
 
   // No wait: 202 at once, with Location and the pending body.
-  auto r = sluice::test::http_call(in.port, "POST", target, "work",
-                                   {{"Prefer", "respond-async"}, {"X-Request-Id", "job-1"},
-                                    {"Idempotency-Key", "k-1"}});
+  auto r = sluice::test::http_call(
+      in.port, "POST", target, "work",
+      {{"Prefer", "respond-async"}, {"X-Request-Id", "job-1"}, {"Idempotency-Key", "k-1"}});
   EXPECT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(r.header("location"), "/api/v1/requests/job-1");
   EXPECT_EQ(r.json()["id"], "job-1");

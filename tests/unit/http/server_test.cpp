@@ -8,11 +8,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include "sluice/core/async_event.hpp"
+#include "sluice/http/client_watch.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
-#include "sluice/core/async_event.hpp"
-#include "sluice/http/client_watch.hpp"
 #include "sluice_test/http_client.hpp"
 
 namespace sluice::http {

@@ -99,12 +99,9 @@ TEST(traceparent, a_valid_one_keeps_its_trace_and_flags_with_a_new_parent) {
 TEST(traceparent, absent_or_malformed_gets_a_new_valid_trace) {
   for (const std::optional<std::string_view> in :
        {std::optional<std::string_view>(), std::optional<std::string_view>("garbage"),
-        std::optional<std::string_view>(
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-        std::optional<std::string_view>(
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
-        std::optional<std::string_view>(
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        std::optional<std::string_view>("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        std::optional<std::string_view>("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+        std::optional<std::string_view>("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         std::optional<std::string_view>(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01")}) {
     const auto out = next_traceparent(in, rng);
@@ -126,9 +123,9 @@ TEST(traceparent, a_later_version_with_extra_fields_is_accepted_and_sent_on_as_0
 }
 
 TEST(forwarding, the_traceparent_of_the_request_is_rewritten_in_place) {
-  const auto req = with_headers(
-      {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
-       {"tracestate", "congo=t61rcWkgMzE"}});
+  const auto req =
+      with_headers({{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+                    {"tracestate", "congo=t61rcWkgMzE"}});
   const auto out = forward_request_headers(req, info_for("id"), rng);
   EXPECT_EQ(out[0].first, "traceparent");
   EXPECT_EQ(out[0].second.substr(0, 36), "00-4bf92f3577b34da6a3ce929d0e0e4736-");
