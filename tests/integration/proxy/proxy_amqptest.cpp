@@ -403,7 +403,12 @@ TEST_F(proxy_e2e, measure_round_trip_latency_with_an_immediate_worker) {
       eventually([&] { return http_call(s.port(), "GET", "/proxy/" + svc_).status == 200; }, 20s));
   const std::string target = "/proxy/" + svc_ + "/m";
   timed_calls(s.port(), target, 200);  // warm-up
+  // Baseline of the same client against a route sluice answers itself.
   auto t0 = clock::now();
+  const auto direct = timed_calls(s.port(), "/health/live", 2000);
+  print_percentiles("baseline GET /health/live, sequential", direct,
+                    std::chrono::duration<double>(clock::now() - t0).count());
+  t0 = clock::now();
   const auto sequential = timed_calls(s.port(), target, 2000);
   print_percentiles("proxy round trip, sequential", sequential,
                     std::chrono::duration<double>(clock::now() - t0).count());
