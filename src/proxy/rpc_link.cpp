@@ -1,5 +1,6 @@
 #include "sluice/proxy/rpc_link.hpp"
 
+#include "sluice/amqp/error.hpp"
 #include "sluice/rpc/rpc_topology.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -100,15 +101,23 @@ asio::awaitable<std::error_code> rpc_link::set_up() {
   std::string queue = direct_reply_to_queue;
   if (options_.mode == reply_mode::reply_queue) {
     // Exclusive and auto-delete: the broker removes it with our connection. After a lost
-    // connection the broker may still hold the old one for a while (until it notices the
-    // dead TCP connection): the declare then fails with 405 RESOURCE_LOCKED and is retried.
+    // connection the broker may still hold the old queue until it notices the dead TCP
+    // connection (up to two heartbeats): the declare then fails with 405 RESOURCE_LOCKED, and
+    // the next attempt takes a name of its own rather than answer 503 for that long (replies
+    // to requests re-sent with the old name are then lost and those requests time out).
     amqp::queue_options opts;
     opts.durable = false;
     opts.exclusive = true;
     opts.auto_delete = true;
-    auto [dec, ok] = co_await ch->queue_declare("sluice.replies." + options_.instance_id, opts);
+    std::string name = "sluice.replies." + options_.instance_id;
+    if (renames_ > 0)
+      name += "." + std::to_string(renames_);
+    auto [dec, ok] = co_await ch->queue_declare(name, opts);
     if (dec) {
-      spdlog::warn("proxy: reply queue declare failed reason=\"{}\"", ch->reason().to_string());
+      spdlog::warn("proxy: reply queue declare failed queue={} reason=\"{}\"", name,
+                   ch->reason().to_string());
+      if (dec == amqp::make_error_code(amqp::reply_code::resource_locked))
+        ++renames_;
       co_return dec;
     }
     queue = ok.queue;

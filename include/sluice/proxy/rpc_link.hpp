@@ -92,6 +92,7 @@ class rpc_link : public std::enable_shared_from_this<rpc_link> {
   std::shared_ptr<amqp::channel> channel_;
   std::string reply_to_;
   std::uint64_t generation_ = 0;
+  std::uint64_t renames_ = 0;  // reply queue names taken after a 405 on the usual one
   std::map<std::string, declared, std::less<>> topology_;
   bool stopping_ = false;
   bool running_ = false;

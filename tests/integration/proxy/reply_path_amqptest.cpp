@@ -58,7 +58,8 @@ struct ingress {
   std::uint16_t port = 0;
   std::thread loop;
 
-  ingress(reply_mode mode, const services::service& s, async_submitter* submitter = nullptr) {
+  ingress(reply_mode mode, const services::service& s, async_submitter* submitter = nullptr,
+          std::string instance_id = {}) {
     amqp::settings as;
     as.url = amqp_url();
     auto options = amqp::make_client_options(as);
@@ -68,6 +69,7 @@ struct ingress {
     registry.put(s);
     proxy_options po;
     po.link.mode = mode;
+    po.link.instance_id = std::move(instance_id);
     proxy = std::make_unique<proxy_service>(io.get_executor(), registry, client, metrics, po);
     proxy->set_async_submitter(submitter);
     add_proxy_routes(routes, *proxy);
@@ -184,6 +186,21 @@ TEST(reply_path, reply_queue_per_instance) {
 
 TEST(reply_path, direct_reply_to) {
   measure(reply_mode::direct_reply_to, "direct_reply_to");
+}
+
+// The reply queue's name still held by another connection (what a broker that has not yet
+// noticed our previous, dead connection does): the link takes another name and answers.
+TEST(reply_path, a_reply_queue_name_still_locked_is_replaced) {
+  const auto s = make_service("pxl-" + std::to_string(::getpid()));
+  test_worker worker(amqp_url(), s, "std");
+  worker.start();
+  const std::string id = "locked-" + std::to_string(::getpid());
+  ingress first(reply_mode::reply_queue, s, nullptr, id);
+  ASSERT_TRUE(wait_until([&] { return first.ready(); }, 20s));
+  ingress second(reply_mode::reply_queue, s, nullptr, id);
+  ASSERT_TRUE(wait_until([&] { return second.ready(); }, 20s));
+  EXPECT_EQ(sluice::test::http_call(second.port, "GET", "/proxy/" + s.name).status, 200);
+  EXPECT_EQ(sluice::test::http_call(first.port, "GET", "/proxy/" + s.name).status, 200);
 }
 
 // Stands in for the durable async path: publishes the request itself (what the real submitter
