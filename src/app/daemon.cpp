@@ -16,12 +16,14 @@
 #include "sluice/core/async_event.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
+#include "sluice/proxy/proxy_service.hpp"
 #include "sluice/push/push_service.hpp"
 #include "sluice/relay/queue_modes.hpp"
 #include "sluice/relay/relay_service.hpp"
 #include "sluice/requests/async_request_submitter.hpp"
 #include "sluice/requests/request_routes.hpp"
 #include "sluice/requests/response_store.hpp"
+#include "sluice/services/env_services.hpp"
 #include "sluice/services/service_registry.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
@@ -245,7 +247,15 @@ int run_daemon(const config::settings& settings) {
   store::pool_options requests_pool_opts = pool_opts;
   requests_pool_opts.max_connections = 2;
   store::pg_pool requests_pool(io.get_executor(), requests_pool_opts);
+  // services: replaced by service_catalog when merged
   services::service_registry service_registry;
+  try {
+    service_registry.replace_source(services::service_source::env,
+                                    services::services_from_settings(settings));
+  } catch (const std::exception& e) {
+    spdlog::critical("invalid settings: {}", e.what());
+    return 2;
+  }
   // async: give to proxy routes / workers (async_submitter to the proxy routes' Prefer:
   // respond-async, async_responses to the workers as their worker::response_sink)
   requests::async_request_submitter async_submitter(pushes, service_registry);
@@ -287,6 +297,24 @@ int run_daemon(const config::settings& settings) {
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
+
+  // Request proxy, ingress role: on the relay's AMQP connection, with a channel of its own.
+  std::unique_ptr<proxy::proxy_service> proxy_ingress;
+  if (settings.role_ingress && rabbitmq_relay) {
+    proxy::proxy_options po;
+    po.limits.max_pending = settings.proxy_max_pending;
+    po.limits.max_bytes = settings.proxy_max_inflight_bytes;
+    po.defaults = services::defaults_from_settings(settings);
+    po.link.publisher.confirm_window = settings.rabbitmq_confirm_window;
+    po.link.publisher.confirm_window_bytes = settings.rabbitmq_confirm_window_bytes;
+    // A full confirm window is the only wait left once the link is up; bounded short, since
+    // the client's answer is a 503 and never a hang.
+    po.link.publisher.publish_timeout = std::chrono::seconds(1);
+    proxy_ingress = std::make_unique<proxy::proxy_service>(
+        io.get_executor(), service_registry, rabbitmq_relay->client(), metrics, std::move(po));
+    proxy_ingress->set_async_submitter(&async_submitter);
+    proxy::add_proxy_routes(routes, *proxy_ingress);
+  }
   http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
 
   http::router metrics_routes;
@@ -324,6 +352,8 @@ int run_daemon(const config::settings& settings) {
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
           co_await pushes.stop();
+          if (proxy_ingress)
+            co_await proxy_ingress->stop();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)
@@ -361,6 +391,8 @@ int run_daemon(const config::settings& settings) {
       [&]() -> asio::awaitable<void> {
         if (rabbitmq_relay)
           rabbitmq_relay->start();
+        if (proxy_ingress)
+          proxy_ingress->start();
         co_await pushes.start();
         co_await postgres_watch.start();
         api_server.start();

@@ -32,7 +32,7 @@ void serialize_response(const response& r, unsigned version, bool keep_alive,
   const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(r.status));
   out.append(reason.data(), reason.size());
   out.append("\r\nServer: sluice/" SLUICE_VERSION "\r\n");
-  if (!bodiless)
+  if (!bodiless && !r.content_type.empty())
     append_header(out, "Content-Type", r.content_type);
   append_header(out, "X-Request-Id", request_id);
   for (const auto& [name, value] : r.headers)

@@ -61,8 +61,9 @@ bool match_segments(const std::vector<std::string>& pattern, std::string_view pa
 
 }  // namespace
 
-void router::add(std::string method, std::string pattern, std::string name, handler h) {
-  route r{std::move(method), split_path(pattern), std::move(name), std::move(h), 0};
+void router::add(std::string method, std::string pattern, std::string name, handler h,
+                 route_options options) {
+  route r{std::move(method), split_path(pattern), std::move(name), std::move(h), 0, options};
   r.literal_count = static_cast<int>(std::count_if(r.segments.begin(), r.segments.end(),
                                                    [](const auto& s) { return !is_capture(s); }));
   routes_.push_back(std::move(r));
@@ -92,6 +93,7 @@ router::match router::find(request& req) const {
     result.outcome = match::kind::found;
     result.target = &best->h;
     result.route_name = best->name;
+    result.watch_client = best->options.watch_client;
     result.allowed.clear();
     req.params = std::move(best_captures);
     return result;
@@ -104,6 +106,15 @@ router::match router::find(request& req) const {
     result.route_name = best_other_method->name;
   }
   return result;
+}
+
+bool router::has(std::string_view method, std::string_view path) const {
+  for (const auto& r : routes_) {
+    std::map<std::string, std::string> captures;
+    if (r.method == method && match_segments(r.segments, path, captures))
+      return true;
+  }
+  return false;
 }
 
 }  // namespace sluice::http

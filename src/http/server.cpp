@@ -3,11 +3,13 @@
 #include <list>
 
 #include "sluice/core/uuid.hpp"
+#include "sluice/http/client_watch.hpp"
 #include "sluice/http/response_wire.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -27,8 +29,14 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 struct connection {
-  explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
+  explicit connection(tcp::socket socket) : stream(std::move(socket)) {
+    beast::error_code ec;
+    const auto peer = stream.socket().remote_endpoint(ec);
+    if (!ec)
+      remote_address = peer.address().to_string();
+  }
   beast::tcp_stream stream;
+  std::string remote_address;
   bool busy = false;             // between the first byte of a request and the end of its response
   std::size_t buffer_bytes = 0;  // counted in sluice_http_connection_buffer_bytes
 };
@@ -366,6 +374,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
         req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
       }
       req.body = std::move(beast_req.body());
+      req.remote_address = conn.remote_address;
       const auto given_id = req.header("X-Request-Id");
       req.request_id = given_id && acceptable_request_id(*given_id) ? std::string(*given_id)
                                                                     : ids.next().to_string();
@@ -373,10 +382,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
       // HEAD is GET without the body (RFC 9110 9.3.2): routed as GET, the body cut off below,
       // Content-Length kept.
+      // A route that takes HEAD itself (the proxy) gets it as it came.
       const bool head = req.method == "HEAD";
-      if (head)
+      if (head && !routes.has("HEAD", req.path))
         req.method = "GET";
-      auto [result, route_name] = co_await dispatch(req);
+      auto [result, route_name] = co_await dispatch(conn, buffer, req);
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       record(route_name, method, result.status, seconds);
@@ -426,10 +436,61 @@ struct server::impl : std::enable_shared_from_this<impl> {
     return std::nullopt;
   }
 
-  asio::awaitable<std::pair<response, std::string>> dispatch(request& req) {
+  // What the watch reads ahead (a pipelined request) before it stops watching: past this the
+  // handler simply runs unwatched, rather than the buffer growing without bound.
+  static constexpr std::size_t watch_read_ahead_bytes = 64 * 1024;
+
+  // Reads from the socket while the handler runs, so a peer that closes or resets the
+  // connection is noticed (read() returns an error) and told to the handler through
+  // req.client. Bytes that arrive meanwhile are a pipelined next request: kept in `buffer`.
+  // Ends once `finished` is set and `handler_done` cancelled (the flag covers a cancel that
+  // comes while no wait is pending).
+  asio::awaitable<void> watch_client(connection& conn, beast::flat_buffer& buffer,
+                                     client_watch& watch, asio::steady_timer& handler_done,
+                                     const bool& finished) {
+    using namespace asio::experimental::awaitable_operators;
+    while (!finished && buffer.size() < watch_read_ahead_bytes) {
+      auto read = conn.stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
+      auto done = handler_done.async_wait(use_tuple);
+      auto first = co_await (std::move(read) || std::move(done));
+      if (first.index() == 1)
+        co_return;
+      const auto [ec, n] = std::get<0>(first);
+      if (ec) {
+        watch.close();
+        break;
+      }
+      buffer.commit(n);
+    }
+    if (!finished)
+      co_await handler_done.async_wait(use_tuple);
+  }
+
+  asio::awaitable<std::pair<response, std::string>> dispatch(connection& conn,
+                                                             beast::flat_buffer& buffer,
+                                                             request& req) {
     auto found = routes.find(req);
     if (auto error = routing_error(found, req))
       co_return std::pair{std::move(*error), found.route_name};
+    if (!found.watch_client)
+      co_return co_await call(found, req);
+    using namespace asio::experimental::awaitable_operators;
+    auto watch = std::make_shared<client_watch>();
+    req.client = watch;
+    asio::steady_timer handler_done(executor, asio::steady_timer::time_point::max());
+    std::pair<response, std::string> out;
+    bool finished = false;
+    auto run_handler = [&]() -> asio::awaitable<void> {
+      out = co_await call(found, req);
+      finished = true;
+      handler_done.cancel();
+    };
+    auto watched = watch_client(conn, buffer, *watch, handler_done, finished);
+    co_await (run_handler() && std::move(watched));
+    co_return out;
+  }
+
+  asio::awaitable<std::pair<response, std::string>> call(const router::match& found, request& req) {
     try {
       co_return std::pair{co_await (*found.target)(req), found.route_name};
     } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,6 +9,8 @@
 #include <vector>
 
 namespace sluice::http {
+
+class client_watch;
 
 // Requests and responses as handlers see them: plain data, so handler code never includes
 // Beast. The session converts to and from Beast's types in one place (server.cpp).
@@ -20,6 +23,9 @@ struct request {
   std::string body;
   std::string request_id;                     // X-Request-Id, echoed or generated
   std::map<std::string, std::string> params;  // captures of the matched route pattern
+  std::string remote_address;                 // the peer's IP address, e.g. "127.0.0.1"
+  // Set only for routes added with route_options::watch_client (client_watch.hpp).
+  std::shared_ptr<client_watch> client;
 
   // Case-insensitive lookup of the first header with this name.
   std::optional<std::string_view> header(std::string_view name) const;
@@ -29,7 +35,7 @@ struct request {
 
 struct response {
   int status = 200;
-  std::string content_type = "application/json";
+  std::string content_type = "application/json";  // empty: no Content-Type header
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 

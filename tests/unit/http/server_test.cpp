@@ -2,10 +2,14 @@
 // made to do on demand (a handler that throws).
 #include "sluice/http/server.hpp"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <thread>
+
+#include "sluice/core/async_event.hpp"
+#include "sluice/http/client_watch.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -115,6 +119,87 @@ TEST(server, a_large_request_or_response_leaves_no_large_buffers_behind) {
   EXPECT_LE(trimmed(), 32 * 1024) << "after a 1 MiB response";
   conn.reset();
   EXPECT_EQ(held_at_most(0), 0.0) << "a closed connection holds nothing";
+}
+
+// A watched route whose handler waits for its client to leave (or 5 s): what the proxy does
+// while it waits for a reply.
+struct watch_probe {
+  std::atomic<int> gone{0};
+  std::atomic<int> unwatched{0};
+  std::atomic<int> started{0};
+};
+
+TEST(server, a_watched_handler_learns_that_its_client_closed_the_connection) {
+  running_server s;
+  watch_probe probe;
+  route_options watched;
+  watched.watch_client = true;
+  s.routes.add(
+      "GET", "/wait", "wait",
+      [&probe](request& req) -> asio::awaitable<response> {
+        ++probe.started;
+        if (!req.client) {
+          ++probe.unwatched;
+          co_return response::json(200, "{}");
+        }
+        async_event event;
+        req.client->on_close([&event] { event.notify_all(); });
+        const auto until = async_event::clock::now() + std::chrono::seconds(5);
+        while (!req.client->closed() && async_event::clock::now() < until)
+          co_await event.wait_until(until);
+        req.client->on_close({});
+        if (req.client->closed())
+          ++probe.gone;
+        co_return response::json(200, "{}");
+      },
+      watched);
+  s.start();
+  {
+    test::raw_connection conn(s.port);
+    conn.send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (probe.started == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }  // closes the socket while the handler waits
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (probe.gone == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(probe.gone, 1) << "the handler saw the close well before its own 5 s";
+  EXPECT_EQ(probe.unwatched, 0);
+}
+
+TEST(server, a_watched_route_still_serves_pipelined_requests_and_head_as_head) {
+  running_server s;
+  route_options watched;
+  watched.watch_client = true;
+  const auto echo_method = [](request& req) -> asio::awaitable<response> {
+    co_return response::text(200, "text/plain", req.method + (req.client ? " watched" : ""));
+  };
+  s.routes.add("GET", "/m", "m", echo_method, watched);
+  s.routes.add("HEAD", "/m", "m", echo_method, watched);
+  s.routes.add("GET", "/plain", "plain", echo_method);
+  s.start();
+  const auto wire = test::send_raw(s.port,
+                                   "GET /m HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "GET /m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                   std::chrono::seconds(5));
+  const auto first = wire.find("GET watched");
+  const auto second = wire.find("GET", first + 1);
+  const auto third = wire.find("GET watched", first + 1);
+  EXPECT_NE(first, std::string::npos) << wire;
+  EXPECT_NE(second, std::string::npos) << wire;
+  EXPECT_NE(third, std::string::npos) << wire;
+  EXPECT_EQ(wire.find("GET watched", second), third) << "served in order: " << wire;
+  // HEAD's answers carry no body: what follows the header block is the next response.
+  const auto heads = test::send_raw(s.port,
+                                    "HEAD /m HTTP/1.1\r\nHost: x\r\n\r\n"
+                                    "HEAD /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                    std::chrono::seconds(5));
+  EXPECT_EQ(heads.find("watched"), std::string::npos) << heads;
+  const auto second_status = heads.find("\r\n\r\nHTTP/1.1 200 OK\r\n");
+  EXPECT_NE(second_status, std::string::npos) << heads;
+  EXPECT_TRUE(heads.ends_with("\r\n\r\n")) << heads;
 }
 
 }  // namespace
