@@ -12,6 +12,7 @@
 #include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_checks.hpp"
+#include "sluice/api/service_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/http/server.hpp"
@@ -19,6 +20,8 @@
 #include "sluice/push/push_service.hpp"
 #include "sluice/relay/queue_modes.hpp"
 #include "sluice/relay/relay_service.hpp"
+#include "sluice/services/env_services.hpp"
+#include "sluice/services/service_catalog.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
 
@@ -233,6 +236,38 @@ int run_daemon(const config::settings& settings) {
         "RabbitMQ");
   }
 
+  // Services (request proxy): the layered registry (SERVICES_FILE > API > environment), its
+  // store, the follower of sluice_services (a LISTEN connection of its own, in the background:
+  // PostgreSQL being down delays nothing) and SIGHUP. The proxy and the workers take
+  // service_catalog.registry().
+  services::catalog_options catalog_opts;
+  catalog_opts.pool = pool_opts;
+  catalog_opts.follower.connection = pool_opts.connection;
+  catalog_opts.follower.statement_timeout = settings.db_statement_timeout;
+  catalog_opts.statement_timeout = settings.db_statement_timeout;
+  catalog_opts.services_file = settings.services_file;
+  try {
+    catalog_opts.defaults = services::defaults_from_settings(settings);
+    catalog_opts.env_services = services::services_from_settings(settings);
+  } catch (const std::exception& e) {
+    spdlog::critical("invalid settings: {}", e.what());
+    return 2;
+  }
+  services::service_catalog service_catalog(io.get_executor(), metrics, std::move(catalog_opts));
+  try {
+    service_catalog.load();
+  } catch (const std::runtime_error& e) {
+    spdlog::critical("{}", e.what());
+    return 2;
+  }
+  service_catalog.start();
+  // push_service has one schema-ready hook: the relay's (set above) and the follower's.
+  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog] {
+    if (relay)
+      relay->schema_ready();
+    service_catalog.schema_ready();
+  });
+
   // Each ping bounded by 1 s; probes read the last answer, so a hung PostgreSQL delays none.
   api::postgres_watch postgres_watch(io.get_executor(), probe_pool,
                                      {std::chrono::seconds(1), std::chrono::seconds(1)});
@@ -265,6 +300,7 @@ int run_daemon(const config::settings& settings) {
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes);
+  api::add_service_routes(routes, service_catalog);
   http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
 
   http::router metrics_routes;
@@ -302,6 +338,7 @@ int run_daemon(const config::settings& settings) {
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
           co_await pushes.stop();
+          co_await service_catalog.stop();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)

@@ -111,7 +111,10 @@ asio::awaitable<void> service_follower::full_reload() {
   auto all = co_await service_store::load_all(*conn_, defaults_,
                                               store::clock::now() + options_.statement_timeout);
   if (all.status) {
-    if (!stopping_) {
+    // 42P01 undefined_table: the push service has not migrated the schema yet (start-up).
+    if (all.status.sqlstate == "42P01") {
+      spdlog::info("services: sluice_services does not exist yet, waiting for the migrations");
+    } else if (!stopping_) {
       spdlog::warn("services: cannot read sluice_services error=\"{}\"", all.status.message);
     }
     change(follower_event::failed);
