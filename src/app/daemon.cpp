@@ -243,6 +243,8 @@ int run_daemon(const config::settings& settings) {
   services::catalog_options catalog_opts;
   catalog_opts.pool = pool_opts;
   catalog_opts.follower.connection = pool_opts.connection;
+  // Told apart from the pools' sessions in pg_stat_activity.
+  catalog_opts.follower.connection.application_name = "sluice-services-follower";
   catalog_opts.follower.statement_timeout = settings.db_statement_timeout;
   catalog_opts.statement_timeout = settings.db_statement_timeout;
   catalog_opts.services_file = settings.services_file;

@@ -97,7 +97,8 @@ asio::awaitable<void> service_follower::connect() {
   const auto r = co_await conn_->execute("LISTEN " + std::string(channel),
                                          store::clock::now() + options_.statement_timeout);
   if (r.ec) {
-    spdlog::warn("services: LISTEN failed error=\"{}\"", r.message.empty() ? r.ec.message() : r.message);
+    spdlog::warn("services: LISTEN failed error=\"{}\"",
+                 r.message.empty() ? r.ec.message() : r.message);
     change(follower_event::failed);
     co_return;
   }

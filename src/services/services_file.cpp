@@ -68,8 +68,7 @@ std::variant<std::vector<service>, file_error> parse_services_file(
     if (name_it == item.end())
       return file_error{at + ".name", "required"};
     if (!name_it->is_string() || !valid_name(name_it->get_ref<const std::string&>()))
-      return file_error{at + ".name",
-                        "must be 1 to 100 bytes of letters, digits and - _ ."};
+      return file_error{at + ".name", "must be 1 to 100 bytes of letters, digits and - _ ."};
     const std::string name = name_it->get<std::string>();
     if (!names.insert(name).second)
       return file_error{at + ".name", "service '" + name + "' is defined twice"};
@@ -136,9 +135,10 @@ bool services_file::reload(std::string_view why) {
   auto parsed = read();
   if (auto* error = std::get_if<file_error>(&parsed)) {
     errors_.inc();
-    spdlog::error("services: SERVICES_FILE {} not reloaded ({}), keeping the previous services: "
-                  "{}{}",
-                  path_, why, error->field.empty() ? "" : error->field + ": ", error->message);
+    spdlog::error(
+        "services: SERVICES_FILE {} not reloaded ({}), keeping the previous services: "
+        "{}{}",
+        path_, why, error->field.empty() ? "" : error->field + ": ", error->message);
     // A later event with the same broken text must still be refused, not skipped as unchanged.
     last_text_.clear();
     return false;

@@ -16,11 +16,11 @@ enum class follower_mode { connecting, loading, following, backing_off, stopped 
 const char* to_string(follower_mode m);
 
 enum class follower_event {
-  connected,        // connect and LISTEN succeeded
-  loaded,           // a full reload (or a one-service reload) was applied
-  reload_due,       // the safety-net interval passed
-  failed,           // a connect, LISTEN or read failed, or the connection broke
-  pause_over,       // the back-off pause ended
+  connected,   // connect and LISTEN succeeded
+  loaded,      // a full reload (or a one-service reload) was applied
+  reload_due,  // the safety-net interval passed
+  failed,      // a connect, LISTEN or read failed, or the connection broke
+  pause_over,  // the back-off pause ended
   stop,
 };
 const char* to_string(follower_event e);

@@ -36,8 +36,7 @@ struct follower_options {
 class service_follower {
  public:
   service_follower(boost::asio::any_io_executor executor, service_registry& registry,
-                   service_defaults defaults, follower_options options,
-                   metrics::registry& metrics);
+                   service_defaults defaults, follower_options options, metrics::registry& metrics);
   ~service_follower();
   service_follower(const service_follower&) = delete;
   service_follower& operator=(const service_follower&) = delete;
@@ -71,7 +70,7 @@ class service_follower {
   bool stopping_ = false;
   bool running_ = false;
   bool fresh_connection_ = false;  // no full reload since the last connect
-  async_event wake_;  // stop, poke, or run() ended
+  async_event wake_;               // stop, poke, or run() ended
   std::uint64_t full_reloads_ = 0;
   metrics::gauge& connected_;
   metrics::counter& reloads_full_;

@@ -43,9 +43,8 @@ std::variant<std::vector<service>, file_error> parse_services_file(
 // small and local: it is read on the loop thread.
 class services_file {
  public:
-  services_file(boost::asio::any_io_executor executor, std::string path,
-                service_defaults defaults, service_registry& registry,
-                metrics::registry& metrics);
+  services_file(boost::asio::any_io_executor executor, std::string path, service_defaults defaults,
+                service_registry& registry, metrics::registry& metrics);
   ~services_file();
   services_file(const services_file&) = delete;
   services_file& operator=(const services_file&) = delete;
