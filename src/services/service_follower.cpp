@@ -3,6 +3,7 @@
 #include <set>
 #include <string>
 
+#include "sluice/services/layer_sync.hpp"
 #include "sluice/services/service_store.hpp"
 
 #include <spdlog/spdlog.h>
@@ -122,13 +123,14 @@ asio::awaitable<void> service_follower::full_reload() {
     co_return;
   }
   const std::size_t count = all.services.size();
-  registry_.replace_source(service_source::api, std::move(all.services));
+  const std::size_t changed = sync_layer(registry_, service_source::api, std::move(all.services));
   ++full_reloads_;
   reloads_full_.inc();
   next_full_reload_ = store::clock::now() + options_.full_reload_interval;
   change(follower_event::loaded);
   spdlog::log(fresh_connection_ ? spdlog::level::info : spdlog::level::debug,
-              "services: {} stored services loaded, following changes", count);
+              "services: {} stored services loaded ({} changed), following changes", count,
+              changed);
   fresh_connection_ = false;
 }
 
@@ -165,7 +167,8 @@ asio::awaitable<void> service_follower::follow() {
     }
     reloads_one_.inc();
     if (one.found) {
-      registry_.put(std::move(*one.found));
+      // Also the echo of this instance's own write, already applied: nothing to tell anyone.
+      put_if_changed(registry_, std::move(*one.found));
     } else {
       registry_.remove(service_source::api, name);
     }

@@ -11,6 +11,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "sluice/services/layer_sync.hpp"
 #include "sluice/services/service_json.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -148,7 +149,7 @@ bool services_file::reload(std::string_view why) {
     return true;
   auto& defined = std::get<std::vector<service>>(parsed);
   const std::size_t count = defined.size();
-  registry_.replace_source(service_source::file, std::move(defined));
+  sync_layer(registry_, service_source::file, std::move(defined));
   loaded_ = true;
   ++reloads_;
   reloads_total_.inc();
