@@ -9,6 +9,7 @@
 #include "sluice/http/json_body.hpp"
 #include "sluice/http/list_page.hpp"
 #include "sluice/services/service_json.hpp"
+#include "sluice/store/errc.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -59,6 +60,12 @@ http::response store_failed(const services::store_status& status) {
   if (store::classify(status.ec, status.sqlstate) == store::failure_kind::overloaded) {
     return http::overloaded_response(503, "overloaded", "too many requests waiting for PostgreSQL",
                                      1);
+  }
+  if (store::classify(status.ec, status.sqlstate) == store::failure_kind::rejected) {
+    // sluice wrote what it validated: PostgreSQL refusing it is a bug, not the client's fault.
+    spdlog::error("services: PostgreSQL refused a service write sqlstate={} error=\"{}\"",
+                  status.sqlstate, status.message);
+    return http::error_response(500, "internal_error", "PostgreSQL refused the service");
   }
   spdlog::warn("services: store failed error=\"{}\"", status.message);
   return http::overloaded_response(503, "db_unavailable",

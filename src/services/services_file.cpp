@@ -195,6 +195,9 @@ asio::awaitable<void> services_file::watch() {
   inotify_.assign(fd);
   watch_directories();
   watching_ = true;
+  // A change between the load at start-up and the first watch would go unseen until the next
+  // one; comparing once costs a read of a small file.
+  reload("changed");
   std::array<char, 4096> buffer{};
   while (!stopping_) {
     auto [ec, n] = co_await inotify_.async_read_some(asio::buffer(buffer), as_awaitable_tuple);
