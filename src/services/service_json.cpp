@@ -1,7 +1,9 @@
 #include "sluice/services/service_json.hpp"
 
 #include <cstdint>
+#include <cstdio>
 #include <set>
+#include <vector>
 
 #include "sluice/services/target_url.hpp"
 
@@ -91,10 +93,35 @@ std::string url_of(const json& value, const std::string& field) {
   return v;
 }
 
+// nlohmann keeps the last of repeated keys; a repeated field is as likely a mistake as an unknown
+// one, so it is refused too (named by its key: the parser reports no path).
 json parse_body(std::string_view text) {
-  json j = json::parse(text, nullptr, false);
+  std::vector<std::set<std::string>> open_objects;
+  std::optional<std::string> repeated;
+  const json::parser_callback_t watch = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        open_objects.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        if (!open_objects.empty())
+          open_objects.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open_objects.empty() && !repeated &&
+            !open_objects.back().insert(parsed.get<std::string>()).second)
+          repeated = parsed.get<std::string>();
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  json j = json::parse(text, watch, false);
   if (j.is_discarded())
     fail("body", "is not valid JSON");
+  if (repeated)
+    fail(*repeated, "appears twice in one object");
   return j;
 }
 

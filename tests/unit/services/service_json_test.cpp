@@ -139,6 +139,8 @@ TEST(parse_service, every_failure_names_its_field) {
        "batch.maxWaitMs"},
       {R"({"flavours":[{"name":"std"}],"batch":{"url":"http://b","size":3}})", "batch.size"},
       {R"({"flavours":[{"name":"std"}],"timeout":1000})", "timeout"},
+      {R"({"flavours":[{"name":"std"}],"timeoutMs":1000,"timeoutMs":2000})", "timeoutMs"},
+      {R"({"flavours":[{"name":"std","url":"http://a","url":"http://b"}]})", "url"},
       {R"({"flavours":[{"name":"std"}],"name":"other"})", "name"},
       {R"({"flavours":[{"name":"std"}],"schedule":[]})", "schedule"},
       {R"({"flavours":[{"name":"std"}],"schedule":{"flavours":[{"name":"green","weight":1}],"validUntil":"2026-12-31T00:00:00Z"}})",
@@ -272,6 +274,8 @@ TEST(parse_schedule, every_failure_names_its_field) {
       {R"({"flavours":[{"name":"std","weight":1,"share":2}],"validUntil":"2026-12-31T00:00:00Z"})",
        "flavours[0].share"},
       {R"({"flavours":[{"name":"std","weight":1}]})", "validUntil"},
+      {R"({"flavours":[{"name":"std","weight":1,"weight":2}],"validUntil":"2026-12-31T00:00:00Z"})",
+       "weight"},
       {R"({"flavours":[{"name":"std","weight":1}],"validUntil":1798675200})", "validUntil"},
       {R"({"flavours":[{"name":"std","weight":1}],"validUntil":"2026-12-31","until":1})", "until"},
   };
