@@ -40,12 +40,29 @@ std::string prefixed(const std::string& prefix, const std::string& field) {
 
 std::variant<std::vector<service>, file_error> parse_services_file(
     std::string_view text, const service_defaults& defaults) {
+  // nlohmann keeps the last of a repeated key; the API refuses one (a typo'd copy must not
+  // silently win), and so does the file. One set of keys per open object.
+  std::vector<std::set<std::string>> open_objects;
+  std::string repeated;
+  const json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end && !open_objects.empty()) {
+      open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !open_objects.empty() &&
+               !open_objects.back().insert(parsed.get<std::string>()).second && repeated.empty()) {
+      repeated = parsed.get<std::string>();
+    }
+    return true;
+  };
   json doc;
   try {
-    doc = json::parse(text);
+    doc = json::parse(text, track);
   } catch (const json::parse_error& e) {
     return file_error{"", std::string("not valid JSON: ") + e.what()};
   }
+  if (!repeated.empty())
+    return file_error{repeated, "is given twice in one object"};
   if (!doc.is_object())
     return file_error{"", R"(expected an object {"services":[...]})"};
   for (const auto& [key, value] : doc.items()) {

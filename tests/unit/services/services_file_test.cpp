@@ -39,6 +39,20 @@ TEST(services_file, an_empty_list_is_valid) {
   EXPECT_TRUE(std::get<std::vector<service>>(r).empty());
 }
 
+TEST(services_file, a_key_repeated_in_one_object_is_refused) {
+  EXPECT_EQ(
+      error_of(
+          R"({"services":[{"name":"a","flavours":[{"name":"std"}],"timeoutMs":1,"timeoutMs":2}]})")
+          .field,
+      "timeoutMs");
+  EXPECT_EQ(error_of(R"({"services":[],"services":[]})").field, "services");
+  // The same key in two objects is fine.
+  const auto r = parse_services_file(
+      R"({"services":[{"name":"a","flavours":[{"name":"std"}]},{"name":"b","flavours":[{"name":"std"}]}]})",
+      service_defaults{});
+  EXPECT_TRUE(std::holds_alternative<std::vector<service>>(r));
+}
+
 TEST(services_file, names_the_field_of_what_is_wrong) {
   EXPECT_EQ(error_of("{").field, "");
   EXPECT_EQ(error_of("[]").field, "");
