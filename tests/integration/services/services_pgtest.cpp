@@ -536,7 +536,7 @@ TEST_F(services_test, the_follower_reconnects_and_catches_up_after_postgresql_wa
   pg_session pg(db_.url());
   const std::string killed = pg.scalar(
       "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-      "WHERE application_name = 'sluice-services-follower'");
+      "WHERE application_name = 'sluice-services-follower' AND datname = current_database()");
   EXPECT_EQ(killed, "2") << "one LISTEN session per instance";
   wait_following(a, 3);
   wait_following(b, 2);
