@@ -12,6 +12,7 @@
 #include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_checks.hpp"
+#include "sluice/api/service_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/http/server.hpp"
@@ -24,7 +25,7 @@
 #include "sluice/requests/request_routes.hpp"
 #include "sluice/requests/response_store.hpp"
 #include "sluice/services/env_services.hpp"
-#include "sluice/services/service_registry.hpp"
+#include "sluice/services/service_catalog.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
 
@@ -239,26 +240,47 @@ int run_daemon(const config::settings& settings) {
         "RabbitMQ");
   }
 
-  // Async proxy requests (Prefer: respond-async): made durable through the push path, their
-  // outcomes stored by the workers, polled at GET /api/v1/requests/{id}. Two connections of
-  // their own, so polling clients and storing workers never take one a push is waiting for.
-  // `service_registry` is the registry the services API and SERVICES_FILE fill (the submitter
-  // reads a service's namespace from it); if the daemon already has one, use that one instead.
-  store::pool_options requests_pool_opts = pool_opts;
-  requests_pool_opts.max_connections = 2;
-  store::pg_pool requests_pool(io.get_executor(), requests_pool_opts);
-  // services: replaced by service_catalog when merged
-  services::service_registry service_registry;
+  // Services (request proxy): the layered registry (SERVICES_FILE > API > environment), its
+  // store, the follower of sluice_services (a LISTEN connection of its own, in the background:
+  // PostgreSQL being down delays nothing) and SIGHUP. The proxy and the workers take
+  // service_catalog.registry().
+  services::catalog_options catalog_opts;
+  catalog_opts.pool = pool_opts;
+  catalog_opts.follower.connection = pool_opts.connection;
+  // Told apart from the pools' sessions in pg_stat_activity.
+  catalog_opts.follower.connection.application_name = "sluice-services-follower";
+  catalog_opts.follower.statement_timeout = settings.db_statement_timeout;
+  catalog_opts.statement_timeout = settings.db_statement_timeout;
+  catalog_opts.services_file = settings.services_file;
   try {
-    service_registry.replace_source(services::service_source::env,
-                                    services::services_from_settings(settings));
+    catalog_opts.defaults = services::defaults_from_settings(settings);
+    catalog_opts.env_services = services::services_from_settings(settings);
   } catch (const std::exception& e) {
     spdlog::critical("invalid settings: {}", e.what());
     return 2;
   }
-  // async: give to proxy routes / workers (async_submitter to the proxy routes' Prefer:
-  // respond-async, async_responses to the workers as their worker::response_sink)
-  requests::async_request_submitter async_submitter(pushes, service_registry);
+  services::service_catalog service_catalog(io.get_executor(), metrics, std::move(catalog_opts));
+  try {
+    service_catalog.load();
+  } catch (const std::runtime_error& e) {
+    spdlog::critical("{}", e.what());
+    return 2;
+  }
+  service_catalog.start();
+  // push_service has one schema-ready hook: the relay's (set above) and the follower's.
+  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog] {
+    if (relay)
+      relay->schema_ready();
+    service_catalog.schema_ready();
+  });
+
+  // Async proxy requests (Prefer: respond-async): made durable through the push path, their
+  // outcomes stored by the workers, polled at GET /api/v1/requests/{id}. Two connections of
+  // their own, so polling clients and storing workers never take one a push is waiting for.
+  store::pool_options requests_pool_opts = pool_opts;
+  requests_pool_opts.max_connections = 2;
+  store::pg_pool requests_pool(io.get_executor(), requests_pool_opts);
+  requests::async_request_submitter async_submitter(pushes, service_catalog.registry());
   requests::response_store async_responses(requests_pool, settings.db_statement_timeout);
   requests::request_status_reader request_status(requests_pool, settings.db_statement_timeout);
 
@@ -294,6 +316,7 @@ int run_daemon(const config::settings& settings) {
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes);
+  api::add_service_routes(routes, service_catalog);
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
@@ -304,14 +327,14 @@ int run_daemon(const config::settings& settings) {
     proxy::proxy_options po;
     po.limits.max_pending = settings.proxy_max_pending;
     po.limits.max_bytes = settings.proxy_max_inflight_bytes;
-    po.defaults = services::defaults_from_settings(settings);
+    po.defaults = service_catalog.defaults();
     po.link.publisher.confirm_window = settings.rabbitmq_confirm_window;
     po.link.publisher.confirm_window_bytes = settings.rabbitmq_confirm_window_bytes;
     // A full confirm window is the only wait left once the link is up; bounded short, since
     // the client's answer is a 503 and never a hang.
     po.link.publisher.publish_timeout = std::chrono::seconds(1);
     proxy_ingress = std::make_unique<proxy::proxy_service>(
-        io.get_executor(), service_registry, rabbitmq_relay->client(), metrics, std::move(po));
+        io.get_executor(), service_catalog.registry(), rabbitmq_relay->client(), metrics, std::move(po));
     proxy_ingress->set_async_submitter(&async_submitter);
     proxy::add_proxy_routes(routes, *proxy_ingress);
   }
@@ -354,6 +377,7 @@ int run_daemon(const config::settings& settings) {
           co_await pushes.stop();
           if (proxy_ingress)
             co_await proxy_ingress->stop();
+          co_await service_catalog.stop();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <memory>
 #include <poll.h>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -157,6 +158,7 @@ void pg_connection::close() {
     PQfinish(conn_);
   conn_ = nullptr;
   prepared_.clear();
+  notifications_.clear();
 }
 
 std::error_code pg_connection::fail(std::error_code ec) {
@@ -270,6 +272,42 @@ asio::awaitable<std::error_code> pg_connection::wait_result(clock::time_point de
       co_return std::error_code{};
     if (auto ec = co_await wait_io(true, false, deadline))
       co_return fail(ec);
+  }
+}
+
+void pg_connection::drain_notifies() {
+  while (PGnotify* n = PQnotifies(conn_)) {
+    notifications_.push_back({n->relname ? n->relname : "", n->extra ? n->extra : "", n->be_pid});
+    PQfreemem(n);
+  }
+}
+
+std::vector<pg_notification> pg_connection::take_notifications() {
+  if (conn_)
+    drain_notifies();
+  return std::exchange(notifications_, {});
+}
+
+asio::awaitable<std::error_code> pg_connection::wait_notification(clock::time_point deadline) {
+  if (!is_open())
+    co_return make_error_code(errc::connection_lost);
+  busy_guard guard(busy_);
+  for (;;) {
+    // libpq queues notifications when it parses input, during a statement as much as here.
+    drain_notifies();
+    if (!notifications_.empty())
+      co_return std::error_code{};
+    if (!PQconsumeInput(conn_) || PQstatus(conn_) == CONNECTION_BAD)
+      co_return fail_from_libpq(errc::connection_lost);
+    drain_notifies();
+    if (!notifications_.empty())
+      co_return std::error_code{};
+    if (auto ec = co_await wait_io(true, false, deadline)) {
+      // Nothing arrived in time: a normal outcome that leaves the connection usable.
+      if (ec == errc::timeout)
+        co_return ec;
+      co_return fail(ec);
+    }
   }
 }
 

@@ -77,6 +77,12 @@ class family {
     return *slot;
   }
   Metric& get() { return with({}); }
+  // Drops one series (a gauge of something that no longer exists). Only for series nobody
+  // keeps a reference to: callers that remove re-fetch with with() on every update.
+  void remove(const std::vector<std::string>& label_values) {
+    std::lock_guard lock(mutex_);
+    children_.erase(label_values);
+  }
 
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }

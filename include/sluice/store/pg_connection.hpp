@@ -6,6 +6,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_set>
+#include <vector>
 
 #include "sluice/store/pg_params.hpp"
 #include "sluice/store/pg_result.hpp"
@@ -35,6 +36,13 @@ struct connection_options {
 };
 
 // One statement for the extended protocol. `sql` and `name` are copied when sent.
+// One NOTIFY received on a connection that LISTENs.
+struct pg_notification {
+  std::string channel;
+  std::string payload;
+  int sender_pid = 0;
+};
+
 struct pg_statement {
   std::string_view sql;
   pg_params params{};
@@ -74,6 +82,16 @@ class pg_connection {
   boost::asio::awaitable<pg_pipeline_result> execute_pipeline(
       std::span<const pg_statement> statements, clock::time_point deadline);
 
+  // For a connection that ran LISTEN: waits until at least one notification is queued (then
+  // take_notifications() has it), the connection breaks (connection_lost, closed) or
+  // `deadline` passes (errc::timeout; unlike the other operations the connection stays open,
+  // as waiting for nothing is the normal case). close() from elsewhere ends the wait with
+  // shut_down.
+  boost::asio::awaitable<std::error_code> wait_notification(clock::time_point deadline);
+  // Notifications received so far, oldest first, including those that arrived while a
+  // statement ran; empties the queue.
+  std::vector<pg_notification> take_notifications();
+
   // Cheap, non-blocking: reads anything the server sent while the connection sat idle and
   // reports whether it is still usable (a restarted server leaves EOF on idle sockets).
   bool check_alive();
@@ -103,6 +121,7 @@ class pg_connection {
   boost::asio::awaitable<std::error_code> flush(clock::time_point deadline);
   boost::asio::awaitable<std::error_code> wait_result(clock::time_point deadline);
   bool attach_socket();
+  void drain_notifies();
   std::error_code fail(std::error_code ec);
   std::error_code fail_from_libpq(std::error_code ec);
 
@@ -112,6 +131,7 @@ class pg_connection {
   pg_conn* conn_ = nullptr;
   bool busy_ = false;
   std::unordered_set<std::string> prepared_;
+  std::vector<pg_notification> notifications_;
   std::string error_message_;
 };
 

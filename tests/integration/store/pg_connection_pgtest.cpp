@@ -6,7 +6,11 @@
 #include "sluice/store/errc.hpp"
 #include "sluice/store/pg_connection.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 #include "store_test_support.hpp"
@@ -267,6 +271,98 @@ TEST_F(pg_connection_test, silent_server_hits_connect_timeout_or_deadline) {
     start = clock::now();
     EXPECT_EQ(co_await conn.connect(o, in(150ms)), errc::timeout) << "the caller's deadline";
     EXPECT_LT(clock::now() - start, 400ms);
+  }());
+}
+
+TEST_F(pg_connection_test, listen_wakes_on_a_notification_from_another_session) {
+  test::run(io_, [&]() -> asio::awaitable<void> {
+    pg_connection listener(io_.get_executor());
+    EXPECT_FALSE(co_await listener.connect(options(), in(5s)));
+    CO_ASSERT_TRUE(!(co_await listener.execute("LISTEN sluice_test", in(5s))).ec);
+
+    // Nothing sent: the wait ends at its deadline and the connection stays usable.
+    const auto start = clock::now();
+    EXPECT_EQ(co_await listener.wait_notification(in(150ms)), errc::timeout);
+    EXPECT_GE(clock::now() - start, 140ms);
+    EXPECT_TRUE(listener.is_idle());
+    EXPECT_TRUE(listener.take_notifications().empty());
+
+    pg_connection sender(io_.get_executor());
+    EXPECT_FALSE(co_await sender.connect(options(), in(5s)));
+    auto notify_later = [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(io_.get_executor(), 100ms);
+      co_await t.async_wait(asio::use_awaitable);
+      co_await sender.execute("NOTIFY sluice_test, 'payments'; NOTIFY sluice_test, 'orders'",
+                              in(5s));
+    };
+    asio::co_spawn(io_, notify_later(), asio::detached);
+    const auto waited_from = clock::now();
+    EXPECT_FALSE(co_await listener.wait_notification(in(5s)));
+    EXPECT_LT(clock::now() - waited_from, 2s);
+    auto got = listener.take_notifications();
+    // Both NOTIFYs of one transaction are delivered together after its commit.
+    if (got.size() < 2) {
+      EXPECT_FALSE(co_await listener.wait_notification(in(2s)));
+      for (auto& n : listener.take_notifications())
+        got.push_back(std::move(n));
+    }
+    CO_ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].channel, "sluice_test");
+    EXPECT_EQ(got[0].payload, "payments");
+    EXPECT_EQ(got[1].payload, "orders");
+    EXPECT_EQ(got[0].sender_pid, sender.backend_pid());
+
+    // A notification that arrives while a statement runs is kept for take_notifications().
+    // Another session: `sender` may still be reading its own answer above.
+    pg_connection second(io_.get_executor());
+    EXPECT_FALSE(co_await second.connect(options(), in(5s)));
+    const pg_result sent = co_await second.execute("NOTIFY sluice_test, 'during'", in(5s));
+    EXPECT_FALSE(sent.ec) << sent.message;
+    const pg_result slept = co_await listener.execute("SELECT pg_sleep(0.2)", in(5s));
+    EXPECT_FALSE(slept.ec) << slept.message;
+    auto during = listener.take_notifications();
+    if (during.empty()) {
+      EXPECT_FALSE(co_await listener.wait_notification(in(2s)));
+      during = listener.take_notifications();
+    }
+    CO_ASSERT_EQ(during.size(), 1u);
+    EXPECT_EQ(during[0].payload, "during");
+  }());
+}
+
+TEST_F(pg_connection_test, a_terminated_listener_ends_its_wait_with_connection_lost) {
+  test::run(io_, [&]() -> asio::awaitable<void> {
+    pg_connection listener(io_.get_executor());
+    EXPECT_FALSE(co_await listener.connect(options(), in(5s)));
+    CO_ASSERT_TRUE(!(co_await listener.execute("LISTEN sluice_test", in(5s))).ec);
+    const int pid = listener.backend_pid();
+    pg_connection killer(io_.get_executor());
+    EXPECT_FALSE(co_await killer.connect(options(), in(5s)));
+    auto kill_later = [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(io_.get_executor(), 100ms);
+      co_await t.async_wait(asio::use_awaitable);
+      co_await killer.execute("SELECT pg_terminate_backend(" + std::to_string(pid) + ")", in(5s));
+    };
+    asio::co_spawn(io_, kill_later(), asio::detached);
+    const auto start = clock::now();
+    EXPECT_EQ(co_await listener.wait_notification(in(10s)), errc::connection_lost);
+    EXPECT_LT(clock::now() - start, 5s);
+    EXPECT_FALSE(listener.is_open());
+  }());
+}
+
+TEST_F(pg_connection_test, close_from_elsewhere_ends_a_notification_wait) {
+  test::run(io_, [&]() -> asio::awaitable<void> {
+    pg_connection listener(io_.get_executor());
+    EXPECT_FALSE(co_await listener.connect(options(), in(5s)));
+    CO_ASSERT_TRUE(!(co_await listener.execute("LISTEN sluice_test", in(5s))).ec);
+    auto close_later = [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(io_.get_executor(), 100ms);
+      co_await t.async_wait(asio::use_awaitable);
+      listener.close();
+    };
+    asio::co_spawn(io_, close_later(), asio::detached);
+    EXPECT_EQ(co_await listener.wait_notification(in(10s)), errc::shut_down);
   }());
 }
 

@@ -65,6 +65,18 @@ TEST(registry, collectors_refresh_gauges_before_exposition) {
   EXPECT_NE(r.expose().find("sluice_pending 20\n"), std::string::npos);
 }
 
+TEST(registry, a_removed_series_leaves_the_exposition) {
+  registry r;
+  auto& f = r.add_gauge("sluice_valid_seconds", "Valid.", {"service"});
+  f.with({"a"}).set(1);
+  f.with({"b"}).set(2);
+  f.remove({"a"});
+  f.remove({"never"});
+  const std::string text = r.expose();
+  EXPECT_EQ(text.find("service=\"a\""), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_valid_seconds{service=\"b\"} 2\n"), std::string::npos) << text;
+}
+
 TEST(registry, output_passes_promtool_check_metrics) {
   registry r;
   r.add_counter("sluice_http_requests_total", "HTTP requests.", {"route", "method", "code"})
