@@ -333,8 +333,9 @@ int run_daemon(const config::settings& settings) {
     // A full confirm window is the only wait left once the link is up; bounded short, since
     // the client's answer is a 503 and never a hang.
     po.link.publisher.publish_timeout = std::chrono::seconds(1);
-    proxy_ingress = std::make_unique<proxy::proxy_service>(
-        io.get_executor(), service_catalog.registry(), rabbitmq_relay->client(), metrics, std::move(po));
+    proxy_ingress =
+        std::make_unique<proxy::proxy_service>(io.get_executor(), service_catalog.registry(),
+                                               rabbitmq_relay->client(), metrics, std::move(po));
     proxy_ingress->set_async_submitter(&async_submitter);
     proxy::add_proxy_routes(routes, *proxy_ingress);
   }

@@ -251,9 +251,11 @@ TEST_F(proxy_e2e, unknown_service_flavour_and_timeout_header_are_client_errors) 
   EXPECT_EQ(r.json()["error"]["code"], "unknown_flavour");
   r = http_call(s.port(), "GET", "/proxy/" + multi_ + "/x", "", {{"X-Sluice-Timeout-Ms", "soon"}});
   EXPECT_EQ(r.status, 400);
+  // The async path is wired in the daemon: the request is stored and answered 202 at once.
   r = http_call(s.port(), "GET", "/proxy/" + multi_, "", {{"Prefer", "respond-async"}});
-  EXPECT_EQ(r.status, 501) << "no async submitter wired yet";
-  EXPECT_EQ(r.json()["error"]["code"], "async_unavailable");
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.json()["status"], "pending");
+  EXPECT_EQ(r.header("location"), "/api/v1/requests/" + r.json()["id"].get<std::string>());
 }
 
 TEST_F(proxy_e2e, a_pinned_flavour_goes_to_its_queue_and_a_worker_error_is_its_json_error) {
