@@ -15,6 +15,8 @@ namespace sluice::services {
 struct flavour {
   std::string name;
   std::string url;
+
+  bool operator==(const flavour&) const = default;
 };
 
 // Batch mode: up to max_requests requests, or what arrived within max_wait, are sent to `url`
@@ -23,11 +25,15 @@ struct batch_settings {
   std::size_t max_requests = 10;
   std::chrono::milliseconds max_wait{50};
   std::string url;
+
+  bool operator==(const batch_settings&) const = default;
 };
 
 struct weighted_flavour {
   std::string name;
   std::uint32_t weight = 0;
+
+  bool operator==(const weighted_flavour&) const = default;
 };
 
 // A traffic split between flavours, valid until valid_until; past it (or without one) every
@@ -35,6 +41,8 @@ struct weighted_flavour {
 struct schedule {
   std::vector<weighted_flavour> flavours;
   std::chrono::system_clock::time_point valid_until;
+
+  bool operator==(const schedule&) const = default;
 };
 
 // Where a service's definition came from. A service defined by SERVICES_FILE is read-only
@@ -58,6 +66,10 @@ struct service {
   std::string exchange() const;
   // The queue of one flavour, bound to exchange() with header flavour=<name>.
   std::string queue(std::string_view flavour_name) const;
+
+  // Every field, source included (tests, and telling a re-read of the same content apart from a
+  // change).
+  bool operator==(const service&) const = default;
 };
 
 // What a service gets for the fields it leaves out, and the rule for derived URLs; from the

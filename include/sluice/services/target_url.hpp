@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice::services {
+
+// A flavour's or batch URL split for the HTTP client: absolute http:// only (https targets are
+// not supported yet), a host (name, IPv4, or [IPv6]), an optional port, an optional path; no
+// user info, query or fragment. The path keeps what was written ("" when absent); the proxy
+// prefixes it to the bytes after /proxy/{service}.
+struct http_url {
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 80;
+  bool port_given = false;
+  std::string path;
+};
+
+// nullopt and a reason in `why` (when given) for anything else.
+std::optional<http_url> parse_http_url(std::string_view url, std::string* why = nullptr);
+
+}  // namespace sluice::services
