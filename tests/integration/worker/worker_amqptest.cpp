@@ -19,6 +19,7 @@
 #include "sluice/rpc/rpc_message.hpp"
 #include "sluice/rpc/rpc_topology.hpp"
 #include "sluice/services/service.hpp"
+#include "sluice/worker/batch_codec.hpp"
 #include "sluice_test/env.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
@@ -510,8 +511,13 @@ json batch_answer(const json& batch, bool drop_last) {
     a["correlation_id"] = item["correlation_id"];
     a["status"] = 200;
     a["headers"] = json::object({{"X-Path", item["path"]}});
-    a["body"] = "echo:" + item["body"].get<std::string>();
-    a["bodyEncoding"] = item["bodyEncoding"];
+    // Echoes the body, in the encoding it came in (the worker decodes base64 on both ways).
+    if (item["bodyEncoding"] == "base64") {
+      a["body"] = base64_encode("echo:" + *base64_decode(item["body"].get<std::string>()));
+      a["bodyEncoding"] = "base64";
+    } else {
+      a["body"] = "echo:" + item["body"].get<std::string>();
+    }
     out.push_back(a);
   }
   if (drop_last && !out.empty())
