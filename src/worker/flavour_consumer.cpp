@@ -8,6 +8,7 @@
 #include "sluice/worker/forward_outcome.hpp"
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
 
@@ -234,6 +235,10 @@ asio::awaitable<void> flavour_consumer::handle(amqp::delivery d) {
     correlation_id = std::to_string(d.delivery_tag);
 
   rpc::rpc_reply reply = co_await forward(*request, correlation_id, deadline);
+  // Cancelled (stop after the grace, or the channel lost): whatever the call ended with is not
+  // the target's answer, and the delivery is the broker's to give out again.
+  if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none)
+    co_return;
   metrics_.forward_seconds.observe(std::chrono::duration<double>(clock::now() - started).count());
   metrics_.count(outcome_of(reply)).inc();
 
