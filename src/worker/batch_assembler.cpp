@@ -73,8 +73,8 @@ asio::awaitable<void> batch_assembler::send(std::shared_ptr<batch> b) {
     deadline = std::max(deadline, i.deadline);
   auto replies = co_await send_(b->items, deadline);
   if (replies.size() != b->items.size())
-    replies.assign(b->items.size(), error_reply(502, upstream_bad_batch,
-                                                "the batch sender returned another count"));
+    replies.assign(b->items.size(),
+                   error_reply(502, upstream_bad_batch, "the batch sender returned another count"));
   for (std::size_t i = 0; i < b->slots.size(); ++i) {
     b->slots[i]->reply = std::move(replies[i]);
     b->slots[i]->ready.notify_all();

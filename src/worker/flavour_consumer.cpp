@@ -49,8 +49,7 @@ worker_context::worker_context(asio::any_io_executor ex, std::shared_ptr<amqp::c
                                http::client& http_client, metrics::registry& registry)
     : executor(std::move(ex)), amqp(std::move(client)), http(http_client), metrics(registry) {}
 
-flavour_consumer::flavour_consumer(std::shared_ptr<worker_context> context,
-                                   consumer_config config,
+flavour_consumer::flavour_consumer(std::shared_ptr<worker_context> context, consumer_config config,
                                    std::shared_ptr<flavour_consumer> predecessor)
     : context_(std::move(context)),
       config_(std::move(config)),
@@ -64,7 +63,7 @@ flavour_consumer::flavour_consumer(std::shared_ptr<worker_context> context,
                                               batch_assembler::clock::time_point deadline)
         -> asio::awaitable<std::vector<rpc::rpc_reply>> {
       http_transport transport = [ctx](http::client_request request,
-                                        http::client::clock::time_point until) {
+                                       http::client::clock::time_point until) {
         return ctx->http.send(std::move(request), until);
       };
       std::string why;
@@ -157,9 +156,10 @@ asio::awaitable<void> flavour_consumer::run() {
         if (stopping_) {
           co_await handlers_.wait(stop_deadline_);
         } else {
-          spdlog::warn("worker: consumer of queue={} ended reason=\"{}\"; {} requests in flight "
-                       "are left to the broker",
-                       config_.queue, ch->reason().to_string(), handlers_.running());
+          spdlog::warn(
+              "worker: consumer of queue={} ended reason=\"{}\"; {} requests in flight "
+              "are left to the broker",
+              config_.queue, ch->reason().to_string(), handlers_.running());
         }
         // Their deliveries can no longer be acked (the channel is gone, or closes now): the
         // broker redelivers them, so finishing them here would only answer twice.
@@ -293,10 +293,11 @@ asio::awaitable<bool> flavour_consumer::store(const rpc::rpc_request& request,
       co_return true;
     metrics_.store_retries.inc();
     if (const auto suppressed = log_throttle_.admit())
-      spdlog::warn("worker: storing the response of async request id={} failed: {}; retry in {} "
-                   "ms{}",
-                   request.id, ec.message(), pause.count(),
-                   *suppressed ? fmt::format(" ({} similar lines suppressed)", *suppressed) : "");
+      spdlog::warn(
+          "worker: storing the response of async request id={} failed: {}; retry in {} "
+          "ms{}",
+          request.id, ec.message(), pause.count(),
+          *suppressed ? fmt::format(" ({} similar lines suppressed)", *suppressed) : "");
     // The response stays here meanwhile: the prefetch bounds how many are kept.
     const auto until = clock::now() + pause;
     while (!stopping_ && clock::now() < until)

@@ -21,9 +21,9 @@ bool iequals(std::string_view a, std::string_view b) {
 
 bool is_hop_by_hop(std::string_view name) {
   static constexpr std::array<std::string_view, 10> names{
-      "connection", "keep-alive",          "proxy-connection",    "te",     "trailer",
-      "upgrade",    "proxy-authorization", "proxy-authenticate", "transfer-encoding",
-      "content-length"};
+      "connection",        "keep-alive",    "proxy-connection",    "te",
+      "trailer",           "upgrade",       "proxy-authorization", "proxy-authenticate",
+      "transfer-encoding", "content-length"};
   for (const auto n : names) {
     if (iequals(name, n))
       return true;

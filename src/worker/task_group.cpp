@@ -36,24 +36,23 @@ void task_group::spawn(asio::awaitable<void> task, std::shared_ptr<void> keep_al
   auto signal = std::make_unique<asio::cancellation_signal>();
   auto slot = signal->slot();
   state_->tasks.emplace(id, std::move(signal));
-  asio::co_spawn(executor_, std::move(task),
-                 asio::bind_cancellation_slot(
-                     slot, [st = state_, id, keep = std::move(keep_alive)](std::exception_ptr e) {
-                       if (e) {
-                         try {
-                           std::rethrow_exception(e);
-                         } catch (const boost::system::system_error& ex) {
-                           if (ex.code() != asio::error::operation_aborted)
-                             spdlog::error("worker: {} task ended by exception what={}", st->name,
-                                           ex.what());
-                         } catch (const std::exception& ex) {
-                           spdlog::error("worker: {} task ended by exception what={}", st->name,
-                                         ex.what());
-                         }
-                       }
-                       st->tasks.erase(id);
-                       st->ended.notify_all();
-                     }));
+  asio::co_spawn(
+      executor_, std::move(task),
+      asio::bind_cancellation_slot(
+          slot, [st = state_, id, keep = std::move(keep_alive)](std::exception_ptr e) {
+            if (e) {
+              try {
+                std::rethrow_exception(e);
+              } catch (const boost::system::system_error& ex) {
+                if (ex.code() != asio::error::operation_aborted)
+                  spdlog::error("worker: {} task ended by exception what={}", st->name, ex.what());
+              } catch (const std::exception& ex) {
+                spdlog::error("worker: {} task ended by exception what={}", st->name, ex.what());
+              }
+            }
+            st->tasks.erase(id);
+            st->ended.notify_all();
+          }));
 }
 
 void task_group::cancel_all() {

@@ -102,8 +102,7 @@ class flavour_consumer : public std::enable_shared_from_this<flavour_consumer> {
   boost::asio::awaitable<rpc::rpc_reply> forward(const rpc::rpc_request& request,
                                                  const std::string& correlation_id,
                                                  clock::time_point deadline);
-  boost::asio::awaitable<bool> store(const rpc::rpc_request& request,
-                                     const rpc::rpc_reply& reply);
+  boost::asio::awaitable<bool> store(const rpc::rpc_request& request, const rpc::rpc_reply& reply);
 
   std::shared_ptr<worker_context> context_;
   consumer_config config_;

@@ -61,8 +61,8 @@ class worker_service : public std::enable_shared_from_this<worker_service> {
   bool all_consuming() const;
 
   // What a service's consumers are built from (exposed for tests).
-  static std::vector<consumer_config> configs_of(
-      const std::shared_ptr<const services::service>& s, const services::service_defaults& d);
+  static std::vector<consumer_config> configs_of(const std::shared_ptr<const services::service>& s,
+                                                 const services::service_defaults& d);
 
  private:
   worker_service(boost::asio::any_io_executor executor, std::shared_ptr<amqp::client> amqp,

@@ -8,8 +8,6 @@
 #include <set>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "sluice/amqp/connection.hpp"
 #include "sluice/amqp/consumer.hpp"
 #include "sluice/core/async_event.hpp"
@@ -20,12 +18,6 @@
 #include "sluice/rpc/rpc_topology.hpp"
 #include "sluice/services/service.hpp"
 #include "sluice/worker/batch_codec.hpp"
-#include "sluice_test/env.hpp"
-#include "sluice_test/http_client.hpp"
-#include "sluice_test/pg.hpp"
-#include "sluice_test/sluice_process.hpp"
-#include "independent_client.hpp"
-#include "test_support.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -33,7 +25,15 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "independent_client.hpp"
+#include "sluice_test/env.hpp"
+#include "sluice_test/http_client.hpp"
+#include "sluice_test/pg.hpp"
+#include "sluice_test/sluice_process.hpp"
+#include "test_support.hpp"
 
 namespace sluice::worker::test {
 namespace {
@@ -266,8 +266,7 @@ class fake_ingress {
 
 std::string header_of(const rpc::header_list& h, std::string_view name) {
   for (const auto& [n, v] : h) {
-    if (n.size() == name.size() &&
-        std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+    if (n.size() == name.size() && std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
           return std::tolower(static_cast<unsigned char>(a)) ==
                  std::tolower(static_cast<unsigned char>(b));
         }))
@@ -343,8 +342,8 @@ class worker_e2e : public ::testing::Test {
 
 TEST_F(worker_e2e, forwards_byte_exact_and_answers_on_the_reply_queue) {
   target_server target(loop_, [](const http::request&) {
-    http::response r = http::response::text(201, "application/octet-stream",
-                                            std::string("\x00\x01\xfe\xff", 4));
+    http::response r =
+        http::response::text(201, "application/octet-stream", std::string("\x00\x01\xfe\xff", 4));
     r.headers.emplace_back("X-Answer", "one");
     r.headers.emplace_back("X-Answer", "two");
     return r;
@@ -602,8 +601,7 @@ TEST_F(worker_e2e, a_worker_killed_mid_request_is_answered_by_another) {
   auto a = std::make_unique<sluice_process>(env(downstream));
   wait_consuming(*a);
   const auto correlation = ingress.publish(request("req-kill", 30s));
-  ASSERT_TRUE(eventually_true([&] { return target.calls() == 1; }, 10s))
-      << a->log();
+  ASSERT_TRUE(eventually_true([&] { return target.calls() == 1; }, 10s)) << a->log();
   sluice::test::temp_dir other_buffer;
   sluice_process b(env(downstream, {{"FILE_BUFFER_DIR", other_buffer.path()}}));
   wait_consuming(b);

@@ -1,11 +1,6 @@
 // worker_service in process against the shared RabbitMQ and a target on the same loop: the
 // consumers follow the registry (added, changed, removed services), async outcomes are acked
 // only once the response sink took them, and a stop leaves unfinished deliveries to the broker.
-#include "sluice/worker/worker_service.hpp"
-
-#include <gtest/gtest.h>
-
-#include "independent_client.hpp"
 #include "sluice/amqp/connection.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/http/client.hpp"
@@ -14,9 +9,13 @@
 #include "sluice/metrics/registry.hpp"
 #include "sluice/rpc/rpc_message.hpp"
 #include "sluice/rpc/rpc_topology.hpp"
-#include "test_support.hpp"
+#include "sluice/worker/worker_service.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include "independent_client.hpp"
+#include "test_support.hpp"
 
 namespace sluice::worker {
 namespace {

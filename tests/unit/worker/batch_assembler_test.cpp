@@ -1,7 +1,5 @@
 #include "sluice/worker/batch_assembler.hpp"
 
-#include <gtest/gtest.h>
-
 #include "sluice/worker/batch_call.hpp"
 #include "sluice/worker/forward_outcome.hpp"
 
@@ -10,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 namespace sluice::worker {
@@ -215,8 +214,8 @@ std::vector<rpc::rpc_reply> run_call(transport_fake& fake, const std::vector<std
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        out = co_await call_batch(transport, url, items, clock::now() + std::chrono::seconds(1),
-                                  why);
+        out =
+            co_await call_batch(transport, url, items, clock::now() + std::chrono::seconds(1), why);
       },
       asio::detached);
   io.run();

@@ -1,7 +1,6 @@
 #include "sluice/worker/batch_codec.hpp"
 
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
 namespace sluice::worker {
@@ -48,8 +47,9 @@ TEST(encode_batch, one_object_per_request_utf8_or_base64) {
   EXPECT_EQ(j[0]["body"], "{\"x\":\"é\"}");
   EXPECT_EQ(j[0]["bodyEncoding"], "utf8");
   EXPECT_EQ(j[0]["correlation_id"], "c-a");
-  EXPECT_EQ(j[0]["headers"],
-            json::parse(R"([["X-A","1"],["X-A","2"],["X-Flavour","std"],["Idempotency-Key","a"]])"));
+  EXPECT_EQ(
+      j[0]["headers"],
+      json::parse(R"([["X-A","1"],["X-A","2"],["X-Flavour","std"],["Idempotency-Key","a"]])"));
   EXPECT_EQ(j[1]["bodyEncoding"], "base64");
   EXPECT_EQ(*base64_decode(j[1]["body"].get<std::string>()), std::string("\xff\x00", 2));
 }
@@ -73,9 +73,8 @@ TEST(decode_batch_answer, splits_in_the_requests_order) {
 }
 
 TEST(decode_batch_answer, a_json_body_value_is_passed_on_as_its_text) {
-  const auto replies =
-      decode_batch_answer(R"([{"correlation_id":"a","status":200,"body":{"k":[1,2]}}])", {"a"},
-                          nullptr);
+  const auto replies = decode_batch_answer(
+      R"([{"correlation_id":"a","status":200,"body":{"k":[1,2]}}])", {"a"}, nullptr);
   ASSERT_TRUE(replies);
   EXPECT_EQ((*replies)[0].body, R"({"k":[1,2]})");
 }
@@ -91,8 +90,7 @@ TEST(decode_batch_answer, refuses_what_cannot_be_split) {
       {R"([{"correlation_id":"a","status":200},{"correlation_id":"a","status":200}])",
        "answered twice"},
       {R"([{"correlation_id":"a","status":200},{"status":200}])", "no correlation_id"},
-      {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":"200"}])",
-       "status"},
+      {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":"200"}])", "status"},
       {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":99}])", "status"},
       {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":200,"body":"*","bodyEncoding":"base64"}])",
        "not base64"},

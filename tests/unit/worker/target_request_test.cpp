@@ -1,8 +1,8 @@
 #include "sluice/worker/target_request.hpp"
 
-#include <gtest/gtest.h>
-
 #include "sluice/worker/forward_outcome.hpp"
+
+#include <gtest/gtest.h>
 
 namespace sluice::worker {
 namespace {
@@ -14,12 +14,8 @@ rpc::rpc_request sample() {
   r.flavour = "green";
   r.method = "PATCH";
   r.target = "/orders/a%2Fb?x=1&x=2";
-  r.headers = {{"Host", "sluice.example"},
-               {"Authorization", "Bearer abc"},
-               {"X-Dup", "one"},
-               {"Connection", "close"},
-               {"Content-Length", "3"},
-               {"X-Dup", "two"},
+  r.headers = {{"Host", "sluice.example"}, {"Authorization", "Bearer abc"}, {"X-Dup", "one"},
+               {"Connection", "close"},    {"Content-Length", "3"},         {"X-Dup", "two"},
                {"X-Flavour", "spoofed"}};
   r.body = std::string("\x00\xff\x01", 3);
   return r;
@@ -42,8 +38,10 @@ TEST(compose_target, never_empty) {
 
 TEST(compose_headers, keeps_order_and_duplicates_and_adds_flavour_and_key) {
   const auto h = compose_headers(sample());
-  const rpc::header_list expected{{"Authorization", "Bearer abc"}, {"X-Dup", "one"},
-                                  {"X-Dup", "two"},                {"X-Flavour", "green"},
+  const rpc::header_list expected{{"Authorization", "Bearer abc"},
+                                  {"X-Dup", "one"},
+                                  {"X-Dup", "two"},
+                                  {"X-Flavour", "green"},
                                   {"Idempotency-Key", "req-1"}};
   EXPECT_EQ(h, expected);
 }
