@@ -207,6 +207,20 @@ class fake_ingress {
     return correlation;
   }
 
+  // A message that is not a proxied request, routed to the flavour's queue.
+  void publish_garbage(const std::string& flavour) {
+    amqp::outgoing_message m;
+    m.exchange = service_.exchange();
+    amqp::field_table headers;
+    headers.set("flavour", flavour);
+    m.properties.headers = std::move(headers);
+    m.properties.message_id = "garbage";
+    m.body = "not a request";
+    asio::post(loop_.io(), [this, m = std::move(m)] {
+      EXPECT_FALSE(ch_->basic_publish(m.exchange, m.routing_key, m.properties, m.body));
+    });
+  }
+
   std::optional<received_reply> next_reply(std::chrono::milliseconds wait) {
     return loop_.run(receive(wait));
   }
@@ -448,6 +462,39 @@ TEST_F(worker_e2e, target_down_answers_502_upstream_unavailable) {
   EXPECT_EQ(reply->reply.status, 502);
   EXPECT_EQ(reply->reply.error_code, "upstream_unavailable");
   EXPECT_NE(reply->reply.body.find("upstream_unavailable"), std::string::npos);
+  EXPECT_EQ(metric(s, "upstream_error"), 1);
+}
+
+TEST_F(worker_e2e, a_malformed_delivery_is_rejected_without_requeue) {
+  target_server target(loop_);
+  fake_ingress ingress(loop_, service());
+  sluice_process s(env("http://127.0.0.1:" + std::to_string(target.port())));
+  wait_consuming(s);
+  ingress.publish_garbage("default");
+  ingress.publish(request("req-after-garbage"));
+  const auto reply = ingress.next_reply(10s);
+  ASSERT_TRUE(reply) << s.log();
+  EXPECT_EQ(reply->reply.status, 200);
+  EXPECT_EQ(target.calls(), 1u);
+  EXPECT_EQ(metric(s, "malformed"), 1);
+  EXPECT_TRUE(s.wait_for_log("malformed delivery rejected", 5s)) << s.log();
+  amqp::test::independent_client admin(amqp::test::broker_url());
+  EXPECT_EQ(admin.message_count(queue()), 0u);  // not requeued
+}
+
+TEST_F(worker_e2e, a_response_over_the_limit_answers_502_too_large) {
+  target_server target(loop_, [](const http::request&) {
+    return http::response::text(200, "text/plain", std::string(64 * 1024, 'x'));
+  });
+  fake_ingress ingress(loop_, service());
+  sluice_process s(env("http://127.0.0.1:" + std::to_string(target.port()),
+                       {{"UPSTREAM_MAX_RESPONSE_BYTES", "4096"}}));
+  wait_consuming(s);
+  ingress.publish(request("req-large"));
+  const auto reply = ingress.next_reply(10s);
+  ASSERT_TRUE(reply) << s.log();
+  EXPECT_EQ(reply->reply.status, 502);
+  EXPECT_EQ(reply->reply.error_code, "upstream_response_too_large");
   EXPECT_EQ(metric(s, "upstream_error"), 1);
 }
 
