@@ -145,9 +145,10 @@ asio::awaitable<void> flavour_consumer::run() {
         delay = retry_initial;
         consuming_ = true;
         last_error_.clear();
+        const target_origin& to = config_.batch ? config_.batch_url : config_.target;
         spdlog::info("worker: consuming queue={} prefetch={} target={}:{}{}{}", config_.queue,
-                     config_.prefetch, config_.target.host, config_.target.port,
-                     config_.target.base_path, config_.batch ? " (batch mode)" : "");
+                     config_.prefetch, to.host, to.port, to.base_path,
+                     config_.batch ? " (batch mode)" : "");
         while (!stopping_ && !ended_ && ch->is_open())
           co_await event_.wait_until(clock::time_point::max());
         consuming_ = false;
@@ -266,6 +267,8 @@ asio::awaitable<void> flavour_consumer::handle(amqp::delivery d) {
 asio::awaitable<rpc::rpc_reply> flavour_consumer::forward(const rpc::rpc_request& request,
                                                           const std::string& correlation_id,
                                                           clock::time_point deadline) {
+  if (!config_.target_error.empty())
+    co_return error_reply(502, upstream_unavailable, config_.target_error);
   if (batches_) {
     batch_assembler::item item;
     item.request = request;
@@ -273,8 +276,6 @@ asio::awaitable<rpc::rpc_reply> flavour_consumer::forward(const rpc::rpc_request
     item.deadline = deadline;
     co_return co_await batches_->submit(std::move(item));
   }
-  if (!config_.target_error.empty())
-    co_return error_reply(502, upstream_unavailable, config_.target_error);
   http::client_request out = compose_request(request, config_.target);
   auto [ec, response] = co_await context_->http.send(std::move(out), deadline);
   if (ec == http::client_errc::cancelled)

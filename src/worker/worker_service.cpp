@@ -62,16 +62,20 @@ std::vector<consumer_config> worker_service::configs_of(
     c.queue = s->queue(f.name);
     c.prefetch = static_cast<std::uint16_t>(std::clamp<std::uint32_t>(s->concurrency, 1, 65'535));
     c.timeout = s->timeout;
-    const std::string url = services::target_base_url(*s, f, d);
     std::string why;
-    if (const auto parsed = services::parse_http_url(url, &why))
-      c.target = origin_of(*parsed);
-    else
-      c.target_error = "the target URL " + url + " of flavour " + f.name + " is unusable: " + why;
     if (s->batch) {
+      // Batch mode calls the batch URL only.
       c.batch = batch_limits{s->batch->max_requests, s->batch->max_wait};
       if (const auto parsed = services::parse_http_url(s->batch->url, &why))
         c.batch_url = origin_of(*parsed);
+      else
+        c.target_error = "the batch URL " + s->batch->url + " is unusable: " + why;
+    } else {
+      const std::string url = services::target_base_url(*s, f, d);
+      if (const auto parsed = services::parse_http_url(url, &why))
+        c.target = origin_of(*parsed);
+      else
+        c.target_error = "the target URL " + url + " of flavour " + f.name + " is unusable: " + why;
     }
     c.definition = s;
     out.push_back(std::move(c));

@@ -31,7 +31,7 @@ struct consumer_config {
   std::uint16_t prefetch = 32;
   std::chrono::milliseconds timeout{60'000};  // async requests' deadline
   target_origin target;
-  std::string target_error;  // set: the flavour's URL is unusable, every request gets 502
+  std::string target_error;  // set: the URL in use is unusable, every request gets 502
   std::optional<batch_limits> batch;
   target_origin batch_url;
   // Declared on every (re)connect, as the ingress declares it.
