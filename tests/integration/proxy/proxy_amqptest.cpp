@@ -140,6 +140,8 @@ class proxy_e2e : public ::testing::Test {
   sluice_process::env_map env(sluice_process::env_map extra = {}) {
     extra.try_emplace("DATABASE_URL", db_.url());
     extra.try_emplace("RABBITMQ_URL", amqp_url());
+    // The test is the worker: sluice's own would compete for the flavour queues.
+    extra.try_emplace("SLUICE_ROLES", "ingress");
     extra.try_emplace("FILE_BUFFER_DIR", buffer_.path());
     extra.try_emplace("SERVICE_NAME", svc_);
     extra.try_emplace("DOWNSTREAM_URL", "http://127.0.0.1:9/base");
