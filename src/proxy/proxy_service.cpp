@@ -142,13 +142,14 @@ http::response proxy_service::from_reply(rpc::rpc_reply reply) const {
 }
 
 asio::awaitable<std::optional<http::response>> proxy_service::publish(
-    const services::service& s, const rpc::rpc_request& request, const rpc::reply_address& reply) {
+    const services::service& s, const rpc::rpc_request& request, const rpc::reply_address& reply,
+    clock::time_point deadline) {
   // Never wait for a broker that is not there: the client gets its 503 at once.
   if (!link_->ready())
     co_return broker_unavailable(client_->state() == amqp::client_state::blocked
                                      ? "RabbitMQ is blocking publishes (resource alarm)"
                                      : "RabbitMQ is not connected");
-  if (const auto ec = co_await link_->ensure_topology(s))
+  if (const auto ec = co_await link_->ensure_topology(s, deadline))
     co_return broker_unavailable("declaring the service's queues failed: " + ec.message());
   auto message = rpc::encode_request(request, s.exchange(), reply, unix_ms_now());
   // Unroutable (a flavour queue deleted behind our back) comes back as basic.return.
@@ -246,7 +247,7 @@ asio::awaitable<http::response> proxy_service::handle_sync(http::request& req, p
         options_.retry_after_seconds);
   }
   const rpc::reply_address reply{link_->reply_to(), w->correlation_id};
-  if (auto refusal = co_await publish(s, p.request, reply)) {
+  if (auto refusal = co_await publish(s, p.request, reply, deadline)) {
     waiters_.remove(w);
     co_return std::move(*refusal);
   }
@@ -289,7 +290,7 @@ asio::awaitable<http::response> proxy_service::handle_async(http::request& req, 
   // The submitter's publish goes to the service's exchange too: declared here when RabbitMQ is
   // up (when it is not, the durable request waits, and the next request declares it).
   if (link_->ready())
-    co_await link_->ensure_topology(*p.service);
+    co_await link_->ensure_topology(*p.service, p.started + p.timeout);
   std::optional<std::string> key;
   if (const auto k = req.header("Idempotency-Key"))
     key = std::string(*k);

@@ -150,26 +150,32 @@ asio::awaitable<std::error_code> rpc_link::set_up() {
   co_return std::error_code{};
 }
 
-asio::awaitable<std::error_code> rpc_link::ensure_topology(const services::service& s) {
+asio::awaitable<std::error_code> rpc_link::ensure_topology(const services::service& s,
+                                                           clock::time_point deadline) {
   auto self = shared_from_this();
-  for (;;) {
-    auto& entry = topology_[s.name];
-    if (!entry.in_progress && entry.generation == generation_ && !entry.error)
-      co_return std::error_code{};
-    if (!entry.in_progress)
-      break;
-    const auto done = entry.done;
-    co_await done->wait_until(clock::now() + std::chrono::seconds(30));
-    auto& after = topology_[s.name];
-    if (!after.in_progress && after.generation == generation_)
-      co_return after.error;
-  }
-  const std::uint64_t generation = generation_;
+  std::shared_ptr<declaration> round;
   {
     auto& entry = topology_[s.name];
-    entry.in_progress = true;
-    entry.done = std::make_shared<async_event>();
+    if (!entry.running && entry.generation == generation_)
+      co_return std::error_code{};
+    round = entry.running;
+    if (!round) {
+      round = std::make_shared<declaration>();
+      entry.running = round;
+      // May run up to its first wait right here, and erase `entry` on an error.
+      asio::co_spawn(executor_, declare(s, generation_, round), asio::detached);
+    }
   }
+  while (!round->finished && clock::now() < deadline)
+    co_await round->done.wait_until(deadline);
+  if (!round->finished)
+    co_return amqp::make_error_code(amqp::errc::timeout);
+  co_return round->error;
+}
+
+asio::awaitable<void> rpc_link::declare(services::service s, std::uint64_t generation,
+                                        std::shared_ptr<declaration> round) {
+  auto self = shared_from_this();
   // A channel of its own: a refused declare (406, arguments differ from the broker's) closes
   // the channel it was made on, and that must not be the reply channel.
   auto [ec, ch] = co_await client_->open_channel();
@@ -181,21 +187,23 @@ asio::awaitable<std::error_code> rpc_link::ensure_topology(const services::servi
     if (ch->is_open())
       co_await ch->close();
   }
-  auto& entry = topology_[s.name];
-  entry.in_progress = false;
-  entry.generation = generation;
-  entry.error = ec;
-  const auto done = std::move(entry.done);
-  if (ec)
-    topology_.erase(s.name);
-  done->notify_all();
-  co_return ec;
+  // Recorded only when still the service's current declaration (forget_topology drops it).
+  const auto it = topology_.find(s.name);
+  if (it != topology_.end() && it->second.running == round) {
+    if (ec) {
+      topology_.erase(it);  // the next request tries again
+    } else {
+      it->second.running.reset();
+      it->second.generation = generation;
+    }
+  }
+  round->error = ec;
+  round->finished = true;
+  round->done.notify_all();
 }
 
 void rpc_link::forget_topology(const std::string& service) {
-  const auto it = topology_.find(service);
-  if (it != topology_.end() && !it->second.in_progress)
-    topology_.erase(it);
+  topology_.erase(service);
 }
 
 }  // namespace sluice::proxy

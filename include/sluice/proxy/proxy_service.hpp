@@ -67,7 +67,8 @@ class proxy_service {
   // when the broker cannot take it now.
   boost::asio::awaitable<std::optional<http::response>> publish(const services::service& s,
                                                                 const rpc::rpc_request& request,
-                                                                const rpc::reply_address& reply);
+                                                                const rpc::reply_address& reply,
+                                                                clock::time_point deadline);
   http::response broker_unavailable(std::string_view why) const;
   http::response from_reply(rpc::rpc_reply reply) const;
 

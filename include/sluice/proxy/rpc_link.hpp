@@ -64,25 +64,34 @@ class rpc_link : public std::enable_shared_from_this<rpc_link> {
   const std::string& reply_to() const { return reply_to_; }
   const std::shared_ptr<amqp::publisher>& publisher() const { return publisher_; }
   // Declares s's exchange and flavour queues unless this connection already has them; many
-  // callers for one service share one declaration.
-  boost::asio::awaitable<std::error_code> ensure_topology(const services::service& s);
+  // callers for one service share one declaration. Waits at most until `deadline`
+  // (amqp::errc::timeout then): the declaration goes on without the caller, since a broker
+  // that stopped answering holds each of its RPCs for the connection's rpc_timeout.
+  boost::asio::awaitable<std::error_code> ensure_topology(const services::service& s,
+                                                          clock::time_point deadline);
   // The service's definition changed: declare again before its next publish.
   void forget_topology(const std::string& service);
   // Counted on every connection the link set up (its first included).
   std::uint64_t generation() const { return generation_; }
 
  private:
+  // One declaration of a service's topology, shared by the callers that wait for it.
+  struct declaration {
+    bool finished = false;
+    std::error_code error;
+    async_event done;
+  };
   struct declared {
     std::uint64_t generation = 0;
-    bool in_progress = false;
-    std::error_code error;
-    std::shared_ptr<async_event> done;
+    std::shared_ptr<declaration> running;  // null once done (then it succeeded)
   };
 
   rpc_link(boost::asio::any_io_executor executor, std::shared_ptr<amqp::client> client,
            rpc_link_options options, reply_handler on_reply);
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<std::error_code> set_up();
+  boost::asio::awaitable<void> declare(services::service s, std::uint64_t generation,
+                                       std::shared_ptr<declaration> round);
 
   boost::asio::any_io_executor executor_;
   std::shared_ptr<amqp::client> client_;

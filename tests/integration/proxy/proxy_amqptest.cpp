@@ -20,6 +20,7 @@
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
+#include "sluice_test/tcp_proxy.hpp"
 #include "test_worker.hpp"
 
 namespace sluice::proxy::test {
@@ -371,6 +372,26 @@ TEST_F(proxy_e2e, rabbitmq_unreachable_is_503_broker_unavailable_at_once) {
   EXPECT_NE(r.body.find("broker_unavailable"), std::string::npos) << r.body;
   EXPECT_EQ(r.header("retry-after"), "1");
   EXPECT_LT(clock::now() - started, 1s);
+}
+
+// review: a broker that stops answering (its TCP connection open, heartbeats not yet missed)
+// while a service's first request declares its queues: the declare's RPCs wait their own
+// 10 s timeout, and the caller must still be answered by its deadline.
+TEST_F(proxy_e2e, a_hung_broker_during_the_first_declare_still_answers_by_the_deadline) {
+  sluice::test::tcp_proxy broker("127.0.0.1", sluice::test::url_port(amqp_url()));
+  const auto via = sluice::test::url_with_port(amqp_url(), broker.port());
+  sluice_process s(env({{"RABBITMQ_URL", via}}));
+  wait_link(s);
+  broker.pause();
+  const auto started = clock::now();
+  const auto r =
+      http_call(s.port(), "GET", "/proxy/" + svc_ + "/x", "", {{"X-Sluice-Timeout-Ms", "500"}});
+  const auto took = clock::now() - started;
+  EXPECT_TRUE(r.status == 503 || r.status == 504) << r.status << " " << r.body;
+  EXPECT_LT(took, 2s) << "answered "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                      << " ms after a 500 ms deadline";
+  broker.restore();
 }
 
 std::vector<double> timed_calls(std::uint16_t port, const std::string& target, int n) {
