@@ -1,5 +1,6 @@
 #include "sluice/worker/batch_codec.hpp"
 
+#include <algorithm>
 #include <array>
 #include <map>
 
@@ -22,17 +23,37 @@ bool fail(std::string* why, std::string text) {
   return false;
 }
 
+// RFC 9110 5.1 token.
+bool is_token(std::string_view name) {
+  static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           extra.find(c) != std::string_view::npos;
+  });
+}
+
+// The reply's headers travel as a "name: value\r\n" block and end in the client's answer: no
+// CR, LF or NUL in a value (RFC 9110 5.5), a token for a name.
+bool add_checked(rpc::header_list& out, const std::string& name, std::string value,
+                 std::string* why) {
+  if (!is_token(name))
+    return fail(why, "header name \"" + name.substr(0, 64) + "\" is not an HTTP token");
+  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+    return fail(why, "header " + name + ": value contains CR, LF or NUL");
+  out.emplace_back(name, std::move(value));
+  return true;
+}
+
 bool add_header(rpc::header_list& out, const std::string& name, const json& value,
                 std::string* why) {
-  if (value.is_string()) {
-    out.emplace_back(name, value.get<std::string>());
-    return true;
-  }
+  if (value.is_string())
+    return add_checked(out, name, value.get<std::string>(), why);
   if (value.is_array()) {
     for (const auto& v : value) {
       if (!v.is_string())
         return fail(why, "header " + name + ": values must be strings");
-      out.emplace_back(name, v.get<std::string>());
+      if (!add_checked(out, name, v.get<std::string>(), why))
+        return false;
     }
     return true;
   }
@@ -53,7 +74,8 @@ bool read_headers(const json& headers, rpc::header_list& out, std::string* why) 
     for (const auto& pair : headers) {
       if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string())
         return fail(why, "headers: each entry must be a [name, value] pair of strings");
-      out.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+      if (!add_checked(out, pair[0].get<std::string>(), pair[1].get<std::string>(), why))
+        return false;
     }
     return true;
   }

@@ -107,5 +107,31 @@ TEST(decode_batch_answer, refuses_what_cannot_be_split) {
   }
 }
 
+// review: header names and values of a batch answer went unchecked into the reply's
+// "name: value\r\n" block: a CR/LF in a value smuggled extra headers into the client's answer
+// (or made the block unparseable at the ingress, which dropped the reply: a 504 for a 502).
+TEST(decode_batch_answer, refuses_header_names_and_values_http_cannot_carry) {
+  const std::vector<std::string> ids{"a"};
+  const std::vector<std::string> answers = {
+      R"([{"correlation_id":"a","status":200,"headers":{"X-A":"1\r\nSet-Cookie: evil=1"}}])",
+      R"([{"correlation_id":"a","status":200,"headers":[["X-A","1\nX-B: 2"]]}])",
+      R"([{"correlation_id":"a","status":200,"headers":[["X-A","a\u0000b"]]}])",
+      R"([{"correlation_id":"a","status":200,"headers":[["X-A: 1\r\nX-B","2"]]}])",
+      R"([{"correlation_id":"a","status":200,"headers":[["","2"]]}])",
+      R"([{"correlation_id":"a","status":200,"headers":{"Bad Name":"2"}}])",
+  };
+  for (const auto& answer : answers) {
+    std::string why;
+    EXPECT_FALSE(decode_batch_answer(answer, ids, &why)) << answer;
+    EXPECT_NE(why.find("header"), std::string::npos) << answer << " -> " << why;
+  }
+  std::string why;
+  const auto ok = decode_batch_answer(
+      R"([{"correlation_id":"a","status":200,"headers":[["X-A","tab\tand \"quotes\" ok"]]}])", ids,
+      &why);
+  ASSERT_TRUE(ok) << why;
+  EXPECT_EQ((*ok)[0].headers.front().second, "tab\tand \"quotes\" ok");
+}
+
 }  // namespace
 }  // namespace sluice::worker
