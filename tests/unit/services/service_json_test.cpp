@@ -1,5 +1,7 @@
 #include "sluice/services/service_json.hpp"
 
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 
 namespace sluice::services {
@@ -342,6 +344,29 @@ TEST(schedule_valid_seconds, counts_down_and_goes_negative) {
   EXPECT_NEAR(*schedule_valid_seconds(s, until + 1500ms), -1.5, 1e-6);
   s.traffic.reset();
   EXPECT_FALSE(schedule_valid_seconds(s, until));
+}
+
+// review: names may hold '.', and AMQP names are joined with '.': service "b.c" in namespace
+// "a" and service "c" in namespace "a.b" (or service "x" with flavour "y.z" and service "x.y"
+// with flavour "z") get the same flavour queue, so one's worker takes the other's requests and
+// forwards them to its own target. Both definitions are accepted today.
+// SLUICE_REVIEW_NOSKIP=1 runs it (and shows the clash).
+TEST(service_names, two_accepted_services_never_share_a_flavour_queue) {
+  if (std::getenv("SLUICE_REVIEW_NOSKIP") == nullptr)
+    GTEST_SKIP() << "review finding (not fixed, a naming-contract decision): '.' in service, "
+                    "flavour and namespace names lets two services share an exchange/flavour "
+                    "queue (namespace.service.flavour is ambiguous); refuse '.' in service and "
+                    "flavour names, or refuse a definition whose queue names clash";
+  const auto one = parse_service("b.c", R"({"namespace":"a","flavours":[{"name":"f"}]})", {});
+  const auto two = parse_service("c", R"({"namespace":"a.b","flavours":[{"name":"f"}]})", {});
+  const auto three = parse_service("x", R"({"flavours":[{"name":"y.z"}]})", {});
+  const auto four = parse_service("x.y", R"({"flavours":[{"name":"z"}]})", {});
+  if (std::holds_alternative<service>(one) && std::holds_alternative<service>(two)) {
+    EXPECT_NE(std::get<service>(one).queue("f"), std::get<service>(two).queue("f"));
+  }
+  if (std::holds_alternative<service>(three) && std::holds_alternative<service>(four)) {
+    EXPECT_NE(std::get<service>(three).queue("y.z"), std::get<service>(four).queue("z"));
+  }
 }
 
 }  // namespace
