@@ -213,9 +213,11 @@ std::optional<std::vector<rpc::rpc_reply>> decode_batch_answer(
     seen[at->second] = true;
     rpc::rpc_reply& reply = out[at->second];
     const auto status = item.find("status");
-    if (status == item.end() || !status->is_number_integer() || status->get<long long>() < 100 ||
+    // No 1xx: written to the client as the final answer, an interim status leaves it waiting
+    // for another response that never comes.
+    if (status == item.end() || !status->is_number_integer() || status->get<long long>() < 200 ||
         status->get<long long>() > 599) {
-      fail(why, "correlation_id " + id_text + ": status must be an integer 100..599");
+      fail(why, "correlation_id " + id_text + ": status must be an integer 200..599");
       return std::nullopt;
     }
     reply.status = static_cast<int>(status->get<long long>());

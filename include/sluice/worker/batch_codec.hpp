@@ -34,7 +34,7 @@ std::string encode_batch(const std::vector<batch_entry>& entries);
 // array of [name, value] pairs; body (optional) a string, or any other JSON value, which is
 // passed on as its JSON text; bodyEncoding defaults to utf8. nullopt, with the reason in `why`,
 // for anything else: not JSON, another length, an id missing, unknown or repeated, a status
-// outside 100..599, bad base64. The caller then answers every request of the batch 502.
+// outside 200..599, bad base64. The caller then answers every request of the batch 502.
 std::optional<std::vector<rpc::rpc_reply>> decode_batch_answer(
     std::string_view body, const std::vector<std::string>& correlation_ids, std::string* why);
 

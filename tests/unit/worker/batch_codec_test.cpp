@@ -92,6 +92,8 @@ TEST(decode_batch_answer, refuses_what_cannot_be_split) {
       {R"([{"correlation_id":"a","status":200},{"status":200}])", "no correlation_id"},
       {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":"200"}])", "status"},
       {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":99}])", "status"},
+      // review: a 1xx is no final answer (the client would wait for the real one).
+      {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":101}])", "status"},
       {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":200,"body":"*","bodyEncoding":"base64"}])",
        "not base64"},
       {R"([{"correlation_id":"a","status":200},{"correlation_id":"b","status":200,"bodyEncoding":"gzip"}])",
