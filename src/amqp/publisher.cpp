@@ -1,5 +1,6 @@
 #include "sluice/amqp/publisher.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include "sluice/amqp/channel.hpp"
@@ -57,7 +58,8 @@ bool publisher::ready() const {
 }
 
 asio::awaitable<std::error_code> publisher::publish(outgoing_message message,
-                                                    publish_callback on_result) {
+                                                    publish_callback on_result,
+                                                    clock::time_point until) {
   auto self = shared_from_this();
   // Refused before it takes a slot: sent, it would fail to encode after its method frame and
   // cost the connection, and every re-send after the reconnect would do it again.
@@ -68,7 +70,7 @@ asio::awaitable<std::error_code> publisher::publish(outgoing_message message,
     co_return make_error_code(errc::invalid_argument);
   }
   if (!ready() || window_full()) {
-    const auto deadline = clock::now() + options_.publish_timeout;
+    const auto deadline = std::min(until, clock::now() + options_.publish_timeout);
     while (!closed_ && (!ready() || window_full())) {
       if (co_await event_.wait_until(deadline) == async_event::wake::timed_out && !closed_ &&
           (!ready() || window_full())) {

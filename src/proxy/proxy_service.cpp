@@ -165,7 +165,7 @@ asio::awaitable<std::optional<http::response>> proxy_service::publish(
                                                                  "request: ") +
                                                      to_string(result.outcome)));
   };
-  const auto ec = co_await link_->publisher()->publish(std::move(message), on_result);
+  const auto ec = co_await link_->publisher()->publish(std::move(message), on_result, deadline);
   if (ec)
     co_return broker_unavailable("publishing failed: " + ec.message());
   metrics_->published.inc();

@@ -109,8 +109,10 @@ class publisher : public std::enable_shared_from_this<publisher> {
   // errc::invalid_argument for a message AMQP cannot carry) it never runs.
   // Pass a named callback, never a capturing lambda written inside the co_await expression:
   // g++ 12 destroys such lambda temporaries twice.
-  boost::asio::awaitable<std::error_code> publish(outgoing_message message,
-                                                  publish_callback on_result);
+  // `until` bounds the wait for a slot further (a caller with a deadline of its own).
+  boost::asio::awaitable<std::error_code> publish(
+      outgoing_message message, publish_callback on_result,
+      clock::time_point until = clock::time_point::max());
   // publish() and then wait for the outcome (at most confirm_timeout).
   boost::asio::awaitable<publish_result> publish_and_wait(outgoing_message message);
   // True once nothing is unconfirmed; false if the deadline passed first.

@@ -394,6 +394,35 @@ TEST_F(proxy_e2e, a_hung_broker_during_the_first_declare_still_answers_by_the_de
   broker.restore();
 }
 
+// review: a full confirm window (a broker slow to confirm) made publish() wait its fixed 1 s
+// slot timeout whatever the caller's deadline: a 200 ms request was answered after 1 s.
+TEST_F(proxy_e2e, a_full_confirm_window_still_answers_by_the_deadline) {
+  test_worker worker(amqp_url(), service_named(svc_, {"default"}), "default");
+  worker.start();
+  sluice::test::tcp_proxy broker("127.0.0.1", sluice::test::url_port(amqp_url()));
+  const auto via = sluice::test::url_with_port(amqp_url(), broker.port());
+  sluice_process s(env({{"RABBITMQ_URL", via}, {"RABBITMQ_CONFIRM_WINDOW", "1"}}));
+  wait_link(s);
+  const std::string target = "/proxy/" + svc_ + "/x";
+  ASSERT_EQ(http_call(s.port(), "GET", target).status, 200) << s.log();
+  broker.pause();
+  // Takes the one slot and stays unconfirmed while the broker is silent.
+  std::thread first([&] {
+    http_call(s.port(), "GET", target, "", {{"X-Sluice-Timeout-Ms", "3000"}});
+  });
+  ASSERT_TRUE(
+      eventually([&] { return metric(s.port(), "sluice_proxy_published_total") == 2; }, 5s));
+  const auto started = clock::now();
+  const auto r = http_call(s.port(), "GET", target, "", {{"X-Sluice-Timeout-Ms", "200"}});
+  const auto took = clock::now() - started;
+  EXPECT_TRUE(r.status == 503 || r.status == 504) << r.status << " " << r.body;
+  EXPECT_LT(took, 700ms) << "answered "
+                         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                         << " ms after a 200 ms deadline";
+  first.join();
+  broker.restore();
+}
+
 std::vector<double> timed_calls(std::uint16_t port, const std::string& target, int n) {
   http_connection conn(port);
   std::vector<double> ms;
