@@ -302,20 +302,31 @@ class proxy_e2e : public ::testing::Test {
     return extra;
   }
 
+  // A PUT through the API as a client honouring Retry-After does it: a 503 (PostgreSQL not
+  // reachable or, right after the start, not migrated yet) is retried until 20 s have passed.
+  static http_result write_api(const sluice_process& s, const std::string& path, const json& body) {
+    http_result r;
+    eventually(
+        [&] {
+          r = http_call(s.port(), "PUT", path, body.dump(), {{"Content-Type", "application/json"}});
+          return r.status != 503;
+        },
+        20s);
+    return r;
+  }
+
   // PUT /api/v1/services/{name} with `definition`, remembered for the cleanup.
   void put_service(const sluice_process& s, const std::string& name, const json& definition) {
     std::vector<std::string> flavours;
     for (const auto& f : definition["flavours"])
       flavours.push_back(f["name"]);
     created_.emplace_back(name, flavours);
-    const auto r = http_call(s.port(), "PUT", "/api/v1/services/" + name, definition.dump(),
-                             {{"Content-Type", "application/json"}});
+    const auto r = write_api(s, "/api/v1/services/" + name, definition);
     ASSERT_TRUE(r.status == 201 || r.status == 200) << r.status << " " << r.body;
   }
 
   void put_schedule(const sluice_process& s, const std::string& name, const json& schedule) {
-    const auto r = http_call(s.port(), "PUT", "/api/v1/services/" + name + "/schedule",
-                             schedule.dump(), {{"Content-Type", "application/json"}});
+    const auto r = write_api(s, "/api/v1/services/" + name + "/schedule", schedule);
     ASSERT_EQ(r.status, 200) << r.body;
   }
 
@@ -463,7 +474,17 @@ TEST_F(proxy_e2e, an_expired_request_is_504_and_never_reaches_the_target) {
   wait_ingress(s);
 
   std::promise<http_result> first;
-  std::thread holder([&] {
+  // Released and joined on every way out, a failed ASSERT included.
+  struct joiner {
+    target_server& t;
+    std::thread th;
+    ~joiner() {
+      t.release();
+      if (th.joinable())
+        th.join();
+    }
+  } holder{target, {}};
+  holder.th = std::thread([&] {
     first.set_value(http_call(s.port(), "POST", "/proxy/" + name + "/one", "first-body",
                               {{"X-Request-Id", "first-id"}, {"X-Sluice-Timeout-Ms", "20000"}}));
   });
@@ -473,7 +494,7 @@ TEST_F(proxy_e2e, an_expired_request_is_504_and_never_reaches_the_target) {
   EXPECT_EQ(second.status, 504) << second.body;
   EXPECT_NE(second.body.find("upstream_timeout"), std::string::npos) << second.body;
   target.release();
-  holder.join();
+  holder.th.join();
   EXPECT_EQ(first.get_future().get().status, 200);
   // A third request after it: with concurrency 1 the queue is FIFO, so once the third is
   // answered the second was dealt with (expired in the queue or acked as expired by the worker).
