@@ -670,7 +670,10 @@ TEST_F(proxy_e2e, async_requests_poll_wait_and_idempotency) {
   EXPECT_EQ(target.count_with("Idempotency-Key", "key-4"), 1u);
 }
 
-// 7. An async request while PostgreSQL is unreachable is buffered and answered later.
+// 7. An async request while PostgreSQL is unreachable is buffered and answered later. The file
+// buffer is replayed into PostgreSQL within milliseconds of the restore, but the replayed row is
+// published by the relay's sweeper only once older than RELAY_SWEEP_GRACE_MS (30 s by default),
+// so this test takes about 31 s; the default is kept on purpose, it is what a deployment gets.
 TEST_F(proxy_e2e, an_async_request_while_postgres_is_down_is_answered_later) {
   target_server target(loop_, "std", [](const http::request& req) {
     return http::response::text(200, "text/plain", "late:" + req.body);
@@ -683,12 +686,19 @@ TEST_F(proxy_e2e, an_async_request_while_postgres_is_down_is_answered_later) {
   wait_ingress(s);
 
   pg.cut();
+  const auto cut_at = clock::now();
   const auto r = http_call(s.port(), "POST", "/proxy/" + name + "/p", "buffered",
                            {{"Prefer", "respond-async"}, {"X-Request-Id", "pg-down-1"}});
   ASSERT_EQ(r.status, 202) << r.body << s.log();
   const auto location = r.header("location");
+  const auto accepted_ms = std::chrono::duration<double, std::milli>(clock::now() - cut_at).count();
   EXPECT_EQ(target.calls(), 0u);
+  // Meanwhile there is no honest answer about it: the file buffer is not indexed by id.
+  const auto during = http_call(s.port(), "GET", location);
+  EXPECT_EQ(during.status, 503) << during.body;
+  EXPECT_NE(during.body.find("db_unavailable"), std::string::npos) << during.body;
   pg.restore();
+  const auto restored_at = clock::now();
   json out;
   const bool done = eventually(
       [&] {
@@ -698,8 +708,11 @@ TEST_F(proxy_e2e, an_async_request_while_postgres_is_down_is_answered_later) {
         out = g.json();
         return out["status"] == "done";
       },
-      40s);
+      60s);
   EXPECT_TRUE(done) << out.dump() << s.log();
+  std::printf("[measure] PostgreSQL cut: 202 after %.1f ms; restored: done after %.1f ms\n",
+              accepted_ms,
+              std::chrono::duration<double, std::milli>(clock::now() - restored_at).count());
   EXPECT_EQ(out["response"]["body"], "late:buffered");
   EXPECT_EQ(target.calls(), 1u);
 }
