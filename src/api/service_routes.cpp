@@ -39,8 +39,8 @@ std::variant<std::string, http::response> service_param(const http::request& req
     name = percent_decode(it->second);
   if (!name || !services::valid_name(*name)) {
     return invalid_service("name",
-                           "the service name must be 1 to 100 bytes of letters, digits, '-', "
-                           "'_' and '.'");
+                           "the service name must be 1 to 100 bytes of letters, digits, '-' "
+                           "and '_'");
   }
   return std::move(*name);
 }

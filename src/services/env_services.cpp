@@ -17,6 +17,12 @@ namespace {
 void check_name(const char* variable, const std::string& value) {
   if (!valid_name(value))
     refuse(std::string(variable) + "=" + value +
+           ": must be 1 to 100 bytes of letters, digits, '-' and '_'");
+}
+
+void check_namespace(const char* variable, const std::string& value) {
+  if (!valid_namespace(value))
+    refuse(std::string(variable) + "=" + value +
            ": must be 1 to 100 bytes of letters, digits, '-', '_' and '.'");
 }
 
@@ -53,7 +59,7 @@ service target_svc(const config::settings& st, const service_defaults& defaults)
     const std::string name = trimmed(rest.substr(0, comma));
     if (!valid_name(name))
       refuse("TARGET_SVC_FLAVOURS=" + st.target_svc_flavours + ": flavour \"" + name +
-             "\" must be 1 to 100 bytes of letters, digits, '-', '_' and '.'");
+             "\" must be 1 to 100 bytes of letters, digits, '-' and '_'");
     if (s.find_flavour(name))
       refuse("TARGET_SVC_FLAVOURS=" + st.target_svc_flavours + ": names flavour " + name +
              " twice");
@@ -107,7 +113,7 @@ service_defaults defaults_from_settings(const config::settings& st) {
 std::vector<service> services_from_settings(const config::settings& st) {
   const service_defaults defaults = defaults_from_settings(st);
   if (!st.target_svc_name.empty() || !st.service_name.empty())
-    check_name("TARGET_SVC_NAMESPACE", st.target_svc_namespace);
+    check_namespace("TARGET_SVC_NAMESPACE", st.target_svc_namespace);
   if (st.service_name.empty()) {
     // Without SERVICE_NAME these would be ignored; most likely SERVICE_NAME is misspelt.
     if (!st.downstream_url.empty())

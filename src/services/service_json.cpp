@@ -34,6 +34,10 @@ struct invalid {
 }
 
 const char* name_rule() {
+  return "must be 1 to 100 bytes of letters, digits, '-' and '_'";
+}
+
+const char* namespace_rule() {
   return "must be 1 to 100 bytes of letters, digits, '-', '_' and '.'";
 }
 
@@ -82,6 +86,13 @@ std::string name_of(const json& value, const std::string& field) {
   const std::string& v = string_of(value, field);
   if (!valid_name(v))
     fail(field, name_rule());
+  return v;
+}
+
+std::string namespace_of(const json& value, const std::string& field) {
+  const std::string& v = string_of(value, field);
+  if (!valid_namespace(v))
+    fail(field, namespace_rule());
   return v;
 }
 
@@ -307,7 +318,7 @@ service service_from(std::string_view name, const json& body, const service_defa
       fail("name", "must be the service's name in the path, " + std::string(name));
   }
   if (const auto it = body.find("namespace"); it != body.end())
-    out.namespace_ = name_of(*it, "namespace");
+    out.namespace_ = namespace_of(*it, "namespace");
 
   const auto list = body.find("flavours");
   if (list == body.end())
@@ -363,16 +374,28 @@ nlohmann::ordered_json schedule_json(const schedule& s) {
 
 }  // namespace
 
-bool valid_name(std::string_view name) {
+namespace {
+
+bool valid_charset(std::string_view name, bool dots) {
   if (name.empty() || name.size() > 100)
     return false;
   for (const char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_' || c == '.';
+                    c == '-' || c == '_' || (dots && c == '.');
     if (!ok)
       return false;
   }
   return true;
+}
+
+}  // namespace
+
+bool valid_name(std::string_view name) {
+  return valid_charset(name, false);
+}
+
+bool valid_namespace(std::string_view name) {
+  return valid_charset(name, true);
 }
 
 std::variant<service, parse_error> parse_service(std::string_view name, std::string_view json,

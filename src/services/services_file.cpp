@@ -86,7 +86,7 @@ std::variant<std::vector<service>, file_error> parse_services_file(
     if (name_it == item.end())
       return file_error{at + ".name", "required"};
     if (!name_it->is_string() || !valid_name(name_it->get_ref<const std::string&>()))
-      return file_error{at + ".name", "must be 1 to 100 bytes of letters, digits and - _ ."};
+      return file_error{at + ".name", "must be 1 to 100 bytes of letters, digits, '-' and '_'"};
     const std::string name = name_it->get<std::string>();
     if (!names.insert(name).second)
       return file_error{at + ".name", "service '" + name + "' is defined twice"};

@@ -18,9 +18,13 @@ struct parse_error {
   std::string message;
 };
 
-// Names of services and flavours: the charset of queue names (letters, digits, '-', '_', '.'),
-// 1 to 100 bytes.
+// Names of services and flavours: letters, digits, '-', '_', 1 to 100 bytes. No '.': the
+// RabbitMQ names <namespace>.<service>.<flavour> must tell services apart (service "b.c" in
+// namespace "a" and service "c" in namespace "a.b" would share queue a.b.c.<flavour>), so the
+// last two dot-separated parts are always the service and the flavour.
 bool valid_name(std::string_view name);
+// Namespaces may also contain '.'.
+bool valid_namespace(std::string_view name);
 
 // PUT /api/v1/services/{name}'s body:
 //   {"namespace":"default","defaultFlavour":"std","flavours":[{"name":"std","url":"http://…"},
