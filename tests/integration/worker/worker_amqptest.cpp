@@ -101,6 +101,9 @@ class target_server {
   target_server(loop_thread& loop, responder respond = {})
       : loop_(loop), respond_(std::move(respond)) {
     const http::handler h = [this](http::request& req) -> asio::awaitable<http::response> {
+      // Counted until the coroutine ends, so the destructor can wait for the last one: a handler
+      // still sleeping when the test ends would otherwise resume into a destroyed target.
+      const running_guard running(*this);
       std::size_t index = 0;
       {
         std::lock_guard lock(mutex_);
@@ -133,9 +136,11 @@ class target_server {
 
   ~target_server() {
     release();
-    loop_.run([](http::server& s) -> asio::awaitable<void> {
-      co_await s.shutdown(std::chrono::milliseconds(0));
-    }(*server_));
+    loop_.run([](target_server& t) -> asio::awaitable<void> {
+      while (t.running_ > 0)
+        co_await t.idle_event_.wait_until(clock::time_point::max());
+      co_await t.server_->shutdown(std::chrono::milliseconds(0));
+    }(*this));
   }
 
   std::uint16_t port() const { return port_; }
@@ -172,6 +177,19 @@ class target_server {
   std::atomic<std::size_t> hold_first_{0};
   bool released_ = false;  // loop thread only
   async_event release_event_;
+  int running_ = 0;  // handlers not finished yet; loop thread only
+  async_event idle_event_;
+
+  struct running_guard {
+    explicit running_guard(target_server& t) : target(t) { ++target.running_; }
+    ~running_guard() {
+      if (--target.running_ == 0)
+        target.idle_event_.notify_all();
+    }
+    running_guard(const running_guard&) = delete;
+    running_guard& operator=(const running_guard&) = delete;
+    target_server& target;
+  };
 };
 
 struct received_reply {
