@@ -202,14 +202,14 @@ int main(int argc, char** argv) {
   for (const auto v : r.latency_us)
     sum += v;
   const auto ok = r.latency_us.size();
-  std::printf(
-      "RESULT scheduled=%" PRIu64 " ok=%zu non2xx=%" PRIu64 " errors=%" PRIu64
-      " connects=%" PRIu64 " rate=%.0f p50_us=%u p90_us=%u p99_us=%u p999_us=%u max_us=%u"
-      " mean_us=%.0f lag_p99_us=%u lag_max_us=%u\n",
-      r.scheduled, ok, r.non2xx, r.errors, c.stats().connects, o.rate,
-      percentile(r.latency_us, 0.50), percentile(r.latency_us, 0.90),
-      percentile(r.latency_us, 0.99), percentile(r.latency_us, 0.999),
-      ok ? r.latency_us.back() : 0U, ok ? sum / static_cast<double>(ok) : 0.0,
-      percentile(r.lag_us, 0.99), r.lag_us.empty() ? 0U : r.lag_us.back());
+  std::printf("RESULT scheduled=%" PRIu64 " ok=%zu non2xx=%" PRIu64 " errors=%" PRIu64
+              " connects=%" PRIu64
+              " rate=%.0f p50_us=%u p90_us=%u p99_us=%u p999_us=%u max_us=%u"
+              " mean_us=%.0f lag_p99_us=%u lag_max_us=%u\n",
+              r.scheduled, ok, r.non2xx, r.errors, c.stats().connects, o.rate,
+              percentile(r.latency_us, 0.50), percentile(r.latency_us, 0.90),
+              percentile(r.latency_us, 0.99), percentile(r.latency_us, 0.999),
+              ok ? r.latency_us.back() : 0U, ok ? sum / static_cast<double>(ok) : 0.0,
+              percentile(r.lag_us, 0.99), r.lag_us.empty() ? 0U : r.lag_us.back());
   return ok > 0 ? 0 : 1;
 }
