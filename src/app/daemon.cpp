@@ -15,6 +15,7 @@
 #include "sluice/api/service_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
+#include "sluice/http/client.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
 #include "sluice/proxy/proxy_service.hpp"
@@ -28,6 +29,7 @@
 #include "sluice/services/service_catalog.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
+#include "sluice/worker/worker_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -284,6 +286,37 @@ int run_daemon(const config::settings& settings) {
   requests::response_store async_responses(requests_pool, settings.db_statement_timeout);
   requests::request_status_reader request_status(requests_pool, settings.db_statement_timeout);
 
+  // Workers role: a consumer per service flavour queue on a RabbitMQ connection of its own,
+  // forwarding with the upstream HTTP client (src/worker).
+  std::shared_ptr<amqp::client> worker_amqp;
+  std::unique_ptr<http::client> upstream;
+  std::shared_ptr<worker::worker_service> workers;
+  if (settings.role_workers && !settings.rabbitmq_url.empty()) {
+    amqp::settings as;
+    as.url = settings.rabbitmq_url;
+    as.heartbeat = settings.rabbitmq_heartbeat;
+    std::string error;
+    auto client_opts = amqp::make_client_options(as, &error);
+    if (!client_opts) {
+      spdlog::critical("invalid settings: {}", error);
+      return 2;
+    }
+    client_opts->enable_publisher = false;  // replies go out on the consuming channels
+    worker_amqp = amqp::client::create(io.get_executor(), std::move(*client_opts));
+    http::client_options ho;
+    ho.max_connections_per_host = settings.upstream_max_connections_per_host;
+    ho.connect_timeout = settings.upstream_connect_timeout;
+    ho.idle_timeout = settings.upstream_idle_timeout;
+    ho.max_response_bytes = settings.upstream_max_response_bytes;
+    upstream = std::make_unique<http::client>(io.get_executor(), ho);
+    worker::worker_options wo;
+    wo.defaults = service_catalog.defaults();
+    wo.stop_grace = settings.shutdown_grace;
+    workers = worker::worker_service::create(io.get_executor(), worker_amqp,
+                                             service_catalog.registry(), *upstream, metrics, wo);
+    workers->set_response_sink(&async_responses);
+  }
+
   // Each ping bounded by 1 s; probes read the last answer, so a hung PostgreSQL delays none.
   api::postgres_watch postgres_watch(io.get_executor(), probe_pool,
                                      {std::chrono::seconds(1), std::chrono::seconds(1)});
@@ -375,6 +408,11 @@ int run_daemon(const config::settings& settings) {
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
+          if (workers) {
+            co_await workers->stop();
+            upstream->close();
+            co_await worker_amqp->stop();
+          }
           co_await pushes.stop();
           if (proxy_ingress)
             co_await proxy_ingress->stop();
@@ -419,6 +457,10 @@ int run_daemon(const config::settings& settings) {
         if (proxy_ingress)
           proxy_ingress->start();
         co_await pushes.start();
+        if (workers) {
+          worker_amqp->start();
+          workers->start();
+        }
         co_await postgres_watch.start();
         api_server.start();
         if (metrics_server)

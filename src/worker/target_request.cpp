@@ -1,0 +1,86 @@
+#include "sluice/worker/target_request.hpp"
+
+#include <array>
+
+namespace sluice::worker {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if ((x >= 'A' && x <= 'Z' ? x + 32 : x) != (y >= 'A' && y <= 'Z' ? y + 32 : y))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::array<std::string_view, 10> names{
+      "connection",        "keep-alive",    "proxy-connection",    "te",
+      "trailer",           "upgrade",       "proxy-authorization", "proxy-authenticate",
+      "transfer-encoding", "content-length"};
+  for (const auto n : names) {
+    if (iequals(name, n))
+      return true;
+  }
+  return false;
+}
+
+bool is_content_length(std::string_view name) {
+  return iequals(name, "content-length");
+}
+
+std::string compose_target(std::string_view base_path, std::string_view rpc_target) {
+  if (!base_path.empty() && base_path.back() == '/')
+    base_path.remove_suffix(1);
+  std::string out;
+  out.reserve(base_path.size() + rpc_target.size() + 1);
+  out += base_path;
+  if (out.empty() && (rpc_target.empty() || rpc_target.front() != '/'))
+    out += '/';
+  out += rpc_target;
+  return out;
+}
+
+std::string idempotency_key(const rpc::rpc_request& request) {
+  for (const auto& [name, value] : request.headers) {
+    if (iequals(name, "idempotency-key"))
+      return value;
+  }
+  return request.id;
+}
+
+rpc::header_list compose_headers(const rpc::rpc_request& request) {
+  rpc::header_list out;
+  out.reserve(request.headers.size() + 2);
+  bool has_key = false;
+  for (const auto& [name, value] : request.headers) {
+    if (iequals(name, "host") || iequals(name, "x-flavour") || is_hop_by_hop(name))
+      continue;
+    if (iequals(name, "idempotency-key"))
+      has_key = true;
+    out.emplace_back(name, value);
+  }
+  out.emplace_back("X-Flavour", request.flavour);
+  if (!has_key)
+    out.emplace_back("Idempotency-Key", request.id);
+  return out;
+}
+
+http::client_request compose_request(const rpc::rpc_request& request, const target_origin& to) {
+  http::client_request out;
+  out.method = request.method;
+  out.host = to.host;
+  out.port = to.port;
+  out.target = compose_target(to.base_path, request.target);
+  out.headers = compose_headers(request);
+  out.body = request.body;
+  return out;
+}
+
+}  // namespace sluice::worker
