@@ -66,4 +66,25 @@ check_result buffer_check(const directory_watch::state& dirs, const push::buffer
   return {true, detail, true};
 }
 
+check_result workers_check(const std::vector<worker::consumer_status>& consumers) {
+  check_result out;
+  out.ok = true;
+  if (consumers.empty()) {
+    out.detail = "no service to consume";
+    return out;
+  }
+  for (const auto& c : consumers) {
+    if (!out.detail.empty())
+      out.detail += ", ";
+    out.detail += c.service + "/" + c.flavour + ": ";
+    if (c.consuming) {
+      out.detail += "consuming";
+    } else {
+      out.ok = false;
+      out.detail += c.last_error.empty() ? "not consuming" : "not consuming (" + c.last_error + ")";
+    }
+  }
+  return out;
+}
+
 }  // namespace sluice::api

@@ -345,6 +345,9 @@ int run_daemon(const config::settings& settings) {
     });
   }
 
+  if (workers)
+    ready.add("workers", [&] { return api::workers_check(workers->status()); });
+
   http::router routes;
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});

@@ -192,29 +192,10 @@ void reply_headers(const rpc::header_list& from, http::response& into) {
   }
 }
 
-std::string_view url_path(std::string_view base_url) {
-  const auto scheme = base_url.find("://");
-  std::string_view rest = scheme == std::string_view::npos ? base_url : base_url.substr(scheme + 3);
-  const auto slash = rest.find('/');
-  if (slash == std::string_view::npos)
-    return {};
-  rest = rest.substr(slash);
-  return rest.substr(0, std::min(rest.find('?'), rest.find('#')));
-}
-
-std::string map_target(std::string_view base_path, std::string_view remainder,
-                       std::optional<std::string_view> query) {
+std::string relative_target(std::string_view remainder, std::optional<std::string_view> query) {
   std::string out;
-  out.reserve(base_path.size() + remainder.size() + (query ? query->size() + 1 : 0) + 1);
-  if (remainder.empty()) {
-    out.append(base_path);
-  } else {
-    if (!base_path.empty() && base_path.back() == '/' && remainder.front() == '/')
-      base_path.remove_suffix(1);
-    out.append(base_path).append(remainder);
-  }
-  if (out.empty() || out.front() != '/')
-    out.insert(out.begin(), '/');
+  out.reserve(remainder.size() + (query ? query->size() + 1 : 0));
+  out.append(remainder);
   if (query)
     out.append("?").append(*query);
   return out;

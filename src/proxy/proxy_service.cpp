@@ -204,13 +204,14 @@ asio::awaitable<http::response> proxy_service::handle(http::request& req) {
     p.timeout = std::min(p.timeout, std::chrono::milliseconds(*ms));
   }
 
-  const std::string base = services::target_base_url(s, *p.flavour, options_.defaults);
   auto& r = p.request;
   r.id = req.request_id;
   r.service = s.name;
   r.flavour = p.flavour->name;
   r.method = req.method;
-  r.target = map_target(url_path(base), path_remainder(req, raw_service), raw_query(req));
+  // Relative to the flavour's URL: the worker, which owns the target, prefixes its path, so a
+  // request waiting in RabbitMQ goes where the service points when it is forwarded.
+  r.target = relative_target(path_remainder(req, raw_service), raw_query(req));
   forwarding_info info;
   info.request_id = req.request_id;
   info.client_address = req.remote_address;

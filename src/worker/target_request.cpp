@@ -36,7 +36,10 @@ bool is_content_length(std::string_view name) {
 }
 
 std::string compose_target(std::string_view base_path, std::string_view rpc_target) {
-  if (!base_path.empty() && base_path.back() == '/')
+  // The base path's trailing '/' is not doubled by a remainder that starts with one, and is
+  // kept when nothing follows ("http://h/api/" and /proxy/svc is "/api/").
+  if (!base_path.empty() && base_path.back() == '/' && !rpc_target.empty() &&
+      rpc_target.front() == '/')
     base_path.remove_suffix(1);
   std::string out;
   out.reserve(base_path.size() + rpc_target.size() + 1);

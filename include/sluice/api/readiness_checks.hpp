@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 #include "sluice/api/directory_watch.hpp"
 #include "sluice/api/postgres_watch.hpp"
 #include "sluice/api/readiness_verdict.hpp"
 #include "sluice/push/push_service.hpp"
+#include "sluice/worker/flavour_consumer.hpp"
 
 namespace sluice::api {
 
@@ -31,5 +33,11 @@ struct buffer_limits {
 // then the QoS0 one.
 check_result buffer_check(const directory_watch::state& dirs, const push::buffers_status& status,
                           const buffer_limits& limits, directory_watch::clock::time_point now);
+
+// The workers' consumers, one per service flavour: the check passes while every one consumes
+// (none configured passes too); the detail names each as service/flavour with its state, so an
+// operator sees which queue has no consumer and why. It never decides the code: workers do not
+// acknowledge pushes.
+check_result workers_check(const std::vector<worker::consumer_status>& consumers);
 
 }  // namespace sluice::api

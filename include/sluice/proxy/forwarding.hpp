@@ -42,13 +42,10 @@ void reply_headers(const rpc::header_list& from, http::response& into);
 std::string next_traceparent(std::optional<std::string_view> incoming, std::mt19937_64& rng);
 bool valid_traceparent(std::string_view value);
 
-// The path part of a base URL ("http://h:1/a/b?x" -> "/a/b"; "" when it has none).
-std::string_view url_path(std::string_view base_url);
-// Where the target gets the request: base path + the bytes after /proxy/{service} +
-// "?query" when the request had one, undecoded. "/" when both are empty; the base path's
-// trailing '/' is not doubled.
-std::string map_target(std::string_view base_path, std::string_view remainder,
-                       std::optional<std::string_view> query);
+// The target carried to the worker, relative to the flavour's URL: the bytes after
+// /proxy/{service}, then "?query" when the request had one, undecoded (possibly empty). The
+// worker prefixes the flavour URL's path (worker/target_request.hpp, compose_target).
+std::string relative_target(std::string_view remainder, std::optional<std::string_view> query);
 // The raw bytes of `req` after /proxy/{service} (from the path, not the decoded capture), and
 // its query when it had a '?'.
 std::string_view path_remainder(const http::request& req, std::string_view raw_service);

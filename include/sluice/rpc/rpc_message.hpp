@@ -20,10 +20,9 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 //   properties   correlation_id, reply_to (sync requests), message_id = request id,
 //                expiration = remaining deadline in ms (sync requests only), delivery_mode 2 for
 //                async requests (1 otherwise), content_type application/octet-stream
-//   headers      flavour (the binding key), x-sluice-method, x-sluice-target (the origin-form
-//                target the worker sends to the flavour URL's scheme://host:port: that URL's
-//                path, the bytes after /proxy/{service}, and ?query, all undecoded; the ingress
-//                has already prefixed the path), x-sluice-headers (the HTTP
+//   headers      flavour (the binding key), x-sluice-method, x-sluice-target (relative to the
+//                flavour's URL: the bytes after /proxy/{service} and ?query, undecoded; the
+//                worker prefixes the flavour URL's path), x-sluice-headers (the HTTP
 //                header block, "Name: value\r\n" per header, in order, duplicates kept),
 //                x-sluice-deadline-ms (Unix epoch ms; absent for async requests),
 //                x-sluice-service, x-sluice-async (bool, async requests only)

@@ -53,6 +53,7 @@ TEST(proxy_chaos, a_resource_alarm_and_a_restart_give_quick_503s_then_recovery) 
   temp_dir buffer;
   sluice_process s({{"DATABASE_URL", db.url()},
                     {"RABBITMQ_URL", url},
+                    {"SLUICE_ROLES", "ingress"},  // the test is the worker
                     {"FILE_BUFFER_DIR", buffer.path()},
                     {"SERVICE_NAME", svc},
                     {"DOWNSTREAM_URL", "http://127.0.0.1:9"}});

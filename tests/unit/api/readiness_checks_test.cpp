@@ -124,5 +124,24 @@ TEST(buffer_check, a_file_system_that_stopped_answering_takes_no_pushes) {
   EXPECT_EQ(c.run().takes_pushes, false);
 }
 
+TEST(workers_check, passes_while_every_consumer_consumes_and_names_each_one) {
+  EXPECT_TRUE(workers_check({}).ok) << "no service is nothing to fail";
+  worker::consumer_status green;
+  green.service = "pay";
+  green.flavour = "green";
+  green.consuming = true;
+  worker::consumer_status std_flavour = green;
+  std_flavour.flavour = "std";
+  auto all = workers_check({green, std_flavour});
+  EXPECT_TRUE(all.ok);
+  EXPECT_EQ(all.detail, "pay/green: consuming, pay/std: consuming");
+  EXPECT_FALSE(all.takes_pushes.has_value()) << "workers never decide the code";
+  std_flavour.consuming = false;
+  std_flavour.last_error = "channel closed";
+  const auto one_down = workers_check({green, std_flavour});
+  EXPECT_FALSE(one_down.ok);
+  EXPECT_EQ(one_down.detail, "pay/green: consuming, pay/std: not consuming (channel closed)");
+}
+
 }  // namespace
 }  // namespace sluice::api

@@ -132,22 +132,12 @@ TEST(forwarding, the_traceparent_of_the_request_is_rewritten_in_place) {
   EXPECT_EQ(out[1], (std::pair<std::string, std::string>{"tracestate", "congo=t61rcWkgMzE"}));
 }
 
-TEST(target, maps_base_path_remainder_and_query_undecoded) {
-  EXPECT_EQ(map_target("", "/a/b%2Fc", "x=%20&y"), "/a/b%2Fc?x=%20&y");
-  EXPECT_EQ(map_target("", "", std::nullopt), "/");
-  EXPECT_EQ(map_target("", "/", std::nullopt), "/");
-  EXPECT_EQ(map_target("", "", ""), "/?") << "an empty query is kept as sent";
-  EXPECT_EQ(map_target("/api", "", std::nullopt), "/api");
-  EXPECT_EQ(map_target("/api", "/v1", "q=1"), "/api/v1?q=1");
-  EXPECT_EQ(map_target("/api/", "/v1", std::nullopt), "/api/v1");
-  EXPECT_EQ(map_target("/api/", "", std::nullopt), "/api/");
-  EXPECT_EQ(map_target("/api", "/", std::nullopt), "/api/");
-}
-
-TEST(target, url_path_of_base_urls) {
-  EXPECT_EQ(url_path("http://payments-std.shop:8080"), "");
-  EXPECT_EQ(url_path("http://h:1/a/b"), "/a/b");
-  EXPECT_EQ(url_path("https://h/a/?ignored"), "/a/");
+TEST(target, is_the_remainder_and_query_undecoded) {
+  EXPECT_EQ(relative_target("/a/b%2Fc", "x=%20&y"), "/a/b%2Fc?x=%20&y");
+  EXPECT_EQ(relative_target("", std::nullopt), "");
+  EXPECT_EQ(relative_target("/", std::nullopt), "/");
+  EXPECT_EQ(relative_target("", ""), "?") << "an empty query is kept as sent";
+  EXPECT_EQ(relative_target("//c%20d", "q=1"), "//c%20d?q=1");
 }
 
 TEST(target, remainder_and_query_come_from_the_raw_request) {

@@ -28,6 +28,10 @@ TEST(compose_target, base_path_then_rpc_target_undecoded) {
   EXPECT_EQ(compose_target("/", "/orders"), "/orders");
   EXPECT_EQ(compose_target("/api", ""), "/api");
   EXPECT_EQ(compose_target("/api", "?q=1"), "/api?q=1");
+  EXPECT_EQ(compose_target("/api/", ""), "/api/") << "a trailing slash with nothing after it";
+  EXPECT_EQ(compose_target("/api", "/"), "/api/");
+  EXPECT_EQ(compose_target("", "?"), "/?") << "an empty query is kept as sent";
+  EXPECT_EQ(compose_target("/base", "/a%2Fb//c%20d?x=%2F"), "/base/a%2Fb//c%20d?x=%2F");
 }
 
 TEST(compose_target, never_empty) {
