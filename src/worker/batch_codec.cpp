@@ -1,9 +1,9 @@
 #include "sluice/worker/batch_codec.hpp"
 
 #include <algorithm>
-#include <array>
 #include <map>
 
+#include "sluice/core/base64.hpp"
 #include "sluice/core/utf8.hpp"
 #include "sluice/worker/target_request.hpp"
 
@@ -11,9 +11,6 @@
 
 namespace sluice::worker {
 namespace {
-
-constexpr std::string_view alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 using json = nlohmann::json;
 
@@ -83,67 +80,6 @@ bool read_headers(const json& headers, rpc::header_list& out, std::string* why) 
 }
 
 }  // namespace
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const auto n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                   (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                   static_cast<unsigned char>(bytes[i + 2]);
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-    out += alphabet[(n >> 6) & 63];
-    out += alphabet[n & 63];
-  }
-  if (const auto rest = bytes.size() - i; rest > 0) {
-    unsigned n = static_cast<unsigned char>(bytes[i]) << 16;
-    if (rest == 2)
-      n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    out += alphabet[(n >> 18) & 63];
-    out += alphabet[(n >> 12) & 63];
-    out += rest == 2 ? alphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0)
-    return std::nullopt;
-  std::array<int, 256> value{};
-  value.fill(-1);
-  for (std::size_t i = 0; i < alphabet.size(); ++i)
-    value[static_cast<unsigned char>(alphabet[i])] = static_cast<int>(i);
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + k];
-      if (c == '=' && last && k >= 2) {
-        ++pad;
-        v[k] = 0;
-        continue;
-      }
-      if (pad > 0)
-        return std::nullopt;  // data after padding
-      v[k] = value[static_cast<unsigned char>(c)];
-      if (v[k] < 0)
-        return std::nullopt;
-    }
-    const unsigned n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out += static_cast<char>((n >> 16) & 0xff);
-    if (pad < 2)
-      out += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1)
-      out += static_cast<char>(n & 0xff);
-  }
-  return out;
-}
 
 std::string encode_batch(const std::vector<batch_entry>& entries) {
   json array = json::array();

@@ -38,7 +38,4 @@ std::string encode_batch(const std::vector<batch_entry>& entries);
 std::optional<std::vector<rpc::rpc_reply>> decode_batch_answer(
     std::string_view body, const std::vector<std::string>& correlation_ids, std::string* why);
 
-std::string base64_encode(std::string_view bytes);
-std::optional<std::string> base64_decode(std::string_view text);
-
 }  // namespace sluice::worker

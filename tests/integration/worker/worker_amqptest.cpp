@@ -11,6 +11,7 @@
 #include "sluice/amqp/connection.hpp"
 #include "sluice/amqp/consumer.hpp"
 #include "sluice/core/async_event.hpp"
+#include "sluice/core/base64.hpp"
 #include "sluice/http/router.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
