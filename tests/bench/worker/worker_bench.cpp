@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "independent_client.hpp"
+#include "sluice_test/loop_thread.hpp"
 #include "test_support.hpp"
 
 namespace sluice::worker {
@@ -35,6 +36,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
+using sluice::test::loop_thread;
 
 constexpr int requests = 20'000;
 constexpr int window = 64;  // outstanding at once (the service's concurrency too)
@@ -52,26 +54,6 @@ struct result {
     std::sort(latencies_ms.begin(), latencies_ms.end());
     return latencies_ms[static_cast<std::size_t>(q * (latencies_ms.size() - 1))];
   }
-};
-
-class loop_thread {
- public:
-  loop_thread() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~loop_thread() {
-    guard_.reset();
-    io_.stop();
-    thread_.join();
-  }
-  asio::io_context& io() { return io_; }
-  template <typename T>
-  T run(asio::awaitable<T> work) {
-    return asio::co_spawn(io_, std::move(work), asio::use_future).get();
-  }
-
- private:
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
 };
 
 TEST(worker_bench, proxy_path_against_direct_calls) {

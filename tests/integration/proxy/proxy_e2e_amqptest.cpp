@@ -38,6 +38,7 @@
 #include "independent_client.hpp"
 #include "sluice_test/env.hpp"
 #include "sluice_test/http_client.hpp"
+#include "sluice_test/loop_thread.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
 #include "sluice_test/tcp_proxy.hpp"
@@ -52,6 +53,7 @@ using json = nlohmann::json;
 using sluice::test::http_call;
 using sluice::test::http_connection;
 using sluice::test::http_result;
+using sluice::test::loop_thread;
 using sluice::test::raw_connection;
 using sluice::test::sluice_process;
 using clock = std::chrono::steady_clock;
@@ -104,31 +106,6 @@ double metric(std::uint16_t port, const std::string& series, double fallback = 0
     return fallback;
   return std::stod(text.substr(at + series.size() + 2));
 }
-
-// The loop thread the targets run on.
-class loop_thread {
- public:
-  loop_thread() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~loop_thread() {
-    guard_.reset();
-    io_.stop();
-    thread_.join();
-  }
-  asio::io_context& io() { return io_; }
-
-  template <typename T>
-  T run(asio::awaitable<T> work, std::chrono::seconds limit = 60s) {
-    auto f = asio::co_spawn(io_, std::move(work), asio::use_future);
-    if (f.wait_for(limit) != std::future_status::ready)
-      throw std::runtime_error("the loop did not finish the work in time");
-    return f.get();
-  }
-
- private:
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
 
 // A target service: records what it got, waits `X-Delay-Ms` (a request header) when sent, holds
 // the first `hold_first` calls until release(), and answers with `respond` (by default 200 with

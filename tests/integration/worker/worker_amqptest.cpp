@@ -32,6 +32,7 @@
 #include "independent_client.hpp"
 #include "sluice_test/env.hpp"
 #include "sluice_test/http_client.hpp"
+#include "sluice_test/loop_thread.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
 #include "test_support.hpp"
@@ -42,6 +43,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
+using sluice::test::loop_thread;
 using sluice::test::sluice_process;
 using clock = std::chrono::steady_clock;
 
@@ -67,31 +69,6 @@ std::string unique_service() {
   return "wk-" + std::to_string(::getpid()) + "-" + std::to_string(unix_ms_now() % 100'000'000) +
          "-" + std::to_string(counter++);
 }
-
-// The loop thread everything of the test's own runs on: the target and the fake ingress.
-class loop_thread {
- public:
-  loop_thread() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
-  ~loop_thread() {
-    guard_.reset();
-    io_.stop();
-    thread_.join();
-  }
-  asio::io_context& io() { return io_; }
-
-  template <typename T>
-  T run(asio::awaitable<T> work, std::chrono::seconds limit = 60s) {
-    auto f = asio::co_spawn(io_, std::move(work), asio::use_future);
-    if (f.wait_for(limit) != std::future_status::ready)
-      throw std::runtime_error("the loop did not finish the work in time");
-    return f.get();
-  }
-
- private:
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
 
 // A target service: records what it got, answers with `respond` after `delay`, and holds the
 // first `hold_first` calls until release().
