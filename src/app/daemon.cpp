@@ -363,7 +363,6 @@ int run_daemon(const config::settings& settings) {
     proxy::proxy_options po;
     po.limits.max_pending = settings.proxy_max_pending;
     po.limits.max_bytes = settings.proxy_max_inflight_bytes;
-    po.defaults = service_catalog.defaults();
     po.link.publisher.confirm_window = settings.rabbitmq_confirm_window;
     po.link.publisher.confirm_window_bytes = settings.rabbitmq_confirm_window_bytes;
     // A full confirm window is the only wait left once the link is up; bounded short, since

@@ -4,7 +4,6 @@
 
 #include "sluice/proxy/forwarding.hpp"
 #include "sluice/services/flavour_pick.hpp"
-#include "sluice/services/service_json.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>

@@ -25,9 +25,8 @@ namespace sluice::proxy {
 struct proxy_options {
   proxy_options() = default;
 
-  reply_waiters::limits limits;         // PROXY_MAX_PENDING, PROXY_MAX_INFLIGHT_BYTES
-  services::service_defaults defaults;  // derived flavour URLs
-  int retry_after_seconds = 1;          // of every 503
+  reply_waiters::limits limits;  // PROXY_MAX_PENDING, PROXY_MAX_INFLIGHT_BYTES
+  int retry_after_seconds = 1;   // of every 503
   rpc_link_options link;
 };
 
