@@ -225,7 +225,10 @@ int run_daemon(const config::settings& settings) {
   relay_pool_opts.max_connections = 3;
   store::pg_pool relay_pool(io.get_executor(), relay_pool_opts);
 
-  relay::queue_modes queue_modes(relay_pool);
+  relay::queue_modes queue_modes(relay_pool, settings.default_delivery_mode ==
+                                                     config::delivery_mode::broadcast
+                                                 ? relay::queue_mode::broadcast
+                                                 : relay::queue_mode::queue);
   std::shared_ptr<relay::relay_service> rabbitmq_relay;
   try {
     rabbitmq_relay = make_relay(settings, io, relay_pool, queue_modes, metrics, pushes);

@@ -450,6 +450,46 @@ const std::vector<setting_spec>& table() {
       size("UPSTREAM_MAX_RESPONSE_BYTES",
            "Largest target response accepted; a larger one answers the caller 502.",
            &settings::upstream_max_response_bytes, 1024, 1ULL << 30),
+      {"DELIVERY_MODE",
+       "Relay mode of queues never set with PUT /api/v1/queues/{queue}: queue (one "
+       "subscription, competing consumers) or broadcast (every subscription gets every message).",
+       [](settings& s, const std::string& v) {
+         if (v == "queue")
+           s.default_delivery_mode = delivery_mode::queue;
+         else if (v == "broadcast")
+           s.default_delivery_mode = delivery_mode::broadcast;
+         else
+           throw bad_value{"queue or broadcast"};
+       },
+       [](const settings& s) {
+         return std::string(s.default_delivery_mode == delivery_mode::broadcast ? "broadcast"
+                                                                                : "queue");
+       }},
+      duration_ms("DELIVERY_RETRY_POLL_MS",
+                  "How often the delivery workers look for due retries and re-drives written by "
+                  "other instances (their own wake at the due time).",
+                  &settings::delivery_retry_poll, 10, 600'000),
+      {"DELIVERY_ATTEMPTS_RETENTION_HOURS",
+       "Hours delivery attempt records are kept (GET /api/v1/messages/{id}/deliveries).",
+       [](settings& s, const std::string& v) {
+         s.delivery_attempts_retention = std::chrono::hours(parse_unsigned(v, 1, 87'600));
+       },
+       [](const settings& s) { return std::to_string(s.delivery_attempts_retention.count()); }},
+      count("DELIVERY_ATTEMPTS_QUEUE_MAX",
+            "Attempt records waiting to be written; beyond it records are dropped and counted "
+            "(the deliveries themselves are not affected).",
+            &settings::delivery_attempts_queue_max, 1, 10'000'000),
+      count("DELIVERY_BREAKER_FAILURES",
+            "Consecutive failed deliveries to one target host:port that open its circuit "
+            "breaker.",
+            &settings::delivery_breaker_failures, 1, 1'000'000),
+      duration_ms("DELIVERY_BREAKER_OPEN_MS",
+                  "How long an open circuit breaker waits before its first probe; doubles after "
+                  "every failed probe, up to 60 s.",
+                  &settings::delivery_breaker_open, 10, 600'000),
+      duration_ms("DELIVERY_RETRY_AFTER_MAX_MS",
+                  "Longest Retry-After of a target that is honoured; a longer one waits this.",
+                  &settings::delivery_retry_after_max, 0, 86'400'000),
       count("METRICS_MAX_QUEUE_LABELS",
             "Distinct queue names sluice_push_items_total keeps apart; pushes to further queues "
             "are counted under queue=\"(other)\".",

@@ -11,13 +11,12 @@ INSERT INTO sluice_queues (queue, mode) VALUES ($1, $2)
 ON CONFLICT (queue) DO UPDATE SET mode = excluded.mode, updated_at = now())sql";
 }  // namespace
 
-queue_modes::queue_modes(store::pg_pool& pool) : pool_(pool) {}
+queue_modes::queue_modes(store::pg_pool& pool, queue_mode default_mode)
+    : pool_(pool), default_mode_(default_mode) {}
 
 queue_mode queue_modes::mode_of(std::string_view queue) const {
-  if (cache_.empty())
-    return queue_mode::queue;
   const auto it = cache_.find(queue);
-  return it == cache_.end() ? queue_mode::queue : it->second;
+  return it == cache_.end() ? default_mode_ : it->second;
 }
 
 asio::awaitable<std::error_code> queue_modes::refresh(store::clock::time_point deadline) {
@@ -40,6 +39,7 @@ asio::awaitable<std::error_code> queue_modes::refresh(store::clock::time_point d
 asio::awaitable<std::tuple<std::error_code, queue_setting>> queue_modes::get(
     std::string queue, store::clock::time_point deadline) {
   queue_setting out;
+  out.mode = default_mode_;
   store::pg_statement s{.sql = select_one_sql, .name = "sluice_queue_mode_get"};
   s.params.add_text_bytes(queue);
   const store::pg_result r = co_await pool_.execute(s, deadline);

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
 SELECT version FROM sluice_schema_migrations ORDER BY version;
 )sql";
 
-constexpr std::array<migration, 5> all_migrations{{
+constexpr std::array<migration, 6> all_migrations{{
     {1, "messages", R"sql(
 CREATE TABLE sluice_messages (
   id uuid PRIMARY KEY,               -- uuidv7 minted by sluice at acceptance: time-ordered
@@ -108,6 +108,118 @@ CREATE TABLE sluice_rpc_responses (
   error jsonb,
   completed_at timestamptz NOT NULL DEFAULT now()
 );
+)sql"},
+    {6, "deliveries", R"sql(
+-- Subscriptions of the delivery workers (PUT /api/v1/queues/{queue}/subscriptions/{name});
+-- `spec` is the subscription's JSON as the API answers it (defaults filled in). A 410 from the
+-- target, or an operator, pauses one: paused_at/paused_reason, cleared by .../resume. Every
+-- change notifies channel sluice_subscriptions with "<queue>/<name>" (neither may contain '/')
+-- in the writing transaction, so every instance that LISTENs re-reads that one row.
+CREATE TABLE sluice_subscriptions (
+  queue text NOT NULL,
+  name text NOT NULL,
+  spec jsonb NOT NULL,
+  paused_at timestamptz,
+  paused_reason text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (queue, name)
+);
+CREATE FUNCTION sluice_subscriptions_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('sluice_subscriptions',
+                    COALESCE(NEW.queue, OLD.queue) || '/' || COALESCE(NEW.name, OLD.name));
+  RETURN NULL;
+END $$;
+CREATE TRIGGER sluice_subscriptions_changed AFTER INSERT OR UPDATE OR DELETE
+  ON sluice_subscriptions FOR EACH ROW EXECUTE FUNCTION sluice_subscriptions_notify();
+
+-- Deliveries waiting for a later attempt, and re-drives from the dead letters: the delayed
+-- half of the delivery path lives here, not in memory and not in TTL'd RabbitMQ queues (whose
+-- per-message expiry only happens at the queue's head, and whose dead-letter cycles RabbitMQ
+-- may drop). A row is written before its RabbitMQ delivery is acked; when due, an instance
+-- claims it (claimed_until, like the relay's outbox), publishes it to the subscription's
+-- RabbitMQ queue with a confirm, then deletes it. A crash between two steps repeats a delivery,
+-- never loses one. One row per message and subscription: a redelivered message that fails
+-- again updates its row.
+CREATE TABLE sluice_delivery_retries (
+  queue text NOT NULL,
+  subscription text NOT NULL,
+  message_id uuid NOT NULL,
+  attempt int NOT NULL,                -- the attempt number the next delivery will carry
+  due_at timestamptz NOT NULL,
+  origin text NOT NULL DEFAULT 'retry' CHECK (origin IN ('retry', 'redrive')),
+  partition text NOT NULL,
+  headers jsonb NOT NULL,              -- the message's AMQP headers (strings), as published
+  created_ms bigint NOT NULL,          -- the message's acceptance time
+  payload bytea NOT NULL,              -- the bytes as pushed
+  first_attempt_at timestamptz,
+  claimed_until timestamptz,
+  PRIMARY KEY (queue, subscription, message_id)
+);
+CREATE INDEX sluice_delivery_retries_due ON sluice_delivery_retries (due_at);
+
+-- Messages whose delivery failed for good (GET /api/v1/dlq). The message travels with the row
+-- so that a re-drive needs nothing else.
+CREATE TABLE sluice_dead_letters (
+  id uuid NOT NULL,                    -- the message id
+  queue text NOT NULL,
+  subscription text NOT NULL,
+  reason text NOT NULL,                -- attempts_exhausted, rejected (4xx), gone (410), ...
+  last_status int,                     -- the target's last HTTP status; NULL: no response
+  attempts int NOT NULL,
+  first_attempt_at timestamptz NOT NULL,
+  last_attempt_at timestamptz NOT NULL,
+  response_excerpt text,               -- the start of the last response body (or the error)
+  partition text NOT NULL,
+  headers jsonb NOT NULL,
+  created_ms bigint NOT NULL,
+  payload bytea NOT NULL,
+  dead_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (id, queue, subscription)
+);
+-- Listing in time order (keyset on dead_at, id), with or without queue/subscription filters.
+CREATE INDEX sluice_dead_letters_time ON sluice_dead_letters (dead_at, id);
+CREATE INDEX sluice_dead_letters_queue_time
+  ON sluice_dead_letters (queue, subscription, dead_at, id);
+
+-- Bulk re-drives (POST /api/v1/dlq/retry). A job moves matching dead letters into
+-- sluice_delivery_retries in batches, each batch in one transaction with the job's progress
+-- (cursor_at, cursor_id = the last row moved), so a job resumes after a crash exactly where it
+-- stopped. It only takes rows dead before it was created (not_after), so messages that fail
+-- again during the job are not re-driven twice by it.
+CREATE TABLE sluice_dlq_jobs (
+  id uuid PRIMARY KEY,
+  filter jsonb NOT NULL,               -- {"queue","subscription","start_time","end_time"}
+  dry_run boolean NOT NULL,
+  rate_per_sec int,                    -- NULL: as fast as the batches go
+  not_after timestamptz NOT NULL,
+  matched bigint NOT NULL,
+  redriven bigint NOT NULL DEFAULT 0,
+  state text NOT NULL CHECK (state IN ('running', 'done', 'failed', 'cancelled')),
+  error text,
+  cursor_at timestamptz,
+  cursor_id uuid,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+
+-- One row per delivery attempt (GET /api/v1/messages/{id}/deliveries), written in batches;
+-- rows older than DELIVERY_ATTEMPTS_RETENTION_HOURS are deleted.
+CREATE TABLE sluice_delivery_attempts (
+  message_id uuid NOT NULL,
+  queue text NOT NULL,
+  subscription text NOT NULL,
+  attempt int NOT NULL,
+  attempted_at timestamptz NOT NULL,
+  outcome text NOT NULL,               -- delivered, retry, dead_lettered, deferred
+  status int,                          -- NULL: no response (connect error, timeout)
+  latency_ms double precision NOT NULL,
+  error text
+);
+CREATE INDEX sluice_delivery_attempts_message ON sluice_delivery_attempts (message_id, attempted_at);
+CREATE INDEX sluice_delivery_attempts_time ON sluice_delivery_attempts (attempted_at);
 )sql"},
 }};
 

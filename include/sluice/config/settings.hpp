@@ -10,6 +10,8 @@ namespace sluice::config {
 
 enum class fsync_policy { always, interval, never };
 enum class queue_type { quorum, classic };
+// DELIVERY_MODE: the relay mode of queues never set with PUT /api/v1/queues/{queue}.
+enum class delivery_mode { queue, broadcast };
 
 struct listen_address {
   std::string host;
@@ -95,6 +97,15 @@ struct settings {
   std::chrono::milliseconds upstream_connect_timeout{3'000};
   std::chrono::milliseconds upstream_idle_timeout{30'000};
   std::uint64_t upstream_max_response_bytes = 8ULL << 20;
+
+  // Delivery workers (subscriptions: queue -> HTTP)
+  delivery_mode default_delivery_mode = delivery_mode::queue;
+  std::chrono::milliseconds delivery_retry_poll{1'000};
+  std::chrono::hours delivery_attempts_retention{72};
+  std::size_t delivery_attempts_queue_max = 100'000;
+  std::uint32_t delivery_breaker_failures = 5;
+  std::chrono::milliseconds delivery_breaker_open{5'000};
+  std::chrono::milliseconds delivery_retry_after_max{600'000};
 
   // Metrics
   std::size_t metrics_max_queue_labels = 1'000;

@@ -16,7 +16,7 @@ namespace sluice::relay {
 
 struct queue_setting {
   queue_mode mode = queue_mode::queue;
-  bool configured = false;  // false: no row, the default applies
+  bool configured = false;  // false: no row, the default (DELIVERY_MODE) applies
 };
 
 // Per-queue relay settings in the sluice_queues table (migration 2), and a cache of them for
@@ -24,9 +24,10 @@ struct queue_setting {
 // periodically by its owner (the relay); a change made through this instance is cached at once.
 class queue_modes {
  public:
-  explicit queue_modes(store::pg_pool& pool);
+  // `default_mode` (DELIVERY_MODE) is the mode of queues without a row.
+  explicit queue_modes(store::pg_pool& pool, queue_mode default_mode = queue_mode::queue);
 
-  // From the cache; queues never configured are in queue mode.
+  // From the cache; queues never configured are in the default mode.
   queue_mode mode_of(std::string_view queue) const;
   // True once the cache was loaded from PostgreSQL: before that, mode_of() could send a
   // broadcast queue's messages to a RabbitMQ queue nobody reads.
@@ -34,6 +35,8 @@ class queue_modes {
 
   // Reloads the whole table into the cache.
   boost::asio::awaitable<std::error_code> refresh(store::clock::time_point deadline);
+
+  queue_mode default_mode() const { return default_mode_; }
 
   // Reads one queue's setting from PostgreSQL (not the cache: the API shows the truth).
   boost::asio::awaitable<std::tuple<std::error_code, queue_setting>> get(
@@ -44,6 +47,7 @@ class queue_modes {
 
  private:
   store::pg_pool& pool_;
+  queue_mode default_mode_;
   std::map<std::string, queue_mode, std::less<>> cache_;
   bool loaded_ = false;
 };

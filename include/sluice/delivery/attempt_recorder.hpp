@@ -1,0 +1,72 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "sluice/core/async_event.hpp"
+#include "sluice/core/uuid.hpp"
+#include "sluice/metrics/registry.hpp"
+#include "sluice/store/pg_pool.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+namespace sluice::delivery {
+
+// One delivery attempt as GET /api/v1/messages/{id}/deliveries shows it.
+struct attempt_record {
+  uuid message_id;
+  std::string queue;
+  std::string subscription;
+  std::uint32_t attempt = 1;
+  std::int64_t attempted_ms = 0;  // Unix ms when the request was sent
+  std::string outcome;            // delivered, retry, dead_lettered, deferred
+  std::optional<int> status;      // nullopt: no response
+  double latency_ms = 0;
+  std::string error;  // "" when there is none
+};
+
+struct attempt_recorder_options {
+  std::size_t queue_max = 100'000;  // DELIVERY_ATTEMPTS_QUEUE_MAX; beyond it records are dropped
+  std::size_t batch_max = 1'000;    // rows per INSERT
+  std::chrono::milliseconds flush_interval{100};
+  std::chrono::hours retention{72};  // DELIVERY_ATTEMPTS_RETENTION_HOURS
+  std::chrono::milliseconds prune_interval{60'000};
+  std::chrono::milliseconds statement_timeout{5'000};
+};
+
+// Writes attempt records in batches (group commit, like pushes): record() only queues, a loop
+// writes what accumulated in one statement. Recording is observability, not the message: when
+// the queue is full or PostgreSQL is down past the bound, records are dropped and counted
+// (sluice_delivery_attempt_records_dropped_total), never the delivery held up. The same loop
+// deletes rows older than the retention. Loop-thread only.
+class attempt_recorder {
+ public:
+  attempt_recorder(store::pg_pool& pool, metrics::registry& metrics,
+                   attempt_recorder_options options);
+  attempt_recorder(const attempt_recorder&) = delete;
+  attempt_recorder& operator=(const attempt_recorder&) = delete;
+
+  void record(attempt_record r);
+
+  // co_spawn it; returns after stop() once what was queued is written (bounded by the
+  // statement timeout).
+  boost::asio::awaitable<void> run();
+  void stop();
+
+  std::size_t queued() const { return queue_.size(); }
+
+ private:
+  store::pg_pool& pool_;
+  attempt_recorder_options options_;
+  std::deque<attempt_record> queue_;
+  async_event wake_;
+  bool stopping_ = false;
+  metrics::counter& written_;
+  metrics::counter& dropped_;
+};
+
+}  // namespace sluice::delivery
