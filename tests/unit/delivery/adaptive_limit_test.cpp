@@ -1,0 +1,3 @@
+#include "sluice/delivery/adaptive_limit.hpp"
+
+#include <gtest/gtest.h>

@@ -1,0 +1,3 @@
+#include "sluice/delivery/attempt_verdict.hpp"
+
+#include <gtest/gtest.h>

@@ -1,0 +1,3 @@
+#include "sluice/delivery/batch_protocol.hpp"
+
+#include <gtest/gtest.h>

@@ -1,0 +1,3 @@
+#include "sluice/delivery/circuit_breaker.hpp"
+
+#include <gtest/gtest.h>

@@ -1,0 +1,3 @@
+#include "sluice/delivery/delivery_slots.hpp"
+
+#include <gtest/gtest.h>

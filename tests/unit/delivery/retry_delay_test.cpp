@@ -1,0 +1,3 @@
+#include "sluice/delivery/retry_delay.hpp"
+
+#include <gtest/gtest.h>
