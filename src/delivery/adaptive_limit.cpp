@@ -9,7 +9,8 @@ adaptive_limit::adaptive_limit(std::uint32_t max, std::chrono::milliseconds cool
     : max_(std::max<std::uint32_t>(max, 1)), limit_(max_), cooldown_(cooldown) {}
 
 std::uint32_t adaptive_limit::limit() const {
-  const double whole = std::floor(limit_);
+  // n additions of 1/n are not exactly 1 in binary: a window of successes must still count.
+  const double whole = std::floor(limit_ + 1e-9);
   return std::clamp(static_cast<std::uint32_t>(whole), std::uint32_t{1}, max_);
 }
 

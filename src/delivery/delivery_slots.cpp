@@ -10,9 +10,12 @@ namespace sluice::delivery {
 namespace asio = boost::asio;
 
 delivery_slots::~delivery_slots() {
-  // Waiters still queued hold a pointer to nothing once we are gone: wake them without a slot.
-  for (auto* w : waiters_)
+  // Waiters still queued must not touch us once we are gone: wake them without a slot (or, when
+  // their loop is being torn down too, let their frames die without reaching back here).
+  for (auto* w : waiters_) {
+    w->owner = nullptr;
     w->timer->cancel();
+  }
 }
 
 void delivery_slots::grant() {
@@ -45,7 +48,7 @@ asio::awaitable<bool> delivery_slots::acquire(clock::time_point deadline) {
   }
 
   asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
-  waiter self{&timer};
+  waiter self{&timer, this};
   waiters_.push_back(&self);
   auto position = std::prev(waiters_.end());
 
@@ -53,24 +56,25 @@ asio::awaitable<bool> delivery_slots::acquire(clock::time_point deadline) {
   // pointing at it; a slot granted but never handed over is given back without waking anyone
   // (the loop is going away).
   struct frame_guard {
-    delivery_slots& slots;
     waiter& self;
     std::list<waiter*>::iterator position;
     bool handed_over = false;
     ~frame_guard() {
-      if (handed_over)
+      if (handed_over || self.owner == nullptr)
         return;
       if (self.granted) {
-        if (slots.in_use_ > 0)
-          --slots.in_use_;
+        if (self.owner->in_use_ > 0)
+          --self.owner->in_use_;
       } else {
-        slots.waiters_.erase(position);
+        self.owner->waiters_.erase(position);
       }
     }
-  } guard{*this, self, position};
+  } guard{self, position};
 
   co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   guard.handed_over = true;
+  if (self.owner == nullptr)
+    co_return false;  // `this` is gone
 
   if (!self.granted) {
     // Deadline passed or cancelled: grant() never saw us leave the queue.

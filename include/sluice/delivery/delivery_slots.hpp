@@ -20,7 +20,7 @@ class delivery_slots {
  public:
   using clock = std::chrono::steady_clock;
 
-  // `limit` must outlive this object.
+  // `limit` must outlive this object. Destroying it while acquire()s wait wakes them with false.
   explicit delivery_slots(const adaptive_limit& limit) : limit_(limit) {}
   delivery_slots(const delivery_slots&) = delete;
   delivery_slots& operator=(const delivery_slots&) = delete;
@@ -41,6 +41,7 @@ class delivery_slots {
  private:
   struct waiter {
     boost::asio::steady_timer* timer;
+    delivery_slots* owner;  // nullptr once the slots are destroyed under a suspended waiter
     bool granted = false;
   };
 

@@ -25,8 +25,8 @@ TEST(webhook_signature, signs_with_every_key_while_a_secret_rotates) {
   ASSERT_TRUE(new_key);
   const std::string second =
       webhook_signature({*new_key}, vector_id, vector_timestamp, vector_body);
-  ASSERT_EQ(second.rfind("v1,", 0), 0u);
-  EXPECT_NE(second, vector_signature);
+  // Computed independently (Python's hmac module) for the key bytes "second-secret-key-bytes".
+  EXPECT_EQ(second, "v1,njtgxf66xDm+oHJZbtAxvqy/Bpcy0rGQsU+vk8oLGLo=");
   EXPECT_EQ(webhook_signature({*old_key, *new_key}, vector_id, vector_timestamp, vector_body),
             std::string(vector_signature) + " " + second);
 }
