@@ -227,14 +227,4 @@ http::client_request compose_batch(const subscription& s, const signing_keys& ke
   return r;
 }
 
-std::string excerpt_of(std::string_view body, std::size_t max) {
-  if (body.size() <= max)
-    return std::string(body);
-  std::size_t n = max;
-  // Back up over continuation bytes (10xxxxxx) so no character is cut in half.
-  while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80)
-    --n;
-  return std::string(body.substr(0, n));
-}
-
 }  // namespace sluice::delivery

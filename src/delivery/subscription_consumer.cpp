@@ -124,6 +124,7 @@ subscription_consumer::subscription_consumer(std::shared_ptr<delivery_context> c
                   : breaker_board::key_of(sub_->address.host, sub_->address.port)),
       series_(context_->metrics, sub_->queue),
       limit_(std::max<std::uint32_t>(1, sub_->concurrency)),
+      slots_(limit_),
       rate_(sub_->rate_limit_per_sec, std::max(1.0, sub_->rate_limit_per_sec)),
       hold_bound_(std::min(context_->options.max_hold, sub_->timeout)),
       handlers_(context_->executor, "delivery"),
@@ -150,7 +151,6 @@ void subscription_consumer::stop() {
   stopping_ = true;
   stop_deadline_ = clock::now() + context_->options.stop_grace;
   event_.notify_all();
-  slot_event_.notify_all();
   context_->breakers.changed().notify_all();
   if (open_batch_)
     open_batch_->full.notify_all();
@@ -497,17 +497,14 @@ asio::awaitable<bool> subscription_consumer::admit(const std::string& target, at
   }
 }
 
-asio::awaitable<void> subscription_consumer::take_slot() {
+asio::awaitable<bool> subscription_consumer::take_slot() {
   // The AIMD limit bounds requests in flight; the prefetch (the subscription's concurrency)
   // bounds the messages held.
-  while (requests_ >= limit_.limit())
-    co_await slot_event_.wait_until(clock::time_point::max());
-  ++requests_;
+  co_return co_await slots_.acquire(clock::time_point::max());
 }
 
 void subscription_consumer::release_slot() {
-  --requests_;
-  slot_event_.notify_all();
+  slots_.release();
 }
 
 void subscription_consumer::learn(const std::string& target, const attempt_outcome& o, bool) {
@@ -522,6 +519,7 @@ void subscription_consumer::learn(const std::string& target, const attempt_outco
     limit_.on_success();
   if (is_overload(o.status, o.timed_out))
     limit_.on_overload(now);
+  slots_.limit_changed();
 }
 
 namespace {
@@ -561,7 +559,8 @@ asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::s
   if (!co_await admit(target_, out, probe))
     co_return out;
   probe_guard pg{context_->breakers, target_, probe};
-  co_await take_slot();
+  if (!co_await take_slot())
+    throw boost::system::system_error(asio::error::operation_aborted);
   const auto release = [this] { release_slot(); };
   slot_guard<decltype(release)> slot{release};
   if (stopping_) {
@@ -646,7 +645,8 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
     co_return;
   }
   probe_guard pg{context_->breakers, target_, probe};
-  co_await take_slot();
+  if (!co_await take_slot())
+    throw boost::system::system_error(asio::error::operation_aborted);
   const auto release = [this] { release_slot(); };
   slot_guard<decltype(release)> slot{release};
   if (stopping_) {

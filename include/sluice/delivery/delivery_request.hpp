@@ -58,8 +58,4 @@ http::client_request compose_batch(const subscription& s, const signing_keys& ke
                                    std::string body, std::size_t items, std::string_view batch_id,
                                    std::int64_t unix_seconds);
 
-// The start of a response body kept with a dead letter: at most `max` bytes, cut on a UTF-8
-// character boundary.
-std::string excerpt_of(std::string_view body, std::size_t max = 1024);
-
 }  // namespace sluice::delivery

@@ -25,6 +25,11 @@ struct parked_message {
   std::string payload;
   std::uint32_t attempt = 1;  // the attempt the next delivery will carry
   std::optional<std::int64_t> first_attempt_ms;
+  // Set by retry_store::claim_due: the row came from a re-drive (origin 'redrive') rather than
+  // a failed attempt, and the claim's lease (claimed_until in Unix microseconds), which
+  // retry_store::remove() matches so that it never deletes a row parked again since (0: any).
+  bool redrive = false;
+  std::int64_t claim_token = 0;
 };
 
 // The delivery headers sluice adds when it publishes a message again (a retry or a re-drive);

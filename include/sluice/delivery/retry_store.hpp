@@ -1,11 +1,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 #include "sluice/delivery/parked_message.hpp"
@@ -49,8 +51,24 @@ class retry_store {
   boost::asio::awaitable<std::tuple<std::error_code, std::optional<system_clock::time_point>>>
   next_due(store::clock::time_point deadline);
 
+  // Deletes up to `limit` rows of subscriptions that no longer exist and whose row has been
+  // due (or, behind a partition head, its message accepted) for longer than `grace`: nothing
+  // will ever claim them, and the grace keeps a subscription deleted and put again at once
+  // from losing its retries. Returns the count deleted.
+  boost::asio::awaitable<std::tuple<std::error_code, std::uint64_t>> remove_orphans(
+      std::size_t limit, std::chrono::milliseconds grace, store::clock::time_point deadline);
+  // All rows, waiting or claimed (for the sluice_delivery_retry_rows gauge).
+  boost::asio::awaitable<std::tuple<std::error_code, std::uint64_t>> count(
+      store::clock::time_point deadline);
+
+  // The server's (or libpq's) text of the last failed statement, for the caller's log.
+  const std::string& last_error() const { return last_error_; }
+
  private:
+  std::error_code failed(const store::pg_result& r);
+
   store::pg_pool& pool_;
+  std::string last_error_;
 };
 
 }  // namespace sluice::delivery

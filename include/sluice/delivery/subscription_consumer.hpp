@@ -21,6 +21,7 @@
 #include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/delivery/delivery_metrics.hpp"
 #include "sluice/delivery/delivery_request.hpp"
+#include "sluice/delivery/delivery_slots.hpp"
 #include "sluice/delivery/partition_gate.hpp"
 #include "sluice/delivery/retry_store.hpp"
 #include "sluice/delivery/subscription.hpp"
@@ -149,7 +150,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   boost::asio::awaitable<attempt_outcome> join_batch(held_message& h);
   boost::asio::awaitable<void> flush_batch(std::shared_ptr<batch> b);
   boost::asio::awaitable<bool> admit(const std::string& target, attempt_outcome& out, bool& probe);
-  boost::asio::awaitable<void> take_slot();
+  boost::asio::awaitable<bool> take_slot();
   void release_slot();
   void learn(const std::string& target, const attempt_outcome& o, bool probe);
   boost::asio::awaitable<settled> settle(held_message& h, const attempt_outcome& o);
@@ -172,6 +173,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   signing_keys keys_;
   consumer_series series_;
   adaptive_limit limit_;
+  delivery_slots slots_;  // under limit_: HTTP requests in flight (a batch counts once)
   rate_limiter rate_;
   std::chrono::milliseconds hold_bound_;
   std::optional<partition_gate> gate_;
@@ -180,11 +182,9 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   std::shared_ptr<batch> open_batch_;
   worker::task_group handlers_;
   async_event event_;
-  async_event slot_event_;
   async_event finished_event_;
   std::multiset<std::int64_t> held_;
   std::int64_t last_received_ms_ = 0;
-  std::uint32_t requests_ = 0;  // HTTP requests in flight (batches count once)
   std::chrono::milliseconds store_backoff_;
   bool stopping_ = false;
   bool finished_ = false;

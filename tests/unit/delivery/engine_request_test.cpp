@@ -197,12 +197,5 @@ TEST(compose_batch, goes_to_the_batch_url_with_its_own_id) {
   EXPECT_FALSE(header(r, "Idempotency-Key"));
 }
 
-TEST(excerpt_of, keeps_at_most_the_bound_without_cutting_a_character) {
-  EXPECT_EQ(excerpt_of("short"), "short");
-  EXPECT_EQ(excerpt_of(std::string(2000, 'x')).size(), 1024u);
-  const std::string text = std::string(1023, 'x') + "\xc3\xa9" + "tail";
-  EXPECT_EQ(excerpt_of(text), std::string(1023, 'x'));
-}
-
 }  // namespace
 }  // namespace sluice::delivery
