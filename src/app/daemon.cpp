@@ -13,8 +13,10 @@
 #include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_checks.hpp"
 #include "sluice/api/service_routes.hpp"
+#include "sluice/api/subscription_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
+#include "sluice/delivery/subscription_catalog.hpp"
 #include "sluice/http/client.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
@@ -272,11 +274,26 @@ int run_daemon(const config::settings& settings) {
     return 2;
   }
   service_catalog.start();
-  // push_service has one schema-ready hook: the relay's (set above) and the follower's.
-  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog] {
+
+  // Delivery subscriptions: their store, the follower of sluice_subscriptions (a LISTEN
+  // connection of its own, like the services') and the registry the delivery engine reads.
+  delivery::subscription_catalog_options subscription_opts;
+  subscription_opts.pool = pool_opts;
+  subscription_opts.follower.connection = pool_opts.connection;
+  subscription_opts.follower.connection.application_name = "sluice-subscriptions-follower";
+  subscription_opts.follower.statement_timeout = settings.db_statement_timeout;
+  subscription_opts.statement_timeout = settings.db_statement_timeout;
+  subscription_opts.default_concurrency = settings.concurrency_per_queue;
+  delivery::subscription_catalog subscription_catalog(io.get_executor(), metrics,
+                                                      std::move(subscription_opts));
+  subscription_catalog.start();
+
+  // push_service has one schema-ready hook: the relay's (set above) and the followers'.
+  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog, &subscription_catalog] {
     if (relay)
       relay->schema_ready();
     service_catalog.schema_ready();
+    subscription_catalog.schema_ready();
   });
 
   // Async proxy requests (Prefer: respond-async): made durable through the push path, their
@@ -354,8 +371,9 @@ int run_daemon(const config::settings& settings) {
   http::router routes;
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
-  api::add_queue_routes(routes, queue_modes);
+  api::add_queue_routes(routes, queue_modes, &subscription_catalog);
   api::add_service_routes(routes, service_catalog);
+  api::add_subscription_routes(routes, subscription_catalog, queue_modes);
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
@@ -422,6 +440,7 @@ int run_daemon(const config::settings& settings) {
           if (proxy_ingress)
             co_await proxy_ingress->stop();
           co_await service_catalog.stop();
+          co_await subscription_catalog.stop();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)
