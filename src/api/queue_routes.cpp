@@ -5,10 +5,10 @@
 #include <string>
 #include <variant>
 
-#include "sluice/core/percent_decode.hpp"
+#include "sluice/api/queue_name.hpp"
+#include "sluice/delivery/subscription_catalog.hpp"
 #include "sluice/http/json_body.hpp"
 #include "sluice/push/json_scanner.hpp"
-#include "sluice/push/push_request.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -19,36 +19,6 @@ using json = nlohmann::json;
 using clock = std::chrono::steady_clock;
 
 constexpr auto statement_deadline = std::chrono::seconds(5);
-
-// The same rule as the push API's queue field, because the name becomes sluice.<queue> in
-// RabbitMQ.
-bool valid_queue_name(std::string_view name) {
-  if (name.empty() || name.size() > push::max_name_bytes)
-    return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-' || c == ':';
-    if (!ok)
-      return false;
-  }
-  return true;
-}
-
-std::optional<std::string> queue_param(const http::request& req) {
-  const auto it = req.params.find("queue");
-  if (it == req.params.end())
-    return std::nullopt;
-  auto name = percent_decode(it->second);
-  if (!name || !valid_queue_name(*name))
-    return std::nullopt;
-  return name;
-}
-
-http::response invalid_queue() {
-  return http::error_response(400, "invalid_queue",
-                              "queue must be 1 to " + std::to_string(push::max_name_bytes) +
-                                  " bytes of letters, digits and . _ : -");
-}
 
 // The body of PUT /api/v1/queues/{queue}: exactly {"mode":"<string>"}, read with the push
 // API's scanner so that both APIs judge JSON alike (a repeated key is refused, not merged).
@@ -121,9 +91,43 @@ std::string setting_body(const std::string& queue, relay::queue_mode mode,
   return body.dump();
 }
 
+// A queue-mode queue is consumed by at most one subscription, and without ordering (its
+// RabbitMQ queue is the relay's, which lacks x-single-active-consumer): a switch to queue mode
+// that would break either is refused. The subscriptions are read from PostgreSQL, not from
+// this instance's registry, which may lag.
+boost::asio::awaitable<std::optional<http::response>> refuse_queue_mode(
+    delivery::subscription_catalog& subscriptions, const std::string& queue) {
+  const auto deadline = clock::now() + subscriptions.statement_timeout();
+  const auto all = co_await subscriptions.store().load_all(queue, deadline);
+  if (all.status) {
+    co_return http::overloaded_response(503, "database_unavailable",
+                                        "PostgreSQL is not available: " + all.status.message, 1);
+  }
+  if (all.items.size() + all.skipped.size() >= 2) {
+    std::string names;
+    for (const auto& s : all.items)
+      names += (names.empty() ? "" : ", ") + s.name;
+    co_return http::error_response(
+        409, "subscription_conflict",
+        "queue " + queue + " has " + std::to_string(all.items.size() + all.skipped.size()) +
+            " subscriptions (" + names +
+            "): a queue-mode queue has at most one; delete all but one first");
+  }
+  for (const auto& s : all.items) {
+    if (s.ordering == delivery::ordering::partition) {
+      co_return http::error_response(
+          409, "ordering_needs_broadcast",
+          "subscription " + s.name + " of queue " + queue +
+              " has \"ordering\":\"partition\", which needs broadcast mode");
+    }
+  }
+  co_return std::nullopt;
+}
+
 }  // namespace
 
-void add_queue_routes(http::router& routes, relay::queue_modes& modes) {
+void add_queue_routes(http::router& routes, relay::queue_modes& modes,
+                      delivery::subscription_catalog* subscriptions) {
   routes.add("GET", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
              [&modes](http::request& req) -> boost::asio::awaitable<http::response> {
                auto queue = queue_param(req);
@@ -138,7 +142,7 @@ void add_queue_routes(http::router& routes, relay::queue_modes& modes) {
              });
 
   routes.add("PUT", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
-             [&modes](http::request& req) -> boost::asio::awaitable<http::response> {
+             [&modes, subscriptions](http::request& req) -> boost::asio::awaitable<http::response> {
                auto queue = queue_param(req);
                if (!queue)
                  co_return invalid_queue();
@@ -151,6 +155,10 @@ void add_queue_routes(http::router& routes, relay::queue_modes& modes) {
                if (!mode)
                  co_return http::error_response(400, "invalid_request",
                                                 R"(mode must be "queue" or "broadcast")");
+               if (subscriptions && *mode == relay::queue_mode::queue) {
+                 if (auto refused = co_await refuse_queue_mode(*subscriptions, *queue))
+                   co_return std::move(*refused);
+               }
                const auto deadline = clock::now() + statement_deadline;
                const auto ec = co_await modes.set(*queue, *mode, deadline);
                if (ec)

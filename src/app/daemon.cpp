@@ -13,13 +13,13 @@
 #include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_checks.hpp"
 #include "sluice/api/service_routes.hpp"
+#include "sluice/api/subscription_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/delivery/delivery_service.hpp"
 #include "sluice/delivery/retry_store.hpp"
-#include "sluice/delivery/subscription_registry.hpp"
-#include "sluice/delivery/subscription_store.hpp"
+#include "sluice/delivery/subscription_catalog.hpp"
 #include "sluice/http/client.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
@@ -277,11 +277,26 @@ int run_daemon(const config::settings& settings) {
     return 2;
   }
   service_catalog.start();
-  // push_service has one schema-ready hook: the relay's (set above) and the follower's.
-  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog] {
+
+  // Delivery subscriptions: their store, the follower of sluice_subscriptions (a LISTEN
+  // connection of its own, like the services') and the registry the delivery engine reads.
+  delivery::subscription_catalog_options subscription_opts;
+  subscription_opts.pool = pool_opts;
+  subscription_opts.follower.connection = pool_opts.connection;
+  subscription_opts.follower.connection.application_name = "sluice-subscriptions-follower";
+  subscription_opts.follower.statement_timeout = settings.db_statement_timeout;
+  subscription_opts.statement_timeout = settings.db_statement_timeout;
+  subscription_opts.default_concurrency = settings.concurrency_per_queue;
+  delivery::subscription_catalog subscription_catalog(io.get_executor(), metrics,
+                                                      std::move(subscription_opts));
+  subscription_catalog.start();
+
+  // push_service has one schema-ready hook: the relay's (set above) and the followers'.
+  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog, &subscription_catalog] {
     if (relay)
       relay->schema_ready();
     service_catalog.schema_ready();
+    subscription_catalog.schema_ready();
   });
 
   // Async proxy requests (Prefer: respond-async): made durable through the push path, their
@@ -335,15 +350,12 @@ int run_daemon(const config::settings& settings) {
   store::pg_pool delivery_pool(io.get_executor(), delivery_pool_opts);
   delivery::retry_store delivery_retries(delivery_pool);
   delivery::dead_letter_store dead_letters(delivery_pool);
-  delivery::subscription_store delivery_subscriptions(delivery_pool);
-  // Until the subscription catalog is wired, an empty registry: nothing is consumed.
-  delivery::subscription_registry delivery_registry;
   std::shared_ptr<delivery::delivery_service> deliveries;
   if (workers) {
     delivery::delivery_stores ds;
     ds.retries = &delivery_retries;
     ds.dead_letters = &dead_letters;
-    ds.subscriptions = &delivery_subscriptions;
+    ds.subscriptions = &subscription_catalog.store();
     delivery::delivery_service_options dso;
     dso.delivery.stop_grace = settings.shutdown_grace;
     dso.delivery.retry_after_max = settings.delivery_retry_after_max;
@@ -353,9 +365,9 @@ int run_daemon(const config::settings& settings) {
                                   : amqp::queue_type::classic;
     dso.breaker.failure_threshold = settings.delivery_breaker_failures;
     dso.breaker.open_initial = settings.delivery_breaker_open;
-    deliveries =
-        delivery::delivery_service::create(io.get_executor(), worker_amqp, delivery_registry,
-                                           queue_modes, *upstream, metrics, std::move(ds), dso);
+    deliveries = delivery::delivery_service::create(io.get_executor(), worker_amqp,
+                                                    subscription_catalog.registry(), queue_modes,
+                                                    *upstream, metrics, std::move(ds), dso);
   }
   // ---- end delivery engine
 
@@ -395,8 +407,16 @@ int run_daemon(const config::settings& settings) {
   http::router routes;
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
-  api::add_queue_routes(routes, queue_modes);
+  api::add_queue_routes(routes, queue_modes, &subscription_catalog);
   api::add_service_routes(routes, service_catalog);
+  api::add_subscription_routes(
+      routes, subscription_catalog, queue_modes,
+      [&deliveries](const std::string& queue,
+                    const std::string& name) -> std::optional<nlohmann::json> {
+        if (!deliveries)
+          return std::nullopt;
+        return deliveries->status_of(queue, name);
+      });
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
@@ -465,6 +485,7 @@ int run_daemon(const config::settings& settings) {
           if (proxy_ingress)
             co_await proxy_ingress->stop();
           co_await service_catalog.stop();
+          co_await subscription_catalog.stop();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)

@@ -1,6 +1,5 @@
 #include "sluice/services/service_follower.hpp"
 
-#include <set>
 #include <string>
 
 #include "sluice/services/layer_sync.hpp"
@@ -11,200 +10,67 @@
 namespace sluice::services {
 namespace asio = boost::asio;
 
-namespace {
-
-constexpr std::string_view channel = "sluice_services";
-
-}  // namespace
-
 service_follower::service_follower(asio::any_io_executor executor, service_registry& registry,
                                    service_defaults defaults, follower_options options,
                                    metrics::registry& metrics)
-    : executor_(executor),
-      registry_(registry),
+    : registry_(registry),
       defaults_(std::move(defaults)),
-      options_(std::move(options)),
-      modes_(options_.backoff_min, options_.backoff_max),
-      connected_(metrics
-                     .add_gauge("sluice_services_follower_connected",
-                                "1 while the services follower's LISTEN connection is up and "
-                                "the table was read since it opened.")
-                     .get()),
-      reloads_full_(metrics
-                        .add_counter("sluice_services_follower_reloads_total",
-                                     "Reloads of sluice_services by the follower.", {"kind"})
-                        .with({"full"})),
-      reloads_one_(metrics
-                       .add_counter("sluice_services_follower_reloads_total",
-                                    "Reloads of sluice_services by the follower.", {"kind"})
-                       .with({"one"})),
-      failures_(metrics
-                    .add_counter("sluice_services_follower_failures_total",
-                                 "Connects, LISTENs and reads of the services follower that "
-                                 "failed (each is followed by a reconnect).")
-                    .get()) {}
+      follower_(executor, target(), std::move(options), metrics) {}
 
-service_follower::~service_follower() {
-  if (conn_)
-    conn_->close();
+store::listen_target service_follower::target() {
+  store::listen_target t;
+  t.channel = "sluice_services";
+  t.log_name = "services";
+  t.metric_prefix = "sluice_services_follower";
+  t.what = "sluice_services";
+  t.full_reload = [this](store::pg_connection& conn, store::clock::time_point deadline,
+                         bool after_connect) { return full_reload(conn, deadline, after_connect); };
+  t.reload_one = [this](store::pg_connection& conn, const std::string& name,
+                        store::clock::time_point deadline) {
+    return reload_one(conn, name, deadline);
+  };
+  return t;
 }
 
-void service_follower::change(follower_event e) {
-  const auto c = modes_.on(e);
-  if (!c)
-    return;
-  if (c->to == follower_mode::following) {
-    connected_.set(1);
-  } else if (c->to != follower_mode::loading) {
-    connected_.set(0);
-  }
-  if (c->to == follower_mode::backing_off) {
-    failures_.inc();
-    spdlog::log(c->from == follower_mode::following ? spdlog::level::warn : spdlog::level::info,
-                "services: follower {} -> {} on {} retry_in_ms={}", to_string(c->from),
-                to_string(c->to), to_string(e), modes_.pause().count());
-  } else {
-    spdlog::debug("services: follower {} -> {} on {}", to_string(c->from), to_string(c->to),
-                  to_string(e));
-  }
-}
-
-void service_follower::stop() {
-  stopping_ = true;
-  change(follower_event::stop);
-  // Ends a wait for a notification or a statement at once; the loop sees stopped.
-  if (conn_)
-    conn_->close();
-  wake_.notify_all();
-}
-
-void service_follower::poke() {
-  wake_.notify_all();
-}
-
-asio::awaitable<void> service_follower::wait_stopped() {
-  while (running_)
-    co_await wake_.wait_until(async_event::clock::time_point::max());
-}
-
-asio::awaitable<void> service_follower::connect() {
-  conn_ = std::make_unique<store::pg_connection>(executor_);
-  const auto deadline = store::clock::now() + options_.connection.connect_timeout;
-  if (auto ec = co_await conn_->connect(options_.connection, deadline)) {
-    spdlog::debug("services: follower connect failed error=\"{}\"", conn_->error_message());
-    change(follower_event::failed);
-    co_return;
-  }
-  const auto r = co_await conn_->execute("LISTEN " + std::string(channel),
-                                         store::clock::now() + options_.statement_timeout);
-  if (r.ec) {
-    spdlog::warn("services: LISTEN failed error=\"{}\"",
-                 r.message.empty() ? r.ec.message() : r.message);
-    change(follower_event::failed);
-    co_return;
-  }
-  fresh_connection_ = true;
-  change(follower_event::connected);
-}
-
-asio::awaitable<void> service_follower::full_reload() {
-  // Notifications that arrived before this read are covered by it; any that arrive while it
-  // runs are handled after it, one by one (re-reading a service twice is harmless).
-  auto all = co_await service_store::load_all(*conn_, defaults_,
-                                              store::clock::now() + options_.statement_timeout);
+asio::awaitable<bool> service_follower::full_reload(store::pg_connection& conn,
+                                                    store::clock::time_point deadline,
+                                                    bool after_connect) {
+  auto all = co_await service_store::load_all(conn, defaults_, deadline);
   if (all.status) {
     // 42P01 undefined_table: the push service has not migrated the schema yet (start-up).
     if (all.status.sqlstate == "42P01") {
       spdlog::info("services: sluice_services does not exist yet, waiting for the migrations");
-    } else if (!stopping_) {
+    } else if (!follower_.stopping()) {
       spdlog::warn("services: cannot read sluice_services error=\"{}\"", all.status.message);
     }
-    change(follower_event::failed);
-    co_return;
+    co_return false;
   }
   const std::size_t count = all.services.size();
   const std::size_t changed = sync_layer(registry_, service_source::api, std::move(all.services));
-  ++full_reloads_;
-  reloads_full_.inc();
-  next_full_reload_ = store::clock::now() + options_.full_reload_interval;
-  change(follower_event::loaded);
-  spdlog::log(fresh_connection_ ? spdlog::level::info : spdlog::level::debug,
+  spdlog::log(after_connect ? spdlog::level::info : spdlog::level::debug,
               "services: {} stored services loaded ({} changed), following changes", count,
               changed);
-  fresh_connection_ = false;
+  co_return true;
 }
 
-asio::awaitable<void> service_follower::follow() {
-  auto notes = conn_->take_notifications();
-  if (notes.empty()) {
-    const auto ec = co_await conn_->wait_notification(next_full_reload_);
-    if (stopping_)
-      co_return;
-    if (ec == store::errc::timeout) {
-      change(follower_event::reload_due);
-      co_return;
-    }
-    if (ec) {
-      spdlog::warn("services: LISTEN connection lost error=\"{}\"", conn_->error_message());
-      change(follower_event::failed);
-      co_return;
-    }
-    notes = conn_->take_notifications();
+asio::awaitable<bool> service_follower::reload_one(store::pg_connection& conn,
+                                                   const std::string& name,
+                                                   store::clock::time_point deadline) {
+  auto one = co_await service_store::load(conn, name, defaults_, deadline);
+  if (one.status) {
+    if (!follower_.stopping())
+      spdlog::warn("services: cannot read service {} error=\"{}\"", name, one.status.message);
+    co_return false;
   }
-  std::set<std::string> names;
-  for (auto& n : notes) {
-    if (n.channel == channel)
-      names.insert(std::move(n.payload));
+  const bool found = one.found.has_value();
+  if (found) {
+    // Also the echo of this instance's own write, already applied: nothing to tell anyone.
+    put_if_changed(registry_, std::move(*one.found));
+  } else {
+    registry_.remove(service_source::api, name);
   }
-  for (const auto& name : names) {
-    auto one = co_await service_store::load(*conn_, name, defaults_,
-                                            store::clock::now() + options_.statement_timeout);
-    if (one.status) {
-      if (!stopping_)
-        spdlog::warn("services: cannot read service {} error=\"{}\"", name, one.status.message);
-      change(follower_event::failed);
-      co_return;
-    }
-    reloads_one_.inc();
-    if (one.found) {
-      // Also the echo of this instance's own write, already applied: nothing to tell anyone.
-      put_if_changed(registry_, std::move(*one.found));
-    } else {
-      registry_.remove(service_source::api, name);
-    }
-    spdlog::debug("services: {} {} by notification", name, one.found ? "reloaded" : "removed");
-  }
-}
-
-asio::awaitable<void> service_follower::run() {
-  running_ = true;
-  while (!stopping_) {
-    switch (modes_.mode()) {
-      case follower_mode::connecting:
-        co_await connect();
-        break;
-      case follower_mode::loading:
-        co_await full_reload();
-        break;
-      case follower_mode::following:
-        co_await follow();
-        break;
-      case follower_mode::backing_off: {
-        if (conn_)
-          conn_->close();
-        co_await wake_.wait_until(async_event::clock::now() + modes_.pause());
-        change(follower_event::pause_over);
-        break;
-      }
-      case follower_mode::stopped:
-        stopping_ = true;
-        break;
-    }
-  }
-  if (conn_)
-    conn_->close();
-  running_ = false;
-  wake_.notify_all();
+  spdlog::debug("services: {} {} by notification", name, found ? "reloaded" : "removed");
+  co_return true;
 }
 
 }  // namespace sluice::services

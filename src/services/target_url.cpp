@@ -55,6 +55,11 @@ bool hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+// RFC 3986 query characters: the path's, plus '?'.
+bool query_char(char c) {
+  return c == '?' || path_char(c);
+}
+
 }  // namespace
 
 std::optional<http_url> parse_http_url(std::string_view url, std::string* why) {
@@ -141,6 +146,33 @@ std::optional<http_url> parse_http_url(std::string_view url, std::string* why) {
     }
   }
   out.path = std::string(path);
+  return out;
+}
+
+std::optional<http_url> parse_http_url_with_query(std::string_view url, std::string* why) {
+  const auto mark = url.find('?');
+  if (mark == std::string_view::npos)
+    return parse_http_url(url, why);
+  const std::string_view query = url.substr(mark + 1);
+  if (query.find('#') != std::string_view::npos) {
+    fail(why, "must not have a fragment");
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i < query.size(); ++i) {
+    const char c = query[i];
+    if (!query_char(c) ||
+        (c == '%' && (i + 2 >= query.size() || !hex(query[i + 1]) || !hex(query[i + 2])))) {
+      fail(why, "has a query with characters that must be percent-encoded");
+      return std::nullopt;
+    }
+  }
+  auto out = parse_http_url(url.substr(0, mark), why);
+  if (!out)
+    return std::nullopt;
+  if (out->path.empty())
+    out->path = "/";
+  out->path += '?';
+  out->path += query;
   return out;
 }
 

@@ -17,6 +17,7 @@ namespace sluice::delivery {
 // The outcome of a statement on sluice_subscriptions: ec (a store::errc) and the server's text.
 struct subscription_status {
   std::error_code ec;
+  std::string sqlstate;  // "42P01": the table does not exist yet (migrations not run)
   std::string message;
   explicit operator bool() const { return static_cast<bool>(ec); }
 };
@@ -36,7 +37,7 @@ struct subscription_change_result {
 
 struct subscription_list_result {
   subscription_status status;
-  std::vector<subscription> items;  // sorted by (queue, name)
+  std::vector<subscription> items;   // sorted by (queue, name)
   std::vector<std::string> skipped;  // rows that did not parse: logged and left out
 };
 
@@ -50,8 +51,7 @@ class subscription_store {
   // Upserts the spec (the pause state is kept). `queue_mode_single`: the queue is in queue mode,
   // so another subscription name on it is a conflict (checked in the same transaction, under a
   // per-queue advisory lock, so two instances cannot both add one).
-  boost::asio::awaitable<subscription_put_result> put(const subscription& s,
-                                                      bool queue_mode_single,
+  boost::asio::awaitable<subscription_put_result> put(const subscription& s, bool queue_mode_single,
                                                       store::clock::time_point deadline);
   boost::asio::awaitable<subscription_change_result> remove(std::string_view queue,
                                                             std::string_view name,

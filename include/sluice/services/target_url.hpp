@@ -21,4 +21,9 @@ struct http_url {
 // nullopt and a reason in `why` (when given) for anything else.
 std::optional<http_url> parse_http_url(std::string_view url, std::string* why = nullptr);
 
+// The same with an optional query (RFC 3986 query characters), kept at the end of `path`
+// ("/hook?token=x"; "/?token=x" when the URL has no path). Subscription targets may carry one;
+// the proxy's base URLs may not (it appends the client's path and query).
+std::optional<http_url> parse_http_url_with_query(std::string_view url, std::string* why = nullptr);
+
 }  // namespace sluice::services

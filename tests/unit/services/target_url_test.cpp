@@ -60,3 +60,26 @@ TEST(target_url, refuses_what_is_not_an_absolute_http_url) {
 
 }  // namespace
 }  // namespace sluice::services
+
+namespace sluice::services {
+namespace {
+
+TEST(target_url, keeps_a_query_only_when_asked_to) {
+  EXPECT_FALSE(parse_http_url("http://h/a?b=c"));
+  auto u = parse_http_url_with_query("http://h:81/a?b=c&d=%20/?");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->port, 81);
+  EXPECT_EQ(u->path, "/a?b=c&d=%20/?");
+  u = parse_http_url_with_query("http://h?x=1");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->path, "/?x=1");
+  EXPECT_EQ(parse_http_url_with_query("http://h/a")->path, "/a");
+  std::string why;
+  EXPECT_FALSE(parse_http_url_with_query("http://h/a?b#c", &why));
+  EXPECT_FALSE(why.empty());
+  EXPECT_FALSE(parse_http_url_with_query("http://h/a?b c"));
+  EXPECT_FALSE(parse_http_url_with_query("http://h/a?%zz"));
+}
+
+}  // namespace
+}  // namespace sluice::services

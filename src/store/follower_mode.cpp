@@ -1,8 +1,8 @@
-#include "sluice/services/follower_mode.hpp"
+#include "sluice/store/follower_mode.hpp"
 
 #include <algorithm>
 
-namespace sluice::services {
+namespace sluice::store {
 
 const char* to_string(follower_mode m) {
   switch (m) {
@@ -83,4 +83,4 @@ std::optional<follower_change> follower_modes::on(follower_event e) {
   return follower_change{from, mode_};
 }
 
-}  // namespace sluice::services
+}  // namespace sluice::store

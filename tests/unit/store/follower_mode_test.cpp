@@ -1,8 +1,8 @@
-#include "sluice/services/follower_mode.hpp"
+#include "sluice/store/follower_mode.hpp"
 
 #include <gtest/gtest.h>
 
-namespace sluice::services {
+namespace sluice::store {
 namespace {
 
 using namespace std::chrono_literals;
@@ -143,4 +143,4 @@ TEST(follower_modes, stop_ends_every_mode_and_nothing_leaves_stopped) {
 }
 
 }  // namespace
-}  // namespace sluice::services
+}  // namespace sluice::store

@@ -3,13 +3,13 @@
 #include <chrono>
 #include <optional>
 
-namespace sluice::services {
+namespace sluice::store {
 
-// What service_follower is doing (README, "Services"):
-//   connecting   opening its own PostgreSQL connection and running LISTEN sluice_services
-//   loading      reading the whole table into the registry's api layer (after every connect,
-//                and every 30 s as a safety net for a lost notification)
-//   following    waiting for notifications; each names one service, which is re-read alone
+// What a listen_follower (the services' and the subscriptions' followers) is doing:
+//   connecting   opening its own PostgreSQL connection and running LISTEN <channel>
+//   loading      reading the whole table into its registry (after every connect, and every
+//                30 s as a safety net for a lost notification)
+//   following    waiting for notifications; each names one row, which is re-read alone
 //   backing_off  PostgreSQL failed; the next connect waits for a pause that doubles per failure
 //   stopped      shut down; nothing leaves it
 enum class follower_mode { connecting, loading, following, backing_off, stopped };
@@ -17,7 +17,7 @@ const char* to_string(follower_mode m);
 
 enum class follower_event {
   connected,   // connect and LISTEN succeeded
-  loaded,      // a full reload (or a one-service reload) was applied
+  loaded,      // a full reload (or a one-row reload) was applied
   reload_due,  // the safety-net interval passed
   failed,      // a connect, LISTEN or read failed, or the connection broke
   pause_over,  // the back-off pause ended
@@ -53,4 +53,4 @@ class follower_modes {
   follower_mode mode_ = follower_mode::connecting;
 };
 
-}  // namespace sluice::services
+}  // namespace sluice::store
