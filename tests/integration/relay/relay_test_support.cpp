@@ -3,13 +3,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <signal.h>
 #include <sstream>
 #include <stdexcept>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include "independent_client.hpp"
 #include "sluice_test/env.hpp"
 #include "sluice_test/http_client.hpp"
+#include "sluice_test/npm.hpp"
 
 #ifndef SLUICE_RELAY_TEST_DIR
 #error "SLUICE_RELAY_TEST_DIR must point at tests/integration/relay"
@@ -43,29 +42,7 @@ std::string unique_queue(const std::string& prefix) {
 }
 
 std::string ensure_amqplib() {
-  const char* env = std::getenv("SLUICE_TEST_NPM_CACHE");
-  const std::string cache = env != nullptr && *env != '\0' ? env : "/var/cache/sluice-npm";
-  const std::string modules = cache + "/node_modules";
-  const std::string marker = modules + "/amqplib/package.json";
-  if (std::filesystem::exists(marker))
-    return modules;
-  std::filesystem::create_directories(cache);
-  const std::string lock_path = cache + "/.install.lock";
-  const int lock = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
-  if (lock < 0 || ::flock(lock, LOCK_EX) != 0)
-    throw std::runtime_error("cannot lock " + lock_path);
-  if (!std::filesystem::exists(marker)) {
-    const std::string command = "npm install --no-audit --no-fund --silent --prefix '" + cache +
-                                "' amqplib@0.10 > '" + cache + "/npm-install.log' 2>&1";
-    const int rc = std::system(command.c_str());
-    if (rc != 0 || !std::filesystem::exists(marker)) {
-      ::close(lock);
-      throw std::runtime_error("npm install amqplib@0.10 failed; see " + cache +
-                               "/npm-install.log");
-    }
-  }
-  ::close(lock);
-  return modules;
+  return sluice::test::ensure_npm_package("amqplib", "0.10");
 }
 
 node_consumer::node_consumer(const std::string& amqp_url, const json& config,

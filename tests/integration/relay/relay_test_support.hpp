@@ -25,8 +25,8 @@ std::string amqp_url();
 // A sluice queue name no other run uses.
 std::string unique_queue(const std::string& prefix);
 
-// Installs node's amqplib 0.10 into ${SLUICE_TEST_NPM_CACHE:-/var/cache/sluice-npm} once (under
-// a file lock, tests run in parallel) and returns its node_modules directory.
+// Installs node's amqplib 0.10 once (sluice::test::ensure_npm_package) and returns the
+// node_modules directory it is in.
 std::string ensure_amqplib();
 
 // amqp_consumer.js as a child process; see the script for the config fields. The constructor
