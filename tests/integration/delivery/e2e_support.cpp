@@ -226,7 +226,8 @@ std::vector<std::string> delivery_e2e::push(const sluice_process& s, const std::
     EXPECT_EQ(r.status, 201) << r.body;
     if (r.status != 201)
       return ids;
-    for (const auto& item : r.json()["items"]) {
+    const auto answer = r.json();
+    for (const auto& item : answer["items"]) {
       EXPECT_EQ(item["status"], "stored") << r.body;
       ids.push_back(item["id"]);
     }
@@ -241,7 +242,8 @@ std::vector<std::string> delivery_e2e::push_raw(const sluice_process& s, const s
   EXPECT_EQ(r.status, 201) << r.body;
   if (r.status != 201)
     return ids;
-  for (const auto& item : r.json()["items"])
+  const auto answer = r.json();
+  for (const auto& item : answer["items"])
     ids.push_back(item["id"]);
   return ids;
 }
