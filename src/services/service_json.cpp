@@ -141,7 +141,6 @@ std::string index_field(const std::string& prefix, const char* array, std::size_
   return prefix + array + "[" + std::to_string(i) + "]";
 }
 
-
 schedule schedule_from(const json& body, const service& of, const std::string& prefix) {
   const std::string field = prefix.empty() ? "body" : prefix.substr(0, prefix.size() - 1);
   require_object(body, field);
