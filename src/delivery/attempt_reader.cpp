@@ -23,6 +23,9 @@ SELECT (extract(epoch FROM attempted_at) * 1000000)::int8, queue, subscription, 
  ORDER BY attempted_at, queue, subscription, attempt, outcome
  LIMIT $7::int8)sql";
 
+// Year 9999 in Unix microseconds: beyond anything attempted_at holds.
+constexpr std::int64_t max_cursor_us = 253'402'300'799'000'000;
+
 void put_u32(std::string& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8)
     out += static_cast<char>((v >> shift) & 0xff);
@@ -55,6 +58,9 @@ std::optional<attempt_key> attempt_key::decode(std::string_view p) {
   attempt_key k;
   k.attempted_us = static_cast<std::int64_t>((static_cast<std::uint64_t>(get_u32(p)) << 32) |
                                              get_u32(p.substr(4)));
+  // Crafted positions pass the checksum too: a time PostgreSQL cannot hold is refused here.
+  if (k.attempted_us < 0 || k.attempted_us > max_cursor_us)
+    return std::nullopt;
   k.attempt = static_cast<std::int32_t>(get_u32(p.substr(8)));
   const std::uint32_t queue_len = get_u32(p.substr(12));
   if (queue_len > p.size() - 16)

@@ -253,6 +253,9 @@ TEST(dead_letter_key_test, decode_refuses_what_encode_cannot_make) {
   std::string bad = k.encode();
   bad[27] = 100;  // queue length beyond the end
   EXPECT_FALSE(dead_letter_key::decode(bad));
+  dead_letter_key far = k;
+  far.dead_us = -1;
+  EXPECT_FALSE(dead_letter_key::decode(far.encode())) << "no time PostgreSQL cannot hold";
 }
 
 }  // namespace
