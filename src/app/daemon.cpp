@@ -1,11 +1,14 @@
 #include "sluice/app/daemon.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <unistd.h>
 
 #include "sluice/amqp/settings.hpp"
 #include "sluice/api/directory_watch.hpp"
+#include "sluice/api/dlq_routes.hpp"
 #include "sluice/api/health_routes.hpp"
 #include "sluice/api/postgres_watch.hpp"
 #include "sluice/api/push_routes.hpp"
@@ -17,6 +20,11 @@
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/delivery/subscription_catalog.hpp"
+#include "sluice/delivery/attempt_reader.hpp"
+#include "sluice/delivery/attempt_recorder.hpp"
+#include "sluice/delivery/dead_letter_store.hpp"
+#include "sluice/delivery/dlq_job_runner.hpp"
+#include "sluice/delivery/dlq_job_store.hpp"
 #include "sluice/http/client.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
@@ -337,6 +345,46 @@ int run_daemon(const config::settings& settings) {
     workers->set_response_sink(&async_responses);
   }
 
+  // Dead letters, re-drives and delivery attempt records (src/delivery). The API's reads and
+  // writes get two connections of their own; the workers role's background loops (the
+  // attempt recorder's group commits, the re-drive job runner's batches) two more, so a long
+  // job batch never holds up an API call and neither takes a connection a push is waiting for.
+  store::pool_options dlq_pool_opts = pool_opts;
+  dlq_pool_opts.max_connections = 2;
+  store::pg_pool dlq_pool(io.get_executor(), dlq_pool_opts);
+  store::pg_pool delivery_background_pool(io.get_executor(), dlq_pool_opts);
+  delivery::dead_letter_store dead_letters(dlq_pool);
+  delivery::dlq_job_store dlq_jobs(dlq_pool);
+  delivery::attempt_reader attempt_reads(dlq_pool);
+  delivery::dead_letter_store background_dead_letters(delivery_background_pool);
+  delivery::dlq_job_store background_dlq_jobs(delivery_background_pool);
+  // The delivery engine records its attempts with attempt_recorder.get() (null without the
+  // workers role).
+  std::unique_ptr<delivery::attempt_recorder> attempt_recorder;
+  std::unique_ptr<delivery::dlq_job_runner> dlq_runner;
+  // Set by the delivery engine: wakes its retry scheduler, so that re-drives go out at once
+  // rather than at its next poll.
+  std::function<void()> wake_retry_scheduler;
+  if (settings.role_workers) {
+    delivery::attempt_recorder_options ro;
+    ro.queue_max = settings.delivery_attempts_queue_max;
+    ro.retention = settings.delivery_attempts_retention;
+    ro.statement_timeout = settings.db_statement_timeout;
+    attempt_recorder =
+        std::make_unique<delivery::attempt_recorder>(delivery_background_pool, metrics, ro);
+    delivery::dlq_job_runner_options jo;
+    jo.statement_timeout = settings.db_statement_timeout;
+    dlq_runner = std::make_unique<delivery::dlq_job_runner>(background_dlq_jobs,
+                                                            background_dead_letters, metrics, jo);
+    dlq_runner->on_redriven([&wake_retry_scheduler](std::int64_t) {
+      if (wake_retry_scheduler)
+        wake_retry_scheduler();
+    });
+  }
+  // The background loops end after stop(); the shutdown waits for both.
+  int delivery_loops_running = 0;
+  async_event delivery_loops_ended;
+
   // Each ping bounded by 1 s; probes read the last answer, so a hung PostgreSQL delays none.
   api::postgres_watch postgres_watch(io.get_executor(), probe_pool,
                                      {std::chrono::seconds(1), std::chrono::seconds(1)});
@@ -374,6 +422,16 @@ int run_daemon(const config::settings& settings) {
   api::add_queue_routes(routes, queue_modes, &subscription_catalog);
   api::add_service_routes(routes, service_catalog);
   api::add_subscription_routes(routes, subscription_catalog, queue_modes);
+  api::add_dlq_routes(routes, api::dlq_api{.letters = dead_letters,
+                                           .jobs = dlq_jobs,
+                                           .attempts = attempt_reads,
+                                           .runner = dlq_runner.get(),
+                                           .on_redriven =
+                                               [&wake_retry_scheduler] {
+                                                 if (wake_retry_scheduler)
+                                                   wake_retry_scheduler();
+                                               },
+                                           .statement_timeout = settings.db_statement_timeout});
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
@@ -436,6 +494,13 @@ int run_daemon(const config::settings& settings) {
             upstream->close();
             co_await worker_amqp->stop();
           }
+          // After the delivery engine, whose last attempts the recorder writes.
+          if (dlq_runner)
+            dlq_runner->stop();
+          if (attempt_recorder)
+            attempt_recorder->stop();
+          while (delivery_loops_running > 0)
+            co_await delivery_loops_ended.wait_until(async_event::clock::time_point::max());
           co_await pushes.stop();
           if (proxy_ingress)
             co_await proxy_ingress->stop();
@@ -450,6 +515,8 @@ int run_daemon(const config::settings& settings) {
           probe_pool.shutdown();
           relay_pool.shutdown();
           requests_pool.shutdown();
+          dlq_pool.shutdown();
+          delivery_background_pool.shutdown();
           pool.shutdown();
           failover_log->close();
           qos0_log->close();
@@ -485,6 +552,19 @@ int run_daemon(const config::settings& settings) {
           worker_amqp->start();
           workers->start();
         }
+        const auto run_delivery_loop = [&](asio::awaitable<void> loop) {
+          ++delivery_loops_running;
+          asio::co_spawn(io, std::move(loop), [&](std::exception_ptr e) {
+            if (e)
+              spdlog::critical("delivery: a background loop failed");
+            --delivery_loops_running;
+            delivery_loops_ended.notify_all();
+          });
+        };
+        if (attempt_recorder)
+          run_delivery_loop(attempt_recorder->run());
+        if (dlq_runner)
+          run_delivery_loop(dlq_runner->run());
         co_await postgres_watch.start();
         api_server.start();
         if (metrics_server)
