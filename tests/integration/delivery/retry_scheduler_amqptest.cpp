@@ -4,6 +4,8 @@
 // due time; PostgreSQL going away and coming back stops and resumes the loop without spinning.
 // RabbitMQ is read with rabbitmq-c's own blocking client on the test's thread.
 #include <atomic>
+#include <cstdio>
+#include <set>
 #include <sys/resource.h>
 #include <thread>
 
@@ -106,7 +108,8 @@ class retry_scheduler_test : public ::testing::Test {
   }
 
   // Everything the scheduler needs, on the loop; `pg_url` lets a test put a proxy in between.
-  void start(retry_scheduler_options options, const std::string& pg_url = {}) {
+  void start(retry_scheduler_options options, const std::string& pg_url = {},
+             std::optional<std::uint16_t> amqp_port = std::nullopt) {
     const std::string url = pg_url.empty() ? db_.url() : pg_url;
     loop_.run([&]() -> asio::awaitable<void> {
       store::pool_options po;
@@ -121,7 +124,10 @@ class retry_scheduler_test : public ::testing::Test {
       modes_ = std::make_unique<relay::queue_modes>(*pool_);
       EXPECT_FALSE(co_await modes_->refresh(in(10s)));
       amqp::client_options co;
-      co.connection = amqp::test::options_for(amqp::test::broker_url());
+      auto broker = amqp::test::broker_url();
+      if (amqp_port)
+        broker.port = *amqp_port;
+      co.connection = amqp::test::options_for(broker);
       co.reconnect_initial_delay = 50ms;
       co.reconnect_max_delay = 400ms;
       co.publisher.publish_timeout = 5s;
@@ -399,6 +405,67 @@ TEST_F(retry_scheduler_test, resumes_after_postgresql_comes_back_without_spinnin
   EXPECT_EQ(got[0].message_id, later.message_id.to_string());
   EXPECT_EQ(got[0].body, "{}");
   EXPECT_TRUE(eventually([&] { return rows() == 0; }, 10s));
+  loop_.run(shutdown());  // before the proxy goes
+}
+
+TEST_F(retry_scheduler_test, does_not_claim_while_rabbitmq_is_away_and_resumes_after) {
+  const std::string q = amqp::test::unique_name("rtm");
+  add_subscription(q, "s");
+  const std::string amqp_queue = declare("sluice." + q);
+  const auto broker = amqp::test::broker_url();
+  tcp_proxy proxy(broker.host, broker.port);
+  retry_scheduler_options options;
+  options.poll = 100ms;
+  start(options, {}, proxy.port());
+
+  proxy.cut();
+  ASSERT_TRUE(eventually([&] { return !client_->ready(); }, 10s));
+  for (int i = 0; i < 5; ++i)
+    park(message(q, "s"), system_clock::now());
+  const double cpu_before = cpu_seconds();
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  eventually([&] { return std::chrono::steady_clock::now() >= until; }, 2s);
+  EXPECT_LT(cpu_seconds() - cpu_before, 0.4) << "the loop must wait, not spin";
+  EXPECT_EQ(pg_session(db_.url()).scalar(
+                "SELECT count(*) FROM sluice_delivery_retries WHERE claimed_until IS NOT NULL"),
+            "0")
+      << "rows nobody can publish are left for other instances";
+
+  proxy.restore();
+  EXPECT_EQ(broker_.consume(amqp_queue, 5, 15s).size(), 5u);
+  EXPECT_TRUE(eventually([&] { return rows() == 0; }, 10s));
+  loop_.run(shutdown());  // before the proxy goes
+}
+
+TEST_F(retry_scheduler_test, a_backlog_drains_in_batches) {
+  const std::string q = amqp::test::unique_name("rtd");
+  add_subscription(q, "s");
+  const std::string amqp_queue = declare("sluice." + q);
+  constexpr int total = 2000;
+  pg_session(db_.url()).query(
+      "INSERT INTO sluice_delivery_retries (queue, subscription, message_id, attempt, "
+      "due_at, partition, headers, created_ms, payload) SELECT '" +
+      q +
+      "', 's', gen_random_uuid(), 2, now() - i * interval '1 millisecond', 'p', "
+      "'{}', i, convert_to(i::text, 'UTF8') FROM generate_series(1, " +
+      std::to_string(total) + ") AS i");
+  retry_scheduler_options options;
+  options.poll = 60s;  // full batches follow each other without waiting for a poll
+  options.batch = 300;
+  const auto started = std::chrono::steady_clock::now();
+  start(options);
+  const auto got = broker_.consume(amqp_queue, total, 10s);
+  EXPECT_EQ(got.size(), static_cast<std::size_t>(total));
+  std::set<std::string> ids;
+  for (const auto& m : got)
+    ids.insert(*m.message_id);
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(total)) << "each once";
+  EXPECT_TRUE(eventually([&] { return rows() == 0; }, 10s));
+  EXPECT_EQ(publishes("published"), total);
+  std::printf("drained %d rows in %lld ms\n", total,
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
 }
 
 }  // namespace
