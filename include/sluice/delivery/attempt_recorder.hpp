@@ -35,7 +35,10 @@ struct attempt_recorder_options {
   std::chrono::milliseconds flush_interval{100};
   std::chrono::hours retention{72};  // DELIVERY_ATTEMPTS_RETENTION_HOURS
   std::chrono::milliseconds prune_interval{60'000};
+  std::size_t prune_batch = 1'000;  // rows per DELETE, so pruning never holds locks for long
   std::chrono::milliseconds statement_timeout{5'000};
+  // After a failed write the batch is kept and written again this much later.
+  std::chrono::milliseconds retry_delay{1'000};
 };
 
 // Writes attempt records in batches (group commit, like pushes): record() only queues, a loop
@@ -60,13 +63,24 @@ class attempt_recorder {
   std::size_t queued() const { return queue_.size(); }
 
  private:
+  using clock = std::chrono::steady_clock;
+
+  // Writes up to batch_max records from the front in one statement; false when it failed and
+  // the records are still queued.
+  boost::asio::awaitable<bool> write_batch();
+  // One DELETE of at most prune_batch expired rows; true when it was full (more may be left).
+  boost::asio::awaitable<bool> prune_batch();
+
   store::pg_pool& pool_;
   attempt_recorder_options options_;
   std::deque<attempt_record> queue_;
+  clock::time_point first_queued_{};  // when the oldest queued record arrived
   async_event wake_;
   bool stopping_ = false;
+  bool failing_ = false;  // the last write failed: logged once per outage
   metrics::counter& written_;
   metrics::counter& dropped_;
+  metrics::counter& pruned_;
 };
 
 }  // namespace sluice::delivery

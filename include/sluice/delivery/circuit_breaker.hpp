@@ -9,7 +9,7 @@ enum class breaker_state { closed, open, half_open };
 const char* to_string(breaker_state s);
 
 struct breaker_options {
-  std::uint32_t failure_threshold = 5;      // consecutive failures that open it
+  std::uint32_t failure_threshold = 5;            // consecutive failures that open it
   std::chrono::milliseconds open_initial{5'000};  // first wait before a probe
   std::chrono::milliseconds open_max{60'000};     // the wait doubles per failed probe up to this
 };
@@ -21,7 +21,8 @@ struct breaker_options {
 //   half_open --the probe failed-->                        open (wait doubled, capped)
 //   half_open --the probe ended without outcome-->         open again at once: the next admit()
 //                                                          may probe (release_probe)
-// A success in closed resets the failure run. Outcomes of requests admitted before the breaker
+// A success in closed resets the failure run. In half_open every outcome is taken as the probe's
+// (only one request is admitted there). Outcomes of requests admitted before the breaker
 // opened still count (a success closes nothing while open; a failure does not extend it).
 class circuit_breaker {
  public:
@@ -42,7 +43,9 @@ class circuit_breaker {
   std::uint64_t transitions() const { return transitions_; }
 
  private:
-  void enter(breaker_state s, clock::time_point now);
+  // The one place the state changes (and transitions_ counts). `probe_at` is read only when
+  // entering open: when the next probe may go.
+  void enter(breaker_state s, clock::time_point probe_at);
 
   breaker_options options_;
   breaker_state state_ = breaker_state::closed;

@@ -42,7 +42,17 @@ class subscription_registry {
  private:
   void changed(const std::string& queue, const std::string& name);
 
-  std::map<std::pair<std::string, std::string>, snapshot, std::less<>> entries_;
+  // (queue, name) keys, looked up with string_views without building strings.
+  struct key_less {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, std::string_view>(a.first, a.second) <
+             std::pair<std::string_view, std::string_view>(b.first, b.second);
+    }
+  };
+
+  std::map<std::pair<std::string, std::string>, snapshot, key_less> entries_;
   std::vector<change_listener> listeners_;
   bool loaded_ = false;
   std::uint64_t version_ = 0;
