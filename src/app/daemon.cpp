@@ -19,15 +19,15 @@
 #include "sluice/api/subscription_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
-#include "sluice/delivery/dead_letter_store.hpp"
-#include "sluice/delivery/delivery_service.hpp"
-#include "sluice/delivery/retry_store.hpp"
-#include "sluice/delivery/subscription_catalog.hpp"
 #include "sluice/delivery/attempt_reader.hpp"
 #include "sluice/delivery/attempt_recorder.hpp"
 #include "sluice/delivery/dead_letter_store.hpp"
+#include "sluice/delivery/delivery_service.hpp"
 #include "sluice/delivery/dlq_job_runner.hpp"
 #include "sluice/delivery/dlq_job_store.hpp"
+#include "sluice/delivery/retry_scheduler.hpp"
+#include "sluice/delivery/retry_store.hpp"
+#include "sluice/delivery/subscription_catalog.hpp"
 #include "sluice/http/client.hpp"
 #include "sluice/http/server.hpp"
 #include "sluice/metrics/registry.hpp"
@@ -399,10 +399,18 @@ int run_daemon(const config::settings& settings) {
   delivery::retry_store delivery_retries(delivery_pool);
   delivery::dead_letter_store delivery_dead_letters(delivery_pool);
   std::shared_ptr<delivery::delivery_service> deliveries;
+  // Publishes parked deliveries (retries, re-drives) when due, on the workers' connection.
+  std::shared_ptr<delivery::retry_scheduler> retry_scheduler;
   if (workers) {
     delivery::delivery_stores ds;
     ds.retries = &delivery_retries;
     ds.dead_letters = &delivery_dead_letters;
+    ds.recorder = attempt_recorder.get();
+    // A row this instance parked wakes its scheduler at the row's due time, not the next poll.
+    ds.on_parked = [&retry_scheduler](std::chrono::system_clock::time_point due) {
+      if (retry_scheduler)
+        retry_scheduler->expect(due);
+    };
     ds.subscriptions = &subscription_catalog.store();
     delivery::delivery_service_options dso;
     dso.delivery.stop_grace = settings.shutdown_grace;
@@ -416,6 +424,16 @@ int run_daemon(const config::settings& settings) {
     deliveries = delivery::delivery_service::create(io.get_executor(), worker_amqp,
                                                     subscription_catalog.registry(), queue_modes,
                                                     *upstream, metrics, std::move(ds), dso);
+    delivery::retry_scheduler_options rso;
+    rso.poll = settings.delivery_retry_poll;
+    rso.statement_timeout = settings.db_statement_timeout;
+    retry_scheduler = delivery::retry_scheduler::create(
+        io.get_executor(), rso, delivery_retries, worker_amqp, queue_modes, metrics,
+        delivery::ordered_by(subscription_catalog.registry()));
+    wake_retry_scheduler = [&retry_scheduler] {
+      if (retry_scheduler)
+        retry_scheduler->expect(std::chrono::system_clock::now());
+    };
   }
   // ---- end delivery engine
 
@@ -534,6 +552,9 @@ int run_daemon(const config::settings& settings) {
           co_await api_server.shutdown(settings.shutdown_grace);
           if (deliveries)
             co_await deliveries->stop();
+          // Before the workers' connection: the confirms of its last round still arrive.
+          if (retry_scheduler)
+            co_await retry_scheduler->stop();
           if (workers) {
             co_await workers->stop();
             upstream->close();
@@ -600,6 +621,8 @@ int run_daemon(const config::settings& settings) {
         }
         if (deliveries)
           deliveries->start();
+        if (retry_scheduler)
+          retry_scheduler->start();
         const auto run_delivery_loop = [&](asio::awaitable<void> loop) {
           ++delivery_loops_running;
           asio::co_spawn(io, std::move(loop), [&](std::exception_ptr e) {
