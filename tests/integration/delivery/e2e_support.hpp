@@ -129,7 +129,8 @@ class delivery_e2e : public ::testing::Test {
                               const std::string& instance = "a");
 
   // PUT the subscription (a 503 right after the start, schema not migrated yet, is retried)
-  // and wait until `s` consumes it.
+  // and wait until `s` consumes it. These helpers throw when that fails, which fails the test
+  // and ends it (an ASSERT in a helper would only end the helper).
   void put_subscription(const sluice_process& s, const std::string& queue, const std::string& name,
                         const json& body);
   static void wait_consuming(const sluice_process& s, const std::string& queue,
@@ -138,7 +139,7 @@ class delivery_e2e : public ::testing::Test {
                                const std::string& name);
 
   // Pushes the items (each an object with at least queue and payload) in requests of `batch`;
-  // returns the ids in order. Fails the test on any answer but 201 with "stored".
+  // returns the ids in order. Throws on any answer but 201 with "stored" or "buffered".
   static std::vector<std::string> push(const sluice_process& s, const std::vector<json>& items,
                                        std::size_t batch = 500);
   // One push request with this exact body text (payload bytes chosen by the test).
