@@ -168,6 +168,15 @@ struct rig {
     return s;
   }
 
+  // Stored (the retry scheduler claims rows of stored subscriptions only) and in the registry,
+  // as the subscription follower would put it there.
+  asio::awaitable<void> put(const subscription& s) {
+    const auto r = co_await subscriptions->put(s, false, clock::now() + 5s);
+    if (r.status)
+      throw std::runtime_error("subscription put: " + r.status.message);
+    registry.put(s);
+  }
+
   bool consuming(const std::string& queue) const {
     for (const auto& c : service->status()) {
       if (c.queue == queue)
@@ -259,7 +268,7 @@ TEST(delivery_engine, a_delivery_arrives_with_the_right_headers_and_body) {
     auto s = r.sub(queue, t);
     s.headers = {{"Authorization", "Bearer x"}};
     s.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
-    r.registry.put(s);
+    co_await r.put(s);
     EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
     const auto id = r.publish(queue, R"({"n": 1})", "customer-9",
                               std::string("4bf92f3577b34da6a3ce929d0e0e4736"));
@@ -305,7 +314,7 @@ TEST(delivery_engine, a_500_is_parked_and_delivered_on_the_second_attempt) {
     });
     co_await r.start();
     const auto queue = r.queue_name("eng");
-    r.registry.put(r.sub(queue, t));
+    co_await r.put(r.sub(queue, t));
     EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
     const auto id = r.publish(queue, R"({"n": 2})");
     test::pg_session pg(db.url());
@@ -364,7 +373,7 @@ TEST(delivery_engine, a_400_is_a_dead_letter_at_once) {
     });
     co_await r.start();
     const auto queue = r.queue_name("eng");
-    r.registry.put(r.sub(queue, t));
+    co_await r.put(r.sub(queue, t));
     EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
     const auto id = r.publish(queue, R"({"n": 3})");
     test::pg_session pg(db.url());
@@ -406,9 +415,7 @@ TEST(delivery_engine, a_410_dead_letters_and_pauses_the_subscription) {
     const auto queue = r.queue_name("eng");
     const auto s = r.sub(queue, t);
     test::pg_session pg(db.url());
-    pg.query("INSERT INTO sluice_subscriptions (queue, name, spec) VALUES ('" + queue +
-             "', 'hook', '{}')");
-    r.registry.put(s);
+    co_await r.put(s);
     EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
     const auto first = r.publish(queue, R"({"n": 4})");
     EXPECT_TRUE(co_await eventually(
@@ -452,8 +459,8 @@ TEST(delivery_engine, a_hanging_target_does_not_stop_another_queue) {
     const auto qb = r.queue_name("engb");
     auto sa = r.sub(qa, slow);
     sa.timeout = 20s;
-    r.registry.put(sa);
-    r.registry.put(r.sub(qb, fast));
+    co_await r.put(sa);
+    co_await r.put(r.sub(qb, fast));
     EXPECT_TRUE(co_await eventually([&] { return r.consuming(qa) && r.consuming(qb); }, 10s));
     for (int i = 0; i < 10; ++i)
       r.publish(qa, R"({"a": true})");
@@ -486,7 +493,7 @@ TEST(delivery_engine, 503s_shrink_the_concurrency_limit_and_successes_grow_it_ba
         auto s = r.sub(queue, t);
         s.concurrency = 8;
         s.retry.max_attempts = 100;
-        r.registry.put(s);
+        co_await r.put(s);
         EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
         const std::string gauge = "sluice_delivery_concurrency_limit{queue=\"" + queue + "\"}";
         EXPECT_EQ(r.metric(gauge), 8);
