@@ -16,12 +16,15 @@ delivery_slots::~delivery_slots() {
     w->owner = nullptr;
     w->timer->cancel();
   }
+  for (auto* w : granted_)
+    w->owner = nullptr;
 }
 
 void delivery_slots::grant() {
   while (!waiters_.empty() && has_room()) {
     waiter* next = waiters_.front();
-    waiters_.pop_front();
+    // splice keeps the waiter's iterator valid: it now points into granted_.
+    granted_.splice(granted_.end(), waiters_, waiters_.begin());
     // The slot is counted now, not when the waiter resumes, so nobody can overtake it.
     next->granted = true;
     ++in_use_;
@@ -63,6 +66,7 @@ asio::awaitable<bool> delivery_slots::acquire(clock::time_point deadline) {
       if (handed_over || self.owner == nullptr)
         return;
       if (self.granted) {
+        self.owner->granted_.erase(position);
         if (self.owner->in_use_ > 0)
           --self.owner->in_use_;
       } else {
@@ -81,6 +85,7 @@ asio::awaitable<bool> delivery_slots::acquire(clock::time_point deadline) {
     waiters_.erase(position);
     co_return false;
   }
+  granted_.erase(position);
   // Granted and cancelled at once (a losing branch of an awaitable operator ||): the caller
   // will never see the true, so the slot goes back now instead of leaking.
   const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;

@@ -51,6 +51,7 @@ class delivery_slots {
   const adaptive_limit& limit_;
   std::size_t in_use_ = 0;
   std::list<waiter*> waiters_;  // FIFO; each entry lives in its acquire() frame
+  std::list<waiter*> granted_;  // handed a slot, not resumed yet (so ~delivery_slots finds them)
 };
 
 }  // namespace sluice::delivery

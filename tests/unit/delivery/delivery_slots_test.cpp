@@ -274,5 +274,19 @@ TEST_F(delivery_slots_test, waiters_outliving_their_slots_wake_without_one) {
   EXPECT_EQ(refused, (std::vector<int>{1, 2}));
 }
 
+TEST_F(delivery_slots_test, slots_destroyed_between_grant_and_resume_touch_nothing) {
+  adaptive_limit limit(1);
+  {
+    delivery_slots slots(limit);
+    spawn(slots, 0);
+    spawn(slots, 1);
+    slots.release();  // 1 is handed the slot but has not resumed yet
+  }
+  drain();
+  // The slot it was handed died with the slots: it is told it has none.
+  EXPECT_EQ(granted, std::vector<int>{0});
+  EXPECT_EQ(refused, std::vector<int>{1});
+}
+
 }  // namespace
 }  // namespace sluice::delivery
