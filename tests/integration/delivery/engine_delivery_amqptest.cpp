@@ -640,9 +640,17 @@ TEST(delivery_engine, a_malformed_batch_response_retries_every_item) {
           return pg.scalar("SELECT count(*) FROM sluice_delivery_retries WHERE attempt = 2") == "3";
         },
         10s));
-    // Their last attempt fails the same way: dead letters with the batch's reason.
-    auto [cec, claimed] = co_await r.retries->claim_due(10, 30s, clock::now() + 5s);
-    EXPECT_FALSE(cec);
+    // Their last attempt fails the same way: dead letters with the batch's reason. (The
+    // scheduler's part, by hand: claim them once all are due, publish, delete.)
+    std::vector<parked_message> claimed;
+    const auto until = clock::now() + 5s;
+    while (claimed.size() < 3 && clock::now() < until) {
+      auto [cec, more] = co_await r.retries->claim_due(10, 30s, clock::now() + 5s);
+      EXPECT_FALSE(cec);
+      claimed.insert(claimed.end(), more.begin(), more.end());
+      co_await sleep_for(20ms);
+    }
+    CO_ASSERT_TRUE(claimed.size() == 3);
     for (const auto& p : claimed) {
       amqp::field_table extra;
       extra.set(attempt_header, static_cast<std::int32_t>(p.attempt));
