@@ -392,26 +392,35 @@ int run_daemon(const config::settings& settings) {
 
   // ---- delivery engine (issue #10): subscriptions delivered to HTTP endpoints, on the workers'
   // AMQP connection and upstream HTTP client, with a pool of its own for the retry and
-  // dead-letter writes (a delivery waiting on PostgreSQL never takes a push's connection).
+  // dead-letter writes (a delivery waiting on PostgreSQL never takes a push's or the API's
+  // connection), and the retry scheduler that publishes due retries again.
   store::pool_options delivery_pool_opts = pool_opts;
   delivery_pool_opts.max_connections = 3;
   store::pg_pool delivery_pool(io.get_executor(), delivery_pool_opts);
   delivery::retry_store delivery_retries(delivery_pool);
   delivery::dead_letter_store delivery_dead_letters(delivery_pool);
+  // Its own store instance on the same pool: retry_store keeps the last error text.
+  delivery::retry_store scheduler_retries(delivery_pool);
   std::shared_ptr<delivery::delivery_service> deliveries;
-  // Publishes parked deliveries (retries, re-drives) when due, on the workers' connection.
   std::shared_ptr<delivery::retry_scheduler> retry_scheduler;
   if (workers) {
+    delivery::retry_scheduler_options rso;
+    rso.poll = settings.delivery_retry_poll;
+    rso.statement_timeout = settings.db_statement_timeout;
+    retry_scheduler = delivery::retry_scheduler::create(
+        io.get_executor(), rso, scheduler_retries, worker_amqp, queue_modes, metrics,
+        delivery::ordered_by(subscription_catalog.registry()));
+    wake_retry_scheduler = [s = retry_scheduler.get()] {
+      s->expect(std::chrono::system_clock::now());
+    };
     delivery::delivery_stores ds;
     ds.retries = &delivery_retries;
     ds.dead_letters = &delivery_dead_letters;
-    ds.recorder = attempt_recorder.get();
-    // A row this instance parked wakes its scheduler at the row's due time, not the next poll.
-    ds.on_parked = [&retry_scheduler](std::chrono::system_clock::time_point due) {
-      if (retry_scheduler)
-        retry_scheduler->expect(due);
-    };
     ds.subscriptions = &subscription_catalog.store();
+    ds.recorder = attempt_recorder.get();
+    ds.on_parked = [s = retry_scheduler.get()](std::chrono::system_clock::time_point due) {
+      s->expect(due);
+    };
     delivery::delivery_service_options dso;
     dso.delivery.stop_grace = settings.shutdown_grace;
     dso.delivery.retry_after_max = settings.delivery_retry_after_max;
@@ -424,16 +433,6 @@ int run_daemon(const config::settings& settings) {
     deliveries = delivery::delivery_service::create(io.get_executor(), worker_amqp,
                                                     subscription_catalog.registry(), queue_modes,
                                                     *upstream, metrics, std::move(ds), dso);
-    delivery::retry_scheduler_options rso;
-    rso.poll = settings.delivery_retry_poll;
-    rso.statement_timeout = settings.db_statement_timeout;
-    retry_scheduler = delivery::retry_scheduler::create(
-        io.get_executor(), rso, delivery_retries, worker_amqp, queue_modes, metrics,
-        delivery::ordered_by(subscription_catalog.registry()));
-    wake_retry_scheduler = [&retry_scheduler] {
-      if (retry_scheduler)
-        retry_scheduler->expect(std::chrono::system_clock::now());
-    };
   }
   // ---- end delivery engine
 
@@ -550,9 +549,10 @@ int run_daemon(const config::settings& settings) {
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
+          // The deliveries first (their last retries parked), then the scheduler (before its
+          // client, so no confirm of its last round is lost).
           if (deliveries)
             co_await deliveries->stop();
-          // Before the workers' connection: the confirms of its last round still arrive.
           if (retry_scheduler)
             co_await retry_scheduler->stop();
           if (workers) {
@@ -619,10 +619,6 @@ int run_daemon(const config::settings& settings) {
           worker_amqp->start();
           workers->start();
         }
-        if (deliveries)
-          deliveries->start();
-        if (retry_scheduler)
-          retry_scheduler->start();
         const auto run_delivery_loop = [&](asio::awaitable<void> loop) {
           ++delivery_loops_running;
           asio::co_spawn(io, std::move(loop), [&](std::exception_ptr e) {
@@ -636,6 +632,10 @@ int run_daemon(const config::settings& settings) {
           run_delivery_loop(attempt_recorder->run());
         if (dlq_runner)
           run_delivery_loop(dlq_runner->run());
+        if (retry_scheduler)
+          retry_scheduler->start();
+        if (deliveries)
+          deliveries->start();
         co_await postgres_watch.start();
         api_server.start();
         if (metrics_server)
