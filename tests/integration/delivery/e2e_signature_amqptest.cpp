@@ -2,7 +2,8 @@
 // two secrets, verified by an independent implementation (the npm `standardwebhooks` package,
 // which also signs the spec's test vector once, confirming the unit test's expectation), a
 // tampered body failing; and the plain headers (Idempotency-Key, X-Sluice-*, traceparent from a
-// traceId, the subscription's own headers) with the payload bytes exactly as pushed.
+// traceId, the subscription's own headers) with the payload bytes exactly as pushed, and the
+// attempts as GET /api/v1/messages/{id}/deliveries lists them.
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -174,6 +175,27 @@ TEST_F(e2e_signature, plain_delivery_headers_and_payload_bytes) {
   }
   EXPECT_EQ(a[0].status, 500);
   EXPECT_EQ(a[2].status, 200);
+  // Every attempt is recorded (written in batches, so shortly after).
+  json attempts;
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto r =
+            sluice::test::http_call(s.port(), "GET", "/api/v1/messages/" + ids[0] + "/deliveries");
+        if (r.status != 200)
+          return false;
+        attempts = r.json()["items"];
+        return attempts.size() >= 3;
+      },
+      10s, 50ms))
+      << attempts.dump();
+  ASSERT_EQ(attempts.size(), 3u) << attempts.dump();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(attempts[i]["attempt"], i + 1) << attempts.dump();
+    EXPECT_EQ(attempts[i]["queue"], q);
+    EXPECT_EQ(attempts[i]["subscription"], "plain");
+    EXPECT_EQ(attempts[i]["status"], i < 2 ? 500 : 200) << attempts.dump();
+    EXPECT_EQ(attempts[i]["outcome"], i < 2 ? "retry" : "delivered") << attempts.dump();
+  }
   // B: a full traceparent passed on as is.
   const auto& b = by_key.at(ids[1]);
   ASSERT_EQ(b.size(), 1u);
