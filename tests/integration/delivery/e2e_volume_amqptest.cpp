@@ -117,6 +117,10 @@ TEST_F(e2e_volume, ten_thousand_messages_through_thirty_percent_failures_exactly
   EXPECT_EQ(
       metric(s.port(), "sluice_delivery_attempts_total{queue=\"" + q + "\",outcome=\"delivered\"}"),
       static_cast<double>(messages));
+  // sluice counted what the target saw.
+  EXPECT_EQ(
+      metric(s.port(), "sluice_delivery_attempts_total{queue=\"" + q + "\",outcome=\"retry\"}"),
+      static_cast<double>(failures));
 }
 
 }  // namespace
