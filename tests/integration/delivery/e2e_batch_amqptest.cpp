@@ -44,6 +44,7 @@ class batch_target {
         }) {}
 
   std::string url(const std::string& path) const { return target_.url(path); }
+  std::string host_port() const { return "127.0.0.1:" + std::to_string(target_.port()); }
   std::vector<hit> hits() const { return target_.hits(); }
   std::vector<seen_item> items() const {
     std::lock_guard lock(mutex_);
@@ -269,10 +270,16 @@ TEST_F(e2e_batch, a_malformed_batch_response_retries_every_item) {
   for (const auto& [id, n] : target.delivered())
     EXPECT_EQ(n, 1) << id;
   EXPECT_EQ(keys_of(target.delivered()), std::set<std::string>(ids.begin(), ids.end()));
+  const auto hits = target.hits();
+  const double recovery_s =
+      hits.size() > 5 ? std::chrono::duration<double>(hits[5].at - hits[4].at).count() : 0;
+  const double opened = metric(s.port(), "sluice_delivery_circuit_transitions_total{target=\"" +
+                                             target.host_port() + "\",state=\"open\"}");
   std::printf(
       "[measure] malformed batch responses: %zu items in the 5 bad batches, all "
-      "retried and delivered; %zu batch requests in all\n",
-      in_bad_batches.size(), target.hits().size());
+      "retried and delivered; %zu batch requests in all; %.2f s from the last bad batch to the "
+      "next; circuit opened %.0f times\n",
+      in_bad_batches.size(), hits.size(), recovery_s, opened);
   EXPECT_TRUE(dlq(s, "queue=" + q).empty());
 }
 
