@@ -505,6 +505,16 @@ TEST(delivery_engine, a_hanging_target_does_not_stop_another_queue) {
     // A's deliveries are still held, bounded by its concurrency.
     EXPECT_EQ(slow.seen.size(), 4u);
     EXPECT_EQ(r.service->status_of(qa, "hook")["inFlight"], 4);
+    EXPECT_EQ(r.metric("sluice_delivery_in_flight{queue=\"" + qa + "\"}"), 4);
+    // A's oldest held message keeps ageing; B's lag is what its last one had on arrival.
+    const double lag_a = r.metric("sluice_delivery_lag_seconds{queue=\"" + qa + "\"}");
+    co_await sleep_for(200ms);
+    EXPECT_GE(r.metric("sluice_delivery_lag_seconds{queue=\"" + qa + "\"}"), lag_a + 0.15);
+    const double lag_b = r.metric("sluice_delivery_lag_seconds{queue=\"" + qb + "\"}");
+    EXPECT_GE(lag_b, 0);
+    EXPECT_LT(lag_b, 5);
+    co_await sleep_for(200ms);
+    EXPECT_EQ(r.metric("sluice_delivery_lag_seconds{queue=\"" + qb + "\"}"), lag_b);
     const std::vector<test_target*> targets{&slow, &fast};
     co_await r.shut(targets);
   });
