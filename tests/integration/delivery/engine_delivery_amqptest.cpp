@@ -517,6 +517,9 @@ TEST(delivery_engine, a_hanging_target_does_not_stop_another_queue) {
     EXPECT_EQ(r.metric("sluice_delivery_lag_seconds{queue=\"" + qb + "\"}"), lag_b);
     const std::vector<test_target*> targets{&slow, &fast};
     co_await r.shut(targets);
+    // Stopped with A's four still held: after the grace they were left unacked, so RabbitMQ
+    // has all ten again.
+    EXPECT_TRUE(co_await eventually([&] { return messages_in(qa) == 10; }, 5s));
   });
 }
 
