@@ -3,7 +3,6 @@
 // exactly once, none is lost, none is dead-lettered, and each message's attempts arrive numbered
 // 1, 2, 3... Redeliveries are counted and reported.
 #include <cstdio>
-#include <mutex>
 #include <random>
 #include <set>
 
