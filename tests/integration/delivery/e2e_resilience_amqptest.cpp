@@ -1,8 +1,9 @@
 // Deliveries through the real binary when things go wrong: sluice killed -9 with deliveries in
-// flight to a slow target (nothing lost, duplicates bounded by what was held), two instances
-// sharing one queue's deliveries, a 410 pausing the subscription until it is resumed, and the
-// adaptive concurrency limit (sluice_delivery_concurrency_limit on /metrics) falling while the
-// target answers 503 and climbing back once it recovers.
+// flight to a slow target (nothing lost, duplicates bounded by what was held), a hanging target
+// holding up only its own queue, two instances sharing one queue's deliveries, a 410 pausing the
+// subscription until it is resumed, and the adaptive concurrency limit
+// (sluice_delivery_concurrency_limit on /metrics) falling while the target answers 503 and
+// climbing back once it recovers.
 #include <algorithm>
 #include <cstdio>
 #include <thread>
@@ -91,6 +92,38 @@ TEST_F(e2e_resilience, kill9_with_deliveries_in_flight_loses_nothing) {
   EXPECT_LE(duplicates, concurrency + parked_at_kill);
   EXPECT_LE(target.max_in_flight(), concurrency);
   EXPECT_TRUE(dlq(second, "queue=" + q).empty());
+}
+
+TEST_F(e2e_resilience, a_hanging_target_holds_up_only_its_own_queue) {
+  constexpr int stuck_concurrency = 4;
+  hook_target stuck(loop_);
+  stuck.hang(true);
+  hook_target fast(loop_);
+  sluice_process s(env());
+  const auto q_stuck = queue("e2e-hang");
+  const auto q_fast = queue("e2e-unaffected");
+  put_subscription(
+      s, q_stuck, "hook",
+      {{"url", stuck.url()}, {"concurrency", stuck_concurrency}, {"timeoutMs", 60000}});
+  put_subscription(s, q_fast, "hook", {{"url", fast.url()}, {"concurrency", 8}});
+  const auto held = push_n(s, q_stuck, 50, "held");
+  ASSERT_TRUE(eventually([&] { return stuck.in_flight() == stuck_concurrency; }, 20s))
+      << stuck.in_flight();
+  const auto t0 = clock::now();
+  const auto ids = push_n(s, q_fast, 500, "unaffected");
+  ASSERT_TRUE(eventually([&] { return fast.successes_by_key().size() == ids.size(); }, 30s))
+      << fast.successes_by_key().size();
+  const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  std::printf(
+      "[measure] with %d requests hanging at one target, 500 messages of another queue "
+      "delivered in %.2f s\n",
+      stuck.in_flight(), seconds);
+  EXPECT_EQ(stuck.in_flight(), stuck_concurrency) << "the hanging target got more than its bound";
+  EXPECT_EQ(stuck.count(), 0u);
+  stuck.hang(false);
+  ASSERT_TRUE(eventually([&] { return stuck.successes_by_key().size() == held.size(); }, 30s))
+      << stuck.successes_by_key().size();
+  EXPECT_EQ(keys_of(stuck.successes_by_key()), std::set<std::string>(held.begin(), held.end()));
 }
 
 TEST_F(e2e_resilience, two_instances_share_one_queues_deliveries) {

@@ -85,6 +85,8 @@ hook_target::hook_target(sluice::test::loop_thread& loop, responder respond)
       asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(d));
       co_await t.async_wait(asio::use_awaitable);
     }
+    while (hanging_)
+      co_await released_.wait_until(clock::time_point::max());
     http::response out;
     {
       std::lock_guard lock(mutex_);
@@ -110,10 +112,21 @@ hook_target::hook_target(sluice::test::loop_thread& loop, responder respond)
 
 hook_target::~hook_target() {
   loop_.run([](hook_target& t) -> asio::awaitable<void> {
+    t.hanging_ = false;
+    t.released_.notify_all();
     while (t.running_ > 0)
       co_await t.idle_.wait_until(clock::time_point::max());
     co_await t.server_->shutdown(0ms);
   }(*this));
+}
+
+void hook_target::hang(bool on) {
+  loop_.run([](hook_target& t, bool hang_on) -> asio::awaitable<void> {
+    t.hanging_ = hang_on;
+    if (!hang_on)
+      t.released_.notify_all();
+    co_return;
+  }(*this, on));
 }
 
 std::string hook_target::url(const std::string& path) const {

@@ -64,7 +64,8 @@ struct hit {
 };
 
 // An HTTP target on the test's loop thread (sluice's own HTTP server): every request is
-// recorded, then held for `delay` (set_delay), then answered by the responder, called under the
+// recorded, then held for `delay` (set_delay) and while hanging, then answered by the responder,
+// called under the
 // target's lock with the request and its 0-based arrival index (default: 200 "ok"). The
 // destructor waits for the last handler, so none resumes into a destroyed target.
 class hook_target {
@@ -81,6 +82,10 @@ class hook_target {
 
   void set_responder(responder respond);
   void set_delay(std::chrono::milliseconds d) { delay_ms_ = d.count(); }
+  // While hanging, requests are held unanswered (after their delay) until hang(false) or the
+  // destructor.
+  void hang(bool on);
+  int in_flight() const { return in_flight_; }
 
   std::vector<hit> hits() const;
   std::size_t count() const;
@@ -102,8 +107,10 @@ class hook_target {
   http::router routes_;
   std::unique_ptr<http::server> server_;
   std::uint16_t port_ = 0;
-  int running_ = 0;  // loop thread only
+  int running_ = 0;       // loop thread only
+  bool hanging_ = false;  // loop thread only
   async_event idle_;
+  async_event released_;
 };
 
 // The value of one series of the binary's /metrics (exact name with labels), `fallback` when
