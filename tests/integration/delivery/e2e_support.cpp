@@ -181,6 +181,8 @@ delivery_e2e::~delivery_e2e() {
       admin.delete_queue("sluice." + q);
       admin.delete_exchange("sluice." + q);
     }
+    for (const auto& q : amqp_queues_)
+      admin.delete_queue(q);
   } catch (const std::exception&) {
   }
 }

@@ -129,6 +129,8 @@ class delivery_e2e : public ::testing::Test {
 
   // A queue name of this test.
   std::string queue(const std::string& prefix);
+  // A RabbitMQ queue (e.g. a broadcast subscription's sluice.<queue>~<name>) to delete afterwards.
+  void delete_afterwards(const std::string& amqp_queue) { amqp_queues_.push_back(amqp_queue); }
 
   // The environment of one instance: this test's database, the shared RabbitMQ, roles ingress
   // and workers, a buffer directory of its own per `instance`.
@@ -160,6 +162,7 @@ class delivery_e2e : public ::testing::Test {
 
  private:
   std::vector<std::string> queues_;
+  std::vector<std::string> amqp_queues_;
 };
 
 }  // namespace sluice::delivery::e2e
