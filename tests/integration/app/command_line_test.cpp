@@ -1,9 +1,8 @@
 // The binary's command line: --help, --version, --check-config, --config files, exit codes.
+#include <fstream>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fstream>
 
 #include <gtest/gtest.h>
 
