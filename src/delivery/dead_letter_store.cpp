@@ -184,7 +184,8 @@ std::string excerpt_of(std::string_view text, std::size_t max) {
   std::size_t i = 0;
   while (i < text.size()) {
     const std::size_t n = utf8_sequence_length(text.substr(i));
-    if (n == 0) {
+    // NUL is valid UTF-8, but PostgreSQL's text refuses it as it refuses invalid bytes.
+    if (n == 0 || text[i] == '\0') {
       if (out.size() + 3 > max)
         break;
       out += "\xEF\xBF\xBD";

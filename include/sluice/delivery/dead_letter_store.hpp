@@ -103,8 +103,9 @@ class dead_letter_store {
 
 // At most this many bytes of a response excerpt are stored, cut at a UTF-8 boundary.
 inline constexpr std::size_t response_excerpt_max = 1024;
-// `text` cut to `max` bytes and made valid UTF-8 (invalid bytes become U+FFFD), so PostgreSQL
-// never refuses a dead letter because of a target's response.
+// `text` cut to `max` bytes and made valid UTF-8 (invalid bytes and NUL, which PostgreSQL's
+// text refuses too, become U+FFFD), so PostgreSQL never refuses a dead letter because of a
+// target's response.
 std::string excerpt_of(std::string_view text, std::size_t max = response_excerpt_max);
 
 }  // namespace sluice::delivery
