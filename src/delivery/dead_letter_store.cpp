@@ -61,12 +61,16 @@ DELETE FROM sluice_dead_letters WHERE id = $1 AND queue = $2 AND subscription = 
 
 // One statement, so the dead letter is gone exactly when its retry row exists. A retry row the
 // message may still have (it cannot, after insert(), unless it was pushed again with the same
-// id) is replaced: the re-drive is what the operator asked for.
+// id) is replaced: the re-drive is what the operator asked for. Only into a subscription that
+// exists: a missing one's retry rows are never claimed and are deleted as orphans, so the
+// message would be lost; its dead letter stays instead.
 constexpr std::string_view redrive_sql = R"sql(
 WITH moved AS (
-  DELETE FROM sluice_dead_letters
-   WHERE id = $1 AND queue = $2 AND subscription = $3
-  RETURNING id, queue, subscription, partition, headers, created_ms, payload)
+  DELETE FROM sluice_dead_letters d
+   WHERE d.id = $1 AND d.queue = $2 AND d.subscription = $3
+     AND EXISTS (SELECT 1 FROM sluice_subscriptions s
+                  WHERE s.queue = d.queue AND s.name = d.subscription)
+  RETURNING d.id, d.queue, d.subscription, d.partition, d.headers, d.created_ms, d.payload)
 INSERT INTO sluice_delivery_retries
   (queue, subscription, message_id, attempt, due_at, origin, partition, headers, created_ms,
    payload)

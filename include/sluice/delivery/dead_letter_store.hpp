@@ -88,7 +88,8 @@ class dead_letter_store {
 
   // In ONE statement: deletes the row and writes the message's retry row (origin 'redrive',
   // attempt 1, due now; an existing retry row of the message is replaced). False when the row
-  // was not there (nothing written).
+  // was not there, or its subscription no longer exists (nothing written: the dead letter
+  // stays, since a deleted subscription's retry rows are never published).
   boost::asio::awaitable<std::tuple<dlq_status, bool>> redrive_one(
       const uuid& id, const std::string& queue, const std::string& subscription,
       store::clock::time_point deadline);

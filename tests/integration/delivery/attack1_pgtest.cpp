@@ -2,6 +2,7 @@
 // PostgreSQL. Each test failed before its fix (see the commit that added it).
 #include "sluice/delivery/attempt_recorder.hpp"
 #include "sluice/delivery/dead_letter_store.hpp"
+#include "sluice/delivery/dlq_job_store.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -65,6 +66,44 @@ TEST_F(attack1_test, an_error_text_with_a_nul_byte_does_not_drop_its_batch) {
   };
   run(env_.io, work());
   EXPECT_EQ(scalar("SELECT count(*) FROM sluice_delivery_attempts"), "10");
+}
+
+// A subscription's dead letters outlive it (the DLQ keeps them), but its retry rows do not: the
+// scheduler never claims a row of a missing subscription and housekeeping deletes it after the
+// grace. A re-drive into a deleted subscription therefore deleted the dead letter and wrote a
+// retry row nobody would ever publish: the message was gone, with a 202.
+TEST_F(attack1_test, a_redrive_into_a_deleted_subscription_keeps_the_dead_letter) {
+  run(env_.io, letters_.insert(test::make_dead_letter(1, "orders", "deleted"), in(10s)));
+  const auto [status, moved] =
+      run(env_.io, letters_.redrive_one(test::id_of(1), "orders", "deleted", in(10s)));
+  ASSERT_FALSE(status) << status.message;
+  EXPECT_FALSE(moved);
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_dead_letters"), "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_delivery_retries"), "0");
+}
+
+TEST_F(attack1_test, a_bulk_redrive_leaves_the_dead_letters_of_deleted_subscriptions) {
+  env_.session().query(
+      "INSERT INTO sluice_subscriptions (queue, name, spec) VALUES ('orders', 'live', '{}')");
+  for (int i = 0; i < 10; ++i)
+    run(env_.io,
+        letters_.insert(test::make_dead_letter(i, "orders", i % 2 ? "live" : "deleted"), in(10s)));
+  dlq_job_store jobs(*env_.pool);
+  const auto [status, job] = run(env_.io, jobs.create({}, false, std::nullopt, in(10s)));
+  ASSERT_FALSE(status) << status.message;
+  EXPECT_EQ(job.matched, 5);
+  for (int i = 0; i < 10; ++i) {
+    const auto r = run(env_.io, jobs.run_batch(job.id, 3, in(10s)));
+    ASSERT_NE(r.result, dlq_batch_result::outcome::failed) << r.status.message;
+    if (r.result == dlq_batch_result::outcome::finished)
+      break;
+  }
+  EXPECT_EQ(scalar("SELECT state || '/' || redriven FROM sluice_dlq_jobs"), "done/5");
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_delivery_retries WHERE subscription = 'live'"),
+            "5");
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_dead_letters WHERE subscription = 'deleted'"), "5");
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_delivery_retries WHERE subscription = 'deleted'"),
+            "0");
 }
 
 }  // namespace
