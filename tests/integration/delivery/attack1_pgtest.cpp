@@ -3,6 +3,7 @@
 #include "sluice/delivery/attempt_recorder.hpp"
 #include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/delivery/dlq_job_store.hpp"
+#include "sluice/delivery/subscription_store.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -104,6 +105,21 @@ TEST_F(attack1_test, a_bulk_redrive_leaves_the_dead_letters_of_deleted_subscript
   EXPECT_EQ(scalar("SELECT count(*) FROM sluice_dead_letters WHERE subscription = 'deleted'"), "5");
   EXPECT_EQ(scalar("SELECT count(*) FROM sluice_delivery_retries WHERE subscription = 'deleted'"),
             "0");
+}
+
+// A 410's pause reason carries the target's status line, whose reason phrase may hold any byte
+// (obs-text): PostgreSQL refusing it meant the subscription was never paused and went on
+// delivering to a target that said it is gone.
+TEST_F(attack1_test, a_pause_reason_with_bytes_postgresql_refuses_still_pauses) {
+  auto session = env_.session();
+  test::subscribe(session, "orders", "gone");
+  session.query("UPDATE sluice_subscriptions SET paused_at = NULL");
+  subscription_store subs(*env_.pool);
+  const auto r = run(env_.io, subs.set_paused("orders", "gone", true,
+                                              std::string("gone: 410 Gon\xff\0e", 16), in(10s)));
+  EXPECT_FALSE(r.status) << r.status.message;
+  EXPECT_TRUE(r.found);
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_subscriptions WHERE paused_at IS NOT NULL"), "1");
 }
 
 }  // namespace
