@@ -4,6 +4,7 @@
 #include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/delivery/dlq_job_store.hpp"
 #include "sluice/delivery/subscription_store.hpp"
+#include "sluice/store/listen_follower.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -120,6 +121,46 @@ TEST_F(attack1_test, a_pause_reason_with_bytes_postgresql_refuses_still_pauses) 
   EXPECT_FALSE(r.status) << r.status.message;
   EXPECT_TRUE(r.found);
   EXPECT_EQ(scalar("SELECT count(*) FROM sluice_subscriptions WHERE paused_at IS NOT NULL"), "1");
+}
+
+// A read callback that throws (a registry listener of the delivery engine, an allocation)
+// ended the follower's loop with running_ still set: the table was no longer followed, and
+// wait_stopped() at shutdown waited forever. The loop must treat it as a failed read.
+TEST_F(attack1_test, a_throwing_reload_neither_ends_the_follower_nor_hangs_its_stop) {
+  int calls = 0;
+  store::listen_target t;
+  t.channel = "attack1_channel";
+  t.log_name = "attack1";
+  t.metric_prefix = "attack1_follower";
+  t.what = "attack1";
+  t.full_reload = [&calls](store::pg_connection&, store::clock::time_point,
+                           bool) -> asio::awaitable<bool> {
+    if (++calls == 1)
+      throw std::runtime_error("listener failed");
+    co_return true;
+  };
+  t.reload_one = [](store::pg_connection&, const std::string&,
+                    store::clock::time_point) -> asio::awaitable<bool> { co_return true; };
+  store::listen_options o;
+  o.connection.conninfo = env_.db.url();
+  o.backoff_min = 10ms;
+  o.backoff_max = 20ms;
+  store::listen_follower follower(env_.io.get_executor(), std::move(t), o, metrics_);
+  bool stopped = false;
+  auto work = [&]() -> asio::awaitable<void> {
+    asio::co_spawn(co_await asio::this_coro::executor, follower.run(), asio::detached);
+    for (int i = 0; i < 300 && follower.mode() != store::follower_mode::following; ++i)
+      co_await sleep_for(10ms);
+    EXPECT_EQ(follower.mode(), store::follower_mode::following) << "reload calls: " << calls;
+    follower.stop();
+    co_await follower.wait_stopped();
+    stopped = true;
+  };
+  asio::co_spawn(env_.io, work(), asio::detached);
+  env_.io.restart();
+  env_.io.run_for(10s);
+  EXPECT_TRUE(stopped) << "wait_stopped() did not return";
+  EXPECT_GE(calls, 2);
 }
 
 }  // namespace
