@@ -108,5 +108,8 @@ inline constexpr std::size_t response_excerpt_max = 1024;
 // text refuses too, become U+FFFD), so PostgreSQL never refuses a dead letter because of a
 // target's response.
 std::string excerpt_of(std::string_view text, std::size_t max = response_excerpt_max);
+// All of `text`, made text PostgreSQL accepts the same way: for what a message brings from
+// RabbitMQ (its partition, its headers), which only the relay's own publishes guarantee.
+std::string as_postgres_text(std::string_view text);
 
 }  // namespace sluice::delivery

@@ -3,6 +3,7 @@
 #include "sluice/delivery/attempt_recorder.hpp"
 #include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/delivery/dlq_job_store.hpp"
+#include "sluice/delivery/retry_store.hpp"
 #include "sluice/delivery/subscription_store.hpp"
 #include "sluice/store/listen_follower.hpp"
 
@@ -161,6 +162,24 @@ TEST_F(attack1_test, a_throwing_reload_neither_ends_the_follower_nor_hangs_its_s
   env_.io.run_for(10s);
   EXPECT_TRUE(stopped) << "wait_stopped() did not return";
   EXPECT_GE(calls, 2);
+}
+
+// A message the relay did not publish (anyone may publish to sluice.<queue>) can carry a NUL
+// or a non-UTF-8 byte in a header or its partition. PostgreSQL refused to park or dead-letter
+// it, so it could be neither retried nor dead-lettered: a poison message for its subscription.
+TEST_F(attack1_test, a_message_with_a_nul_or_bad_byte_in_its_headers_is_parked_and_dead_lettered) {
+  auto d = test::make_dead_letter(1, "orders", "billing");
+  d.message.partition = std::string("p\xff\0", 3);
+  d.message.headers.emplace_back("namespace", std::string("a\0b", 3));
+  d.message.headers.emplace_back(std::string("x\0y", 3), "v");
+  retry_store retries(*env_.pool);
+  const auto parked =
+      run(env_.io, retries.park(d.message, std::chrono::system_clock::now(), in(10s)));
+  EXPECT_FALSE(parked) << parked.message() << ": " << retries.last_error();
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_delivery_retries"), "1");
+  const auto dead = run(env_.io, letters_.insert(d, in(10s)));
+  EXPECT_FALSE(dead) << dead.message();
+  EXPECT_EQ(scalar("SELECT count(*) FROM sluice_dead_letters"), "1");
 }
 
 }  // namespace
