@@ -123,10 +123,12 @@ TEST_F(e2e_backoff, gaps_within_their_bounds_mean_half_then_attempts_exhausted) 
   // Retries wake at their due time, not at the next poll (DELIVERY_RETRY_POLL_MS, 1 s).
   EXPECT_LT(percentile(latency_ms, 0.9), 750.0);
   // What a gap may exceed its bound by: the latency measured beside it (p50 10-90 ms, max
-  // 30-170 ms on the 2-core machine; 330/560 ms while the volume test loads the same
-  // PostgreSQL and RabbitMQ), at least 300 ms; far below the bounds of 800 ms and more.
+  // 30-170 ms on the 2-core machine; p50 150-330 ms, max 250-560 ms while the volume test loads
+  // the same PostgreSQL and RabbitMQ), doubled because a stall of the machine (seen: ~370 ms on
+  // several retries at once) can fall between the probe's samples, and at least 500 ms: still
+  // well below the bounds of 800 to 6400 ms.
   const double latency_p50 = percentile(latency_ms, 0.5);
-  const double tolerance_ms = std::max(300.0, percentile(latency_ms, 1.0) + 50);
+  const double tolerance_ms = std::max(500.0, 2 * percentile(latency_ms, 1.0));
   std::vector<double> corrected_ratios;  // (gap - latency p50) / bound: the drawn delay's share
   const auto by_key = target.by_key();
   ASSERT_EQ(by_key.size(), messages);
