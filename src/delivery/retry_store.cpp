@@ -85,8 +85,11 @@ UPDATE sluice_delivery_retries r SET due_at = now()
     FOR UPDATE)
 RETURNING r.message_id)sql";
 
+// Re-drives do not count: one comes back without x-sluice-released, and a consumer that thought
+// it blocked its own partition would park it behind itself, never to be released.
 constexpr std::string_view blocked_sql = R"sql(
-SELECT DISTINCT partition FROM sluice_delivery_retries WHERE queue = $1 AND subscription = $2)sql";
+SELECT DISTINCT partition FROM sluice_delivery_retries
+ WHERE queue = $1 AND subscription = $2 AND origin <> 'redrive')sql";
 
 // Rows behind a head have no due time; their message's acceptance time stands in for it.
 constexpr std::string_view orphans_sql = R"sql(

@@ -347,5 +347,23 @@ TEST_F(retry_store_test, redrive_rows_are_told_apart) {
   EXPECT_EQ(claimed[0].payload, "x");
 }
 
+// A re-drive is published without x-sluice-released (it is not its partition's head), so an
+// ordered consumer that counted it as blocking would park the re-drive behind itself when it
+// arrives, and nothing would ever release that partition.
+TEST_F(retry_store_test, redrive_rows_do_not_block_their_partition) {
+  const parked_message m = message("s", "q", "p");
+  sql("INSERT INTO sluice_delivery_retries (queue, subscription, message_id, attempt, due_at, "
+      "origin, partition, headers, created_ms, payload) VALUES ('q', 's', '" +
+      m.message_id.to_string() +
+      "', 1, now(), 'redrive', 'p', '{\"queue\":\"q\"}', 5, 'x'::bytea)");
+  auto [ec, blocked] = run(io_, store_.blocked_partitions("q", "s", in(10s)));
+  ASSERT_FALSE(ec);
+  EXPECT_TRUE(blocked.empty());
+  park(message("s", "q", "p"), system_clock::now() + 1h);
+  auto [ec2, now_blocked] = run(io_, store_.blocked_partitions("q", "s", in(10s)));
+  ASSERT_FALSE(ec2);
+  EXPECT_EQ(now_blocked, (std::set<std::string>{"p"})) << "a parked retry still blocks it";
+}
+
 }  // namespace
 }  // namespace sluice::delivery
