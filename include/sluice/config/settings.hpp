@@ -103,7 +103,7 @@ struct settings {
   std::chrono::milliseconds delivery_retry_poll{1'000};
   std::chrono::hours delivery_attempts_retention{72};
   std::size_t delivery_attempts_queue_max = 100'000;
-  std::uint32_t delivery_breaker_failures = 5;
+  std::uint32_t delivery_breaker_failures = 20;
   std::chrono::milliseconds delivery_breaker_open{5'000};
   std::chrono::milliseconds delivery_retry_after_max{600'000};
 

@@ -9,7 +9,7 @@ enum class breaker_state { closed, open, half_open };
 const char* to_string(breaker_state s);
 
 struct breaker_options {
-  std::uint32_t failure_threshold = 5;            // consecutive failures that open it
+  std::uint32_t failure_threshold = 20;           // consecutive failures that open it
   std::chrono::milliseconds open_initial{5'000};  // first wait before a probe
   std::chrono::milliseconds open_max{60'000};     // the wait doubles per failed probe up to this
 };
