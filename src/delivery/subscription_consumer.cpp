@@ -352,8 +352,27 @@ asio::awaitable<void> subscription_consumer::run() {
   co_await handlers_.wait(clock::time_point::max());
   waiting_.clear();
   open_batch_.reset();
+  if (delete_queue_ && broadcast_)
+    co_await delete_own_queue();
   finished_ = true;
   finished_event_.notify_all();
+}
+
+asio::awaitable<void> subscription_consumer::delete_own_queue() {
+  if (!context_->amqp->ready())
+    co_return;
+  auto [ec, ch] = co_await context_->amqp->open_channel();
+  if (ec)
+    co_return;
+  // Taken over while the channel opened: the queue is the successor's (it waits for this end).
+  if (delete_queue_) {
+    auto [dec, count] = co_await ch->queue_delete(amqp_queue_);
+    if (!dec)
+      spdlog::info("delivery: deleted queue {} of a removed subscription ({} messages in it)",
+                   amqp_queue_, count);
+  }
+  if (ch->is_open())
+    co_await ch->close();
 }
 
 asio::awaitable<void> subscription_consumer::handle(amqp::delivery d) {

@@ -121,6 +121,11 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   boost::asio::awaitable<void> run();
   void stop();
   void wake() { event_.notify_all(); }
+  // Removed (broadcast): its queue sluice.<queue>~<name> is deleted once it finished, unless
+  // keep_queue() came first (a consumer of the subscription added again took it over, and waits
+  // for this one to finish, deletion included).
+  void delete_queue_when_finished() { delete_queue_ = true; }
+  void keep_queue() { delete_queue_ = false; }
 
   boost::asio::awaitable<void> wait_finished();
   bool finished() const { return finished_; }
@@ -165,6 +170,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   void stored_ok() { store_backoff_ = context_->options.store_backoff_initial; }
   store::clock::time_point store_deadline() const;
   boost::asio::awaitable<void> sleep_until(clock::time_point until);
+  boost::asio::awaitable<void> delete_own_queue();
 
   std::shared_ptr<delivery_context> context_;
   std::shared_ptr<const subscription> sub_;
@@ -193,6 +199,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   bool consuming_ = false;
   bool ended_ = false;
   bool gone_ = false;
+  bool delete_queue_ = false;
   clock::time_point stop_deadline_{};
   std::string last_error_;
   std::mt19937_64 rng_;

@@ -34,7 +34,8 @@ using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 using amqp::test::sleep_for;
 
-inline asio::awaitable<bool> eventually(std::function<bool()> condition, std::chrono::milliseconds limit) {
+inline asio::awaitable<bool> eventually(std::function<bool()> condition,
+                                        std::chrono::milliseconds limit) {
   const auto until = clock::now() + limit;
   while (!condition()) {
     if (clock::now() >= until)
