@@ -11,7 +11,6 @@
 #include "sluice/store/errc.hpp"
 
 #include <boost/asio/error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
@@ -186,9 +185,34 @@ store::clock::time_point subscription_consumer::store_deadline() const {
   return store::clock::now() + context_->options.store_timeout;
 }
 
-asio::awaitable<void> subscription_consumer::sleep_until(clock::time_point until) {
-  asio::steady_timer timer(context_->executor, until);
-  co_await timer.async_wait(asio::use_awaitable);
+void subscription_consumer::defer(attempt_outcome& out, clock::duration wait, std::string why) {
+  out.deferred = true;
+  out.defer_until = system_clock::now() + std::chrono::duration_cast<system_clock::duration>(wait);
+  out.attempted_ms = unix_ms_now();
+  out.error = std::move(why);
+}
+
+asio::awaitable<bool> subscription_consumer::wait_for_rate(clock::time_point hold_until,
+                                                           attempt_outcome& out) {
+  const auto now = clock::now();
+  const auto wait = rate_.reserve(now);
+  if (wait <= clock::duration::zero())
+    co_return true;
+  if (now + wait > hold_until) {
+    // Waiting for the token would hold the delivery unacknowledged past the bound: park it until
+    // then instead, and leave the token to those that can wait for it.
+    rate_.give_back();
+    defer(out, wait, "rate limit of " + std::to_string(sub_->rate_limit_per_sec) + "/s");
+    co_return false;
+  }
+  const auto until = now + wait;
+  while (!stopping_ && clock::now() < until)
+    co_await event_.wait_until(until);
+  if (stopping_) {
+    out.cancelled = true;
+    co_return false;
+  }
+  co_return true;
 }
 
 asio::awaitable<std::error_code> subscription_consumer::declare_topology(
@@ -482,10 +506,10 @@ asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::a
   co_return co_await send_one(h);
 }
 
-asio::awaitable<bool> subscription_consumer::admit(const std::string& target, attempt_outcome& out,
+asio::awaitable<bool> subscription_consumer::admit(const std::string& target,
+                                                   clock::time_point bound, attempt_outcome& out,
                                                    bool& probe) {
   breaker_board& board = context_->breakers;
-  const auto bound = clock::now() + hold_bound_;
   while (true) {
     if (stopping_) {
       out.cancelled = true;
@@ -506,12 +530,8 @@ asio::awaitable<bool> subscription_consumer::admit(const std::string& target, at
     if (now >= bound || (board.state(target) == breaker_state::open && probe_at >= bound)) {
       // Holding the delivery longer would keep it unacknowledged past the bound: park it until
       // the probe could go (at least a second: a half-open probe's outcome is not known yet).
-      out.deferred = true;
-      const auto wait = std::max<clock::duration>(probe_at - now, std::chrono::seconds(1));
-      out.defer_until =
-          system_clock::now() + std::chrono::duration_cast<system_clock::duration>(wait);
-      out.attempted_ms = unix_ms_now();
-      out.error = "circuit of " + target + " is " + to_string(board.state(target));
+      defer(out, std::max<clock::duration>(probe_at - now, std::chrono::seconds(1)),
+            "circuit of " + target + " is " + to_string(board.state(target)));
       co_return false;
     }
     co_await board.changed().wait_until(wake);
@@ -574,10 +594,13 @@ struct slot_guard {
 asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::send_one(
     held_message& h) {
   attempt_outcome out;
-  if (const auto wait = rate_.reserve(clock::now()); wait > clock::duration::zero())
-    co_await sleep_until(clock::now() + wait);
+  // Everything before the request goes out waits at most this long (README: no delivery stays
+  // unacknowledged longer than its timeout plus this bound).
+  const auto hold_until = clock::now() + hold_bound_;
+  if (!co_await wait_for_rate(hold_until, out))
+    co_return out;
   bool probe = false;
-  if (!co_await admit(target_, out, probe))
+  if (!co_await admit(target_, hold_until, out, probe))
     co_return out;
   probe_guard pg{context_->breakers, target_, probe};
   if (!co_await take_slot())
@@ -658,10 +681,13 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
     b->results.assign(b->items.size(), common);
     co_return;
   }
-  if (const auto wait = rate_.reserve(clock::now()); wait > clock::duration::zero())
-    co_await sleep_until(clock::now() + wait);
+  const auto hold_until = clock::now() + hold_bound_;
+  if (!co_await wait_for_rate(hold_until, common)) {
+    b->results.assign(b->items.size(), common);
+    co_return;
+  }
   bool probe = false;
-  if (!co_await admit(target_, common, probe)) {
+  if (!co_await admit(target_, hold_until, common, probe)) {
     b->results.assign(b->items.size(), common);
     co_return;
   }

@@ -156,7 +156,10 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   boost::asio::awaitable<attempt_outcome> send_one(held_message& h);
   boost::asio::awaitable<attempt_outcome> join_batch(held_message& h);
   boost::asio::awaitable<void> flush_batch(std::shared_ptr<batch> b);
-  boost::asio::awaitable<bool> admit(const std::string& target, attempt_outcome& out, bool& probe);
+  boost::asio::awaitable<bool> wait_for_rate(clock::time_point hold_until, attempt_outcome& out);
+  boost::asio::awaitable<bool> admit(const std::string& target, clock::time_point bound,
+                                     attempt_outcome& out, bool& probe);
+  void defer(attempt_outcome& out, clock::duration wait, std::string why);
   boost::asio::awaitable<bool> take_slot();
   void release_slot();
   void learn(const std::string& target, const attempt_outcome& o, bool probe);
@@ -169,7 +172,6 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   void record(const held_message& h, const attempt_outcome& o, const char* outcome);
   void stored_ok() { store_backoff_ = context_->options.store_backoff_initial; }
   store::clock::time_point store_deadline() const;
-  boost::asio::awaitable<void> sleep_until(clock::time_point until);
   boost::asio::awaitable<void> delete_own_queue();
 
   std::shared_ptr<delivery_context> context_;
