@@ -10,7 +10,9 @@
 #include "sluice/relay/message_format.hpp"
 #include "sluice/store/errc.hpp"
 
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
@@ -538,10 +540,24 @@ asio::awaitable<bool> subscription_consumer::admit(const std::string& target,
   }
 }
 
-asio::awaitable<bool> subscription_consumer::take_slot() {
+asio::awaitable<bool> subscription_consumer::take_slot(clock::time_point hold_until,
+                                                       attempt_outcome& out) {
   // The AIMD limit bounds requests in flight; the prefetch (the subscription's concurrency)
-  // bounds the messages held.
-  co_return co_await slots_.acquire(clock::time_point::max());
+  // bounds the messages held. Once the limit shrank below the prefetch the ones held wait for
+  // a slot, unacknowledged: at most until the hold bound, then they are parked.
+  if (co_await slots_.acquire(hold_until))
+    co_return true;
+  const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+  if (state.cancelled() != asio::cancellation_type::none)
+    throw boost::system::system_error(asio::error::operation_aborted);
+  if (stopping_) {
+    out.cancelled = true;
+    co_return false;
+  }
+  defer(out, std::chrono::seconds(1),
+        "no request slot within the hold bound (concurrency limit " +
+            std::to_string(limit_.limit()) + ")");
+  co_return false;
 }
 
 void subscription_consumer::release_slot() {
@@ -603,8 +619,8 @@ asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::s
   if (!co_await admit(target_, hold_until, out, probe))
     co_return out;
   probe_guard pg{context_->breakers, target_, probe};
-  if (!co_await take_slot())
-    throw boost::system::system_error(asio::error::operation_aborted);
+  if (!co_await take_slot(hold_until, out))
+    co_return out;
   const auto release = [this] { release_slot(); };
   slot_guard<decltype(release)> slot{release};
   if (stopping_) {
@@ -692,8 +708,10 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
     co_return;
   }
   probe_guard pg{context_->breakers, target_, probe};
-  if (!co_await take_slot())
-    throw boost::system::system_error(asio::error::operation_aborted);
+  if (!co_await take_slot(hold_until, common)) {
+    b->results.assign(b->items.size(), common);
+    co_return;
+  }
   const auto release = [this] { release_slot(); };
   slot_guard<decltype(release)> slot{release};
   if (stopping_) {

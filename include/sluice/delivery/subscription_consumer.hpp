@@ -160,7 +160,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   boost::asio::awaitable<bool> admit(const std::string& target, clock::time_point bound,
                                      attempt_outcome& out, bool& probe);
   void defer(attempt_outcome& out, clock::duration wait, std::string why);
-  boost::asio::awaitable<bool> take_slot();
+  boost::asio::awaitable<bool> take_slot(clock::time_point hold_until, attempt_outcome& out);
   void release_slot();
   void learn(const std::string& target, const attempt_outcome& o, bool probe);
   boost::asio::awaitable<settled> settle(held_message& h, const attempt_outcome& o);

@@ -118,6 +118,40 @@ TEST(attack2_engine, the_rate_limit_never_holds_a_delivery_past_the_hold_bound) 
   });
 }
 
+// A limit the AIMD halved leaves more messages held (the prefetch is the subscription's
+// concurrency) than may go at once: waiting for a slot is holding them unacknowledged, so past
+// the hold bound (here 500 ms) they are parked ("deferred") instead. The breaker stays out of
+// it (a threshold never reached).
+TEST(attack2_engine, a_shrunk_concurrency_limit_never_holds_a_delivery_past_the_hold_bound) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    delivery_service_options o;
+    o.breaker.failure_threshold = 1000;
+    o.delivery.max_hold = 500ms;
+    rig r(io, db.url(), o);
+    test_target t(io, {});
+    t.hang = true;  // every request times out (1 s): an overload, the limit halves
+    co_await r.start();
+    const auto queue = r.queue_name("a2slots");
+    auto s = r.sub(queue, t);
+    s.concurrency = 4;
+    s.timeout = 1s;
+    s.retry.max_attempts = 5;
+    co_await r.put(s);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    for (int i = 0; i < 8; ++i)
+      r.publish(queue, "{}");
+    const std::string deferred =
+        "sluice_delivery_attempts_total{queue=\"" + queue + "\",outcome=\"deferred\"}";
+    // After the first timeouts the limit is 2 and four are held: two wait for a slot, 1 s.
+    EXPECT_TRUE(co_await eventually([&] { return r.metric(deferred) >= 1; }, 6s))
+        << r.metrics.expose();
+    EXPECT_LE(r.service->status().at(0).concurrency_limit, 2u);
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
 // A target's breaker (and its gauge series) lives while a subscription delivers there: a
 // subscription moved to another target leaves no series behind (subscriptions come and go; the
 // breakers and label sets must not grow with every target ever used).
