@@ -96,8 +96,17 @@ void delivery_service::reconcile(const std::string& queue, const std::string& na
   loops_.spawn(c->run(), c);
 }
 
-void delivery_service::reconcile_all() {
+void delivery_service::forget_unused_breakers() {
   std::erase_if(retiring_, [](const auto& e) { return e.second->finished(); });
+  std::set<std::string, std::less<>> in_use;
+  for (const auto& [key, c] : consumers_)
+    in_use.insert(c->target());
+  for (const auto& [key, c] : retiring_)
+    in_use.insert(c->target());
+  breakers_.retain(in_use);
+}
+
+void delivery_service::reconcile_all() {
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& s : registry_.all()) {
     seen.emplace(s->queue, s->name);
@@ -110,6 +119,7 @@ void delivery_service::reconcile_all() {
   }
   for (const auto& [q, n] : gone)
     reconcile(q, n);
+  forget_unused_breakers();
 }
 
 asio::awaitable<void> delivery_service::follow_modes() {
@@ -153,6 +163,7 @@ asio::awaitable<void> delivery_service::delete_queue(std::string queue, std::str
 }
 
 void delivery_service::collect() {
+  forget_unused_breakers();
   struct per_queue {
     double in_flight = 0;
     double limit = 0;

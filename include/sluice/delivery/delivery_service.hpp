@@ -86,6 +86,8 @@ class delivery_service : public std::enable_shared_from_this<delivery_service> {
   // The queue of a broadcast subscription removed while no consumer of it ran (paused).
   boost::asio::awaitable<void> delete_queue(std::string queue, std::string name);
   void collect();
+  // Also drops the finished consumers of retiring_.
+  void forget_unused_breakers();
 
   metrics::registry& metrics_;
   breaker_board breakers_;

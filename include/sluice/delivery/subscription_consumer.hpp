@@ -134,6 +134,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   consumer_status status() const;
   const std::shared_ptr<const subscription>& definition() const { return sub_; }
   bool broadcast() const { return broadcast_; }
+  const std::string& target() const { return target_; }  // its breaker's key
   std::size_t held() const { return held_.size(); }
   // sluice_delivery_lag_seconds: now - the acceptance time of the oldest message held; with
   // none held, the lag the last one received had when it arrived (so an idle subscription
