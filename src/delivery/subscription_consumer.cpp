@@ -74,6 +74,7 @@ struct subscription_consumer::held_message
   incoming_message in;
   std::multiset<std::int64_t>::iterator held_at;
   partition_gate::ticket ticket = 0;
+  clock::time_point received = clock::now();
 };
 
 // What one attempt came to, before the verdict.
@@ -431,8 +432,18 @@ asio::awaitable<void> subscription_consumer::handle(amqp::delivery d) {
 asio::awaitable<void> subscription_consumer::run_step(std::shared_ptr<held_message> h,
                                                       partition_gate::step s) {
   auto self = shared_from_this();
-  const settled r =
-      s == partition_gate::step::deliver ? co_await deliver(*h) : co_await park_behind(*h);
+  settled r = settled::abandoned;
+  if (s == partition_gate::step::park_behind) {
+    r = co_await park_behind(*h);
+  } else if (!stopping_ && clock::now() - h->received > hold_bound_) {
+    // It waited in its partition's line (held, unacknowledged) longer than the hold bound: it
+    // is parked as its head instead, and the ones behind it are parked behind it.
+    attempt_outcome out;
+    defer(out, std::chrono::seconds(1), "waited in its partition's line past the hold bound");
+    r = co_await settle(*h, out);
+  } else {
+    r = co_await deliver(*h);
+  }
   if (!gate_)
     co_return;
   partition_gate::result gr = partition_gate::result::done;

@@ -152,6 +152,46 @@ TEST(attack2_engine, a_shrunk_concurrency_limit_never_holds_a_delivery_past_the_
   });
 }
 
+// One partition, one message at a time: the others of a hot partition wait in its line, held
+// unacknowledged. One that waited longer than the hold bound (500 ms; each answer takes 300 ms)
+// is parked ("deferred") when its turn comes, the ones behind it are parked behind it, and all
+// come back in order, none twice.
+TEST(attack2_engine, a_partition_line_never_holds_a_delivery_past_the_hold_bound) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    delivery_service_options o;
+    o.delivery.max_hold = 500ms;
+    rig r(io, db.url(), o);
+    r.with_scheduler();
+    test_target t(io, {});
+    t.delay = 300ms;
+    co_await r.start();
+    const auto queue = r.queue_name("a2line");
+    CO_ASSERT_OK(co_await r.modes->set(queue, relay::queue_mode::broadcast, clock::now() + 5s));
+    auto s = r.sub(queue, t);
+    s.ordering = ordering::partition;
+    s.concurrency = 8;
+    s.timeout = 1s;
+    co_await r.put(s);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    std::vector<std::string> ids;
+    for (int i = 0; i < 6; ++i)
+      ids.push_back(
+          r.publish(queue, "{}", "A", std::nullopt, {}, std::nullopt, relay::queue_mode::broadcast)
+              .to_string());
+    EXPECT_TRUE(co_await eventually([&] { return t.seen.size() >= 6; }, 20s));
+    std::vector<std::string> order;
+    for (const auto& q : t.seen)
+      order.push_back(std::string(q.header("Idempotency-Key").value_or("")));
+    EXPECT_EQ(order, ids);
+    EXPECT_GE(
+        r.metric("sluice_delivery_attempts_total{queue=\"" + queue + "\",outcome=\"deferred\"}"),
+        1);
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
 // A target's breaker (and its gauge series) lives while a subscription delivers there: a
 // subscription moved to another target leaves no series behind (subscriptions come and go; the
 // breakers and label sets must not grow with every target ever used).

@@ -18,7 +18,11 @@
 #include "sluice/store/migrations.hpp"
 #include "sluice/store/pg_pool.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -65,6 +69,10 @@ class test_target {
       seen_at.push_back(clock::now());
       while (hang && !released_)
         co_await release_.wait_until(clock::time_point::max());
+      if (delay > std::chrono::milliseconds::zero()) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, delay);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
       http::response out = respond_ ? respond_(req, index) : http::response::text(200, "", "");
       --running_;
       idle_.notify_all();
@@ -98,6 +106,7 @@ class test_target {
   std::vector<http::request> seen;
   std::vector<clock::time_point> seen_at;
   bool hang = false;
+  std::chrono::milliseconds delay{0};  // each answer takes this long
 
  private:
   responder respond_;
