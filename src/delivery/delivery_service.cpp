@@ -249,7 +249,7 @@ nlohmann::json delivery_service::status_of(std::string_view queue, std::string_v
   if (it == consumers_.end()) {
     std::string circuit = "closed";
     if (const auto s = registry_.find(queue, name))
-      circuit = to_string(breakers_.state(breaker_board::key_of(s->address.host, s->address.port)));
+      circuit = to_string(breakers_.state(subscription_consumer::target_of(*s)));
     return {
         {"consuming", false}, {"inFlight", 0}, {"concurrencyLimit", nullptr}, {"circuit", circuit}};
   }

@@ -121,9 +121,7 @@ subscription_consumer::subscription_consumer(std::shared_ptr<delivery_context> c
       broadcast_(broadcast),
       predecessor_(std::move(predecessor)),
       amqp_queue_(consume_queue(sub_->queue, sub_->name, broadcast_)),
-      target_(sub_->batch && sub_->batch_address
-                  ? breaker_board::key_of(sub_->batch_address->host, sub_->batch_address->port)
-                  : breaker_board::key_of(sub_->address.host, sub_->address.port)),
+      target_(target_of(*sub_)),
       series_(context_->metrics, sub_->queue),
       limit_(std::max<std::uint32_t>(1, sub_->concurrency)),
       slots_(limit_),
@@ -139,6 +137,12 @@ subscription_consumer::subscription_consumer(std::shared_ptr<delivery_context> c
         "delivery: subscription {}/{} has {} secret(s) that are not whsec_<base64>; "
         "signing without them",
         sub_->queue, sub_->name, bad);
+}
+
+std::string subscription_consumer::target_of(const subscription& s) {
+  if (s.batch && s.batch_address)
+    return breaker_board::key_of(s.batch_address->host, s.batch_address->port);
+  return breaker_board::key_of(s.address.host, s.address.port);
 }
 
 subscription_consumer::~subscription_consumer() {

@@ -135,6 +135,8 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   const std::shared_ptr<const subscription>& definition() const { return sub_; }
   bool broadcast() const { return broadcast_; }
   const std::string& target() const { return target_; }  // its breaker's key
+  // The breaker key of where a subscription's requests go (batch mode: its batch url).
+  static std::string target_of(const subscription& s);
   std::size_t held() const { return held_.size(); }
   // sluice_delivery_lag_seconds: now - the acceptance time of the oldest message held; with
   // none held, the lag the last one received had when it arrived (so an idle subscription

@@ -223,5 +223,40 @@ TEST(attack2_engine, the_breaker_of_a_target_no_subscription_uses_is_dropped) {
   });
 }
 
+// GET .../subscriptions/{name} of a batch subscription this instance runs no consumer of (it is
+// paused) shows the circuit of the target it delivers to: its batch url's host:port.
+TEST(attack2_engine, a_paused_batch_subscription_shows_its_batch_targets_circuit) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target single(io, {});
+    test_target batches(io, {});
+    co_await r.start();
+    const auto queue = r.queue_name("a2status");
+    // A running subscription delivering to the batch target keeps its breaker in use.
+    auto other = r.sub(queue, batches);
+    other.name = "other";
+    r.registry.put(other);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    auto s = r.sub(queue, single);
+    s.name = "batched";
+    batch_spec b;
+    b.max_items = 10;
+    b.max_wait = 100ms;
+    b.url = "http://127.0.0.1:" + std::to_string(batches.port) + "/batch";
+    s.batch = b;
+    s.batch_address = target_address{"127.0.0.1", batches.port, "/batch"};
+    s.paused = true;
+    r.registry.put(s);
+    const std::string key = breaker_board::key_of("127.0.0.1", batches.port);
+    for (int i = 0; i < 10; ++i)
+      r.service->breakers().on_failure(key, breaker_board::clock::now());
+    EXPECT_EQ(r.service->breakers().state(key), breaker_state::open);
+    EXPECT_EQ(r.service->status_of(queue, "batched")["circuit"], "open");
+    const std::vector<test_target*> targets{&single, &batches};
+    co_await r.shut(targets);
+  });
+}
+
 }  // namespace
 }  // namespace sluice::delivery
