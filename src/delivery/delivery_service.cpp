@@ -180,6 +180,13 @@ void delivery_service::collect() {
     q.limit += s.concurrency_limit;
     q.lag = std::max(q.lag, c->lag_seconds(now_ms));
   }
+  // Stopped, still finishing: what they hold is held until they end (their limit no longer
+  // admits anything).
+  for (const auto& [key, c] : retiring_) {
+    auto& q = by_queue[key.first];
+    q.in_flight += static_cast<double>(c->held());
+    q.lag = std::max(q.lag, c->lag_seconds(now_ms));
+  }
   auto& m = context_->metrics;
   for (const auto& q : gauge_queues_) {
     if (!by_queue.contains(q)) {

@@ -258,5 +258,30 @@ TEST(attack2_engine, a_paused_batch_subscription_shows_its_batch_targets_circuit
   });
 }
 
+// A stopped consumer still holds its deliveries until it finished (up to the stop grace):
+// sluice_delivery_in_flight counts them, not 0 the moment the subscription is removed.
+TEST(attack2_engine, in_flight_counts_the_deliveries_of_a_stopping_consumer) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target t(io, {});
+    t.hang = true;
+    co_await r.start();
+    const auto queue = r.queue_name("a2gauge");
+    co_await r.put(r.sub(queue, t));
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    r.publish(queue, "{}");
+    EXPECT_TRUE(co_await eventually([&] { return t.seen.size() == 1; }, 10s));
+    const std::string in_flight = "sluice_delivery_in_flight{queue=\"" + queue + "\"}";
+    EXPECT_EQ(r.metric(in_flight), 1);
+    r.registry.remove(queue, "hook");
+    EXPECT_EQ(r.metric(in_flight), 1);  // its 300 ms of grace have not even begun
+    t.unhang();
+    EXPECT_TRUE(co_await eventually([&] { return r.metric(in_flight) == -1; }, 5s));
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
 }  // namespace
 }  // namespace sluice::delivery
