@@ -54,6 +54,11 @@ rate_limiter::clock::duration rate_limiter::reserve(clock::time_point now) {
   return std::chrono::ceil<clock::duration>(wait);
 }
 
+void rate_limiter::give_back() {
+  if (rate_ > 0)
+    tokens_ = std::min(tokens_ + 1, burst_);
+}
+
 void rate_limiter::set_rate(double rate_per_sec, double burst) {
   const bool was_unlimited = !(rate_ > 0);
   rate_ = rate_per_sec;

@@ -75,6 +75,19 @@ void breaker_board::release_probe(const std::string& target) {
   changed_.notify_all();
 }
 
+void breaker_board::retain(const std::set<std::string, std::less<>>& in_use) {
+  for (auto it = breakers_.begin(); it != breakers_.end();) {
+    if (in_use.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    state_gauge_.remove({it->first});
+    for (const auto s : {breaker_state::closed, breaker_state::open, breaker_state::half_open})
+      transitions_.remove({it->first, to_string(s)});
+    it = breakers_.erase(it);
+  }
+}
+
 breaker_state breaker_board::state(const std::string& target) const {
   const auto it = breakers_.find(target);
   return it == breakers_.end() ? breaker_state::closed : it->second.state();

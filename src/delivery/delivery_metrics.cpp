@@ -3,11 +3,12 @@
 namespace sluice::delivery {
 
 delivery_metrics::delivery_metrics(metrics::registry& registry)
-    : attempts(
-          registry.add_counter("sluice_delivery_attempts_total",
-                               "Delivery attempts by outcome (delivered, retry, dead_lettered, "
-                               "deferred: parked for an open circuit without an attempt).",
-                               {"queue", "outcome"})),
+    : attempts(registry.add_counter(
+          "sluice_delivery_attempts_total",
+          "Delivery attempts by outcome (delivered, retry, dead_lettered, "
+          "deferred: parked without an attempt, for an open circuit, the rate limit or a "
+          "full concurrency limit past the hold bound).",
+          {"queue", "outcome"})),
       duration(registry.add_histogram("sluice_delivery_duration_seconds",
                                       "Time of a delivery's HTTP request (a batch's once).",
                                       {"queue"}, metrics::latency_buckets())),

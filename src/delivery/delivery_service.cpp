@@ -49,6 +49,7 @@ void delivery_service::reconcile(const std::string& queue, const std::string& na
   const auto wanted = registry_.find(queue, name);
   const bool broadcast = modes_.mode_of(queue) == relay::queue_mode::broadcast;
   const auto it = consumers_.find(key);
+  const auto retired = retiring_.find(key);
   if (!wanted || wanted->paused) {
     if (it != consumers_.end()) {
       spdlog::info("delivery: stopping the consumer of subscription {}/{} ({})", queue, name,
@@ -57,9 +58,16 @@ void delivery_service::reconcile(const std::string& queue, const std::string& na
       old->stop();
       consumers_.erase(it);
       if (!wanted && old->broadcast())
-        loops_.spawn(delete_queue(old, consume_queue(queue, name, true)), shared_from_this());
+        old->delete_queue_when_finished();
+      // Kept until it finished: a consumer of the subscription started meanwhile (resumed,
+      // added again) waits for it, so there is never more than one.
+      retiring_[key] = std::move(old);
     } else if (!wanted && broadcast) {
-      loops_.spawn(delete_queue(nullptr, consume_queue(queue, name, true)), shared_from_this());
+      if (retired != retiring_.end() && !retired->second->finished() &&
+          retired->second->broadcast())
+        retired->second->delete_queue_when_finished();
+      else
+        loops_.spawn(delete_queue(queue, name), shared_from_this());
     }
     return;
   }
@@ -75,11 +83,27 @@ void delivery_service::reconcile(const std::string& queue, const std::string& na
                  current->broadcast() != broadcast ? "queue mode changed" : "changed");
     predecessor = current;
     predecessor->stop();
+  } else if (retired != retiring_.end()) {
+    predecessor = std::move(retired->second);
+    retiring_.erase(retired);
   }
+  // The queue the predecessor was to delete once finished is this one's again.
+  if (predecessor && predecessor->broadcast() == broadcast)
+    predecessor->keep_queue();
   auto c =
       std::make_shared<subscription_consumer>(context_, wanted, broadcast, std::move(predecessor));
   consumers_[key] = c;
   loops_.spawn(c->run(), c);
+}
+
+void delivery_service::forget_unused_breakers() {
+  std::erase_if(retiring_, [](const auto& e) { return e.second->finished(); });
+  std::set<std::string, std::less<>> in_use;
+  for (const auto& [key, c] : consumers_)
+    in_use.insert(c->target());
+  for (const auto& [key, c] : retiring_)
+    in_use.insert(c->target());
+  breakers_.retain(in_use);
 }
 
 void delivery_service::reconcile_all() {
@@ -95,6 +119,7 @@ void delivery_service::reconcile_all() {
   }
   for (const auto& [q, n] : gone)
     reconcile(q, n);
+  forget_unused_breakers();
 }
 
 asio::awaitable<void> delivery_service::follow_modes() {
@@ -118,25 +143,27 @@ asio::awaitable<void> delivery_service::follow_modes() {
   }
 }
 
-asio::awaitable<void> delivery_service::delete_queue(
-    std::shared_ptr<subscription_consumer> finished_first, std::string amqp_queue) {
+asio::awaitable<void> delivery_service::delete_queue(std::string queue, std::string name) {
   auto self = shared_from_this();
-  if (finished_first)
-    co_await finished_first->wait_finished();
   if (stopping_ || !context_->amqp->ready())
     co_return;
   auto [ec, ch] = co_await context_->amqp->open_channel();
   if (ec)
     co_return;
-  auto [dec, count] = co_await ch->queue_delete(amqp_queue);
-  if (!dec)
-    spdlog::info("delivery: deleted queue {} of a removed subscription ({} messages in it)",
-                 amqp_queue, count);
+  // Added again while the channel opened: the queue is the new subscription's.
+  const std::string amqp_queue = consume_queue(queue, name, true);
+  if (!registry_.find(queue, name) && !consumers_.contains(std::pair{queue, name})) {
+    auto [dec, count] = co_await ch->queue_delete(amqp_queue);
+    if (!dec)
+      spdlog::info("delivery: deleted queue {} of a removed subscription ({} messages in it)",
+                   amqp_queue, count);
+  }
   if (ch->is_open())
     co_await ch->close();
 }
 
 void delivery_service::collect() {
+  forget_unused_breakers();
   struct per_queue {
     double in_flight = 0;
     double limit = 0;
@@ -151,6 +178,13 @@ void delivery_service::collect() {
     const auto s = c->status();
     q.in_flight += static_cast<double>(s.in_flight);
     q.limit += s.concurrency_limit;
+    q.lag = std::max(q.lag, c->lag_seconds(now_ms));
+  }
+  // Stopped, still finishing: what they hold is held until they end (their limit no longer
+  // admits anything).
+  for (const auto& [key, c] : retiring_) {
+    auto& q = by_queue[key.first];
+    q.in_flight += static_cast<double>(c->held());
     q.lag = std::max(q.lag, c->lag_seconds(now_ms));
   }
   auto& m = context_->metrics;
@@ -200,6 +234,7 @@ asio::awaitable<void> delivery_service::stop() {
   for (const auto& [key, c] : consumers_)
     c->stop();
   consumers_.clear();
+  retiring_.clear();
   const auto grace = options_.delivery.stop_grace;
   if (!co_await loops_.wait(clock::now() + grace + std::chrono::seconds(5))) {
     spdlog::warn("delivery: consumers did not stop in time; cancelling them");
@@ -221,7 +256,7 @@ nlohmann::json delivery_service::status_of(std::string_view queue, std::string_v
   if (it == consumers_.end()) {
     std::string circuit = "closed";
     if (const auto s = registry_.find(queue, name))
-      circuit = to_string(breakers_.state(breaker_board::key_of(s->address.host, s->address.port)));
+      circuit = to_string(breakers_.state(subscription_consumer::target_of(*s)));
     return {
         {"consuming", false}, {"inFlight", 0}, {"concurrencyLimit", nullptr}, {"circuit", circuit}};
   }

@@ -10,8 +10,9 @@
 #include "sluice/relay/message_format.hpp"
 #include "sluice/store/errc.hpp"
 
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
@@ -73,6 +74,7 @@ struct subscription_consumer::held_message
   incoming_message in;
   std::multiset<std::int64_t>::iterator held_at;
   partition_gate::ticket ticket = 0;
+  clock::time_point received = clock::now();
 };
 
 // What one attempt came to, before the verdict.
@@ -119,9 +121,7 @@ subscription_consumer::subscription_consumer(std::shared_ptr<delivery_context> c
       broadcast_(broadcast),
       predecessor_(std::move(predecessor)),
       amqp_queue_(consume_queue(sub_->queue, sub_->name, broadcast_)),
-      target_(sub_->batch && sub_->batch_address
-                  ? breaker_board::key_of(sub_->batch_address->host, sub_->batch_address->port)
-                  : breaker_board::key_of(sub_->address.host, sub_->address.port)),
+      target_(target_of(*sub_)),
       series_(context_->metrics, sub_->queue),
       limit_(std::max<std::uint32_t>(1, sub_->concurrency)),
       slots_(limit_),
@@ -137,6 +137,12 @@ subscription_consumer::subscription_consumer(std::shared_ptr<delivery_context> c
         "delivery: subscription {}/{} has {} secret(s) that are not whsec_<base64>; "
         "signing without them",
         sub_->queue, sub_->name, bad);
+}
+
+std::string subscription_consumer::target_of(const subscription& s) {
+  if (s.batch && s.batch_address)
+    return breaker_board::key_of(s.batch_address->host, s.batch_address->port);
+  return breaker_board::key_of(s.address.host, s.address.port);
 }
 
 subscription_consumer::~subscription_consumer() {
@@ -186,9 +192,34 @@ store::clock::time_point subscription_consumer::store_deadline() const {
   return store::clock::now() + context_->options.store_timeout;
 }
 
-asio::awaitable<void> subscription_consumer::sleep_until(clock::time_point until) {
-  asio::steady_timer timer(context_->executor, until);
-  co_await timer.async_wait(asio::use_awaitable);
+void subscription_consumer::defer(attempt_outcome& out, clock::duration wait, std::string why) {
+  out.deferred = true;
+  out.defer_until = system_clock::now() + std::chrono::duration_cast<system_clock::duration>(wait);
+  out.attempted_ms = unix_ms_now();
+  out.error = std::move(why);
+}
+
+asio::awaitable<bool> subscription_consumer::wait_for_rate(clock::time_point hold_until,
+                                                           attempt_outcome& out) {
+  const auto now = clock::now();
+  const auto wait = rate_.reserve(now);
+  if (wait <= clock::duration::zero())
+    co_return true;
+  if (now + wait > hold_until) {
+    // Waiting for the token would hold the delivery unacknowledged past the bound: park it until
+    // then instead, and leave the token to those that can wait for it.
+    rate_.give_back();
+    defer(out, wait, "rate limit of " + std::to_string(sub_->rate_limit_per_sec) + "/s");
+    co_return false;
+  }
+  const auto until = now + wait;
+  while (!stopping_ && clock::now() < until)
+    co_await event_.wait_until(until);
+  if (stopping_) {
+    out.cancelled = true;
+    co_return false;
+  }
+  co_return true;
 }
 
 asio::awaitable<std::error_code> subscription_consumer::declare_topology(
@@ -352,8 +383,27 @@ asio::awaitable<void> subscription_consumer::run() {
   co_await handlers_.wait(clock::time_point::max());
   waiting_.clear();
   open_batch_.reset();
+  if (delete_queue_ && broadcast_)
+    co_await delete_own_queue();
   finished_ = true;
   finished_event_.notify_all();
+}
+
+asio::awaitable<void> subscription_consumer::delete_own_queue() {
+  if (!context_->amqp->ready())
+    co_return;
+  auto [ec, ch] = co_await context_->amqp->open_channel();
+  if (ec)
+    co_return;
+  // Taken over while the channel opened: the queue is the successor's (it waits for this end).
+  if (delete_queue_) {
+    auto [dec, count] = co_await ch->queue_delete(amqp_queue_);
+    if (!dec)
+      spdlog::info("delivery: deleted queue {} of a removed subscription ({} messages in it)",
+                   amqp_queue_, count);
+  }
+  if (ch->is_open())
+    co_await ch->close();
 }
 
 asio::awaitable<void> subscription_consumer::handle(amqp::delivery d) {
@@ -386,8 +436,18 @@ asio::awaitable<void> subscription_consumer::handle(amqp::delivery d) {
 asio::awaitable<void> subscription_consumer::run_step(std::shared_ptr<held_message> h,
                                                       partition_gate::step s) {
   auto self = shared_from_this();
-  const settled r =
-      s == partition_gate::step::deliver ? co_await deliver(*h) : co_await park_behind(*h);
+  settled r = settled::abandoned;
+  if (s == partition_gate::step::park_behind) {
+    r = co_await park_behind(*h);
+  } else if (!stopping_ && clock::now() - h->received > hold_bound_) {
+    // It waited in its partition's line (held, unacknowledged) longer than the hold bound: it
+    // is parked as its head instead, and the ones behind it are parked behind it.
+    attempt_outcome out;
+    defer(out, std::chrono::seconds(1), "waited in its partition's line past the hold bound");
+    r = co_await settle(*h, out);
+  } else {
+    r = co_await deliver(*h);
+  }
   if (!gate_)
     co_return;
   partition_gate::result gr = partition_gate::result::done;
@@ -463,10 +523,10 @@ asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::a
   co_return co_await send_one(h);
 }
 
-asio::awaitable<bool> subscription_consumer::admit(const std::string& target, attempt_outcome& out,
+asio::awaitable<bool> subscription_consumer::admit(const std::string& target,
+                                                   clock::time_point bound, attempt_outcome& out,
                                                    bool& probe) {
   breaker_board& board = context_->breakers;
-  const auto bound = clock::now() + hold_bound_;
   while (true) {
     if (stopping_) {
       out.cancelled = true;
@@ -487,22 +547,32 @@ asio::awaitable<bool> subscription_consumer::admit(const std::string& target, at
     if (now >= bound || (board.state(target) == breaker_state::open && probe_at >= bound)) {
       // Holding the delivery longer would keep it unacknowledged past the bound: park it until
       // the probe could go (at least a second: a half-open probe's outcome is not known yet).
-      out.deferred = true;
-      const auto wait = std::max<clock::duration>(probe_at - now, std::chrono::seconds(1));
-      out.defer_until =
-          system_clock::now() + std::chrono::duration_cast<system_clock::duration>(wait);
-      out.attempted_ms = unix_ms_now();
-      out.error = "circuit of " + target + " is " + to_string(board.state(target));
+      defer(out, std::max<clock::duration>(probe_at - now, std::chrono::seconds(1)),
+            "circuit of " + target + " is " + to_string(board.state(target)));
       co_return false;
     }
     co_await board.changed().wait_until(wake);
   }
 }
 
-asio::awaitable<bool> subscription_consumer::take_slot() {
+asio::awaitable<bool> subscription_consumer::take_slot(clock::time_point hold_until,
+                                                       attempt_outcome& out) {
   // The AIMD limit bounds requests in flight; the prefetch (the subscription's concurrency)
-  // bounds the messages held.
-  co_return co_await slots_.acquire(clock::time_point::max());
+  // bounds the messages held. Once the limit shrank below the prefetch the ones held wait for
+  // a slot, unacknowledged: at most until the hold bound, then they are parked.
+  if (co_await slots_.acquire(hold_until))
+    co_return true;
+  const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+  if (state.cancelled() != asio::cancellation_type::none)
+    throw boost::system::system_error(asio::error::operation_aborted);
+  if (stopping_) {
+    out.cancelled = true;
+    co_return false;
+  }
+  defer(out, std::chrono::seconds(1),
+        "no request slot within the hold bound (concurrency limit " +
+            std::to_string(limit_.limit()) + ")");
+  co_return false;
 }
 
 void subscription_consumer::release_slot() {
@@ -555,14 +625,17 @@ struct slot_guard {
 asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::send_one(
     held_message& h) {
   attempt_outcome out;
-  if (const auto wait = rate_.reserve(clock::now()); wait > clock::duration::zero())
-    co_await sleep_until(clock::now() + wait);
+  // Everything before the request goes out waits at most this long (README: no delivery stays
+  // unacknowledged longer than its timeout plus this bound).
+  const auto hold_until = clock::now() + hold_bound_;
+  if (!co_await wait_for_rate(hold_until, out))
+    co_return out;
   bool probe = false;
-  if (!co_await admit(target_, out, probe))
+  if (!co_await admit(target_, hold_until, out, probe))
     co_return out;
   probe_guard pg{context_->breakers, target_, probe};
-  if (!co_await take_slot())
-    throw boost::system::system_error(asio::error::operation_aborted);
+  if (!co_await take_slot(hold_until, out))
+    co_return out;
   const auto release = [this] { release_slot(); };
   slot_guard<decltype(release)> slot{release};
   if (stopping_) {
@@ -639,16 +712,21 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
     b->results.assign(b->items.size(), common);
     co_return;
   }
-  if (const auto wait = rate_.reserve(clock::now()); wait > clock::duration::zero())
-    co_await sleep_until(clock::now() + wait);
+  const auto hold_until = clock::now() + hold_bound_;
+  if (!co_await wait_for_rate(hold_until, common)) {
+    b->results.assign(b->items.size(), common);
+    co_return;
+  }
   bool probe = false;
-  if (!co_await admit(target_, common, probe)) {
+  if (!co_await admit(target_, hold_until, common, probe)) {
     b->results.assign(b->items.size(), common);
     co_return;
   }
   probe_guard pg{context_->breakers, target_, probe};
-  if (!co_await take_slot())
-    throw boost::system::system_error(asio::error::operation_aborted);
+  if (!co_await take_slot(hold_until, common)) {
+    b->results.assign(b->items.size(), common);
+    co_return;
+  }
   const auto release = [this] { release_slot(); };
   slot_guard<decltype(release)> slot{release};
   if (stopping_) {

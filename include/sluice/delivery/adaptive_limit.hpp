@@ -40,6 +40,8 @@ class rate_limiter {
 
   rate_limiter(double rate_per_sec, double burst);
   clock::duration reserve(clock::time_point now);
+  // The last reservation will not be used (its caller gave up waiting): its token goes back.
+  void give_back();
   void set_rate(double rate_per_sec, double burst);
 
  private:

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "sluice/core/async_event.hpp"
@@ -28,6 +29,12 @@ class breaker_board {
   void on_success(const std::string& target, clock::time_point now);
   void on_failure(const std::string& target, clock::time_point now);
   void release_probe(const std::string& target);
+
+  // Forgets the breakers (and their metric series) of every target not in `in_use`: one lives
+  // while a subscription delivers there, so subscriptions coming and going with other targets
+  // do not grow the board and its label sets.
+  void retain(const std::set<std::string, std::less<>>& in_use);
+  std::size_t size() const { return breakers_.size(); }
 
   breaker_state state(const std::string& target) const;
   // While open: when the next probe may go. time_point::min() for a breaker never used.

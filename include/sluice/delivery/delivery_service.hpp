@@ -83,9 +83,11 @@ class delivery_service : public std::enable_shared_from_this<delivery_service> {
   void reconcile(const std::string& queue, const std::string& name);
   void reconcile_all();
   boost::asio::awaitable<void> follow_modes();
-  boost::asio::awaitable<void> delete_queue(std::shared_ptr<subscription_consumer> finished_first,
-                                            std::string amqp_queue);
+  // The queue of a broadcast subscription removed while no consumer of it ran (paused).
+  boost::asio::awaitable<void> delete_queue(std::string queue, std::string name);
   void collect();
+  // Also drops the finished consumers of retiring_.
+  void forget_unused_breakers();
 
   metrics::registry& metrics_;
   breaker_board breakers_;
@@ -95,6 +97,9 @@ class delivery_service : public std::enable_shared_from_this<delivery_service> {
   delivery_service_options options_;
   worker::task_group loops_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<subscription_consumer>> consumers_;
+  // Stopped (paused, removed), not finished yet: the next consumer of the subscription waits
+  // for it.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<subscription_consumer>> retiring_;
   std::vector<std::string> gauge_queues_;  // the queues the gauges have series for
   async_event wake_;
   bool started_ = false;

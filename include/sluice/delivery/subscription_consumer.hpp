@@ -121,6 +121,11 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   boost::asio::awaitable<void> run();
   void stop();
   void wake() { event_.notify_all(); }
+  // Removed (broadcast): its queue sluice.<queue>~<name> is deleted once it finished, unless
+  // keep_queue() came first (a consumer of the subscription added again took it over, and waits
+  // for this one to finish, deletion included).
+  void delete_queue_when_finished() { delete_queue_ = true; }
+  void keep_queue() { delete_queue_ = false; }
 
   boost::asio::awaitable<void> wait_finished();
   bool finished() const { return finished_; }
@@ -129,6 +134,9 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   consumer_status status() const;
   const std::shared_ptr<const subscription>& definition() const { return sub_; }
   bool broadcast() const { return broadcast_; }
+  const std::string& target() const { return target_; }  // its breaker's key
+  // The breaker key of where a subscription's requests go (batch mode: its batch url).
+  static std::string target_of(const subscription& s);
   std::size_t held() const { return held_.size(); }
   // sluice_delivery_lag_seconds: now - the acceptance time of the oldest message held; with
   // none held, the lag the last one received had when it arrived (so an idle subscription
@@ -151,8 +159,11 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   boost::asio::awaitable<attempt_outcome> send_one(held_message& h);
   boost::asio::awaitable<attempt_outcome> join_batch(held_message& h);
   boost::asio::awaitable<void> flush_batch(std::shared_ptr<batch> b);
-  boost::asio::awaitable<bool> admit(const std::string& target, attempt_outcome& out, bool& probe);
-  boost::asio::awaitable<bool> take_slot();
+  boost::asio::awaitable<bool> wait_for_rate(clock::time_point hold_until, attempt_outcome& out);
+  boost::asio::awaitable<bool> admit(const std::string& target, clock::time_point bound,
+                                     attempt_outcome& out, bool& probe);
+  void defer(attempt_outcome& out, clock::duration wait, std::string why);
+  boost::asio::awaitable<bool> take_slot(clock::time_point hold_until, attempt_outcome& out);
   void release_slot();
   void learn(const std::string& target, const attempt_outcome& o, bool probe);
   boost::asio::awaitable<settled> settle(held_message& h, const attempt_outcome& o);
@@ -164,7 +175,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   void record(const held_message& h, const attempt_outcome& o, const char* outcome);
   void stored_ok() { store_backoff_ = context_->options.store_backoff_initial; }
   store::clock::time_point store_deadline() const;
-  boost::asio::awaitable<void> sleep_until(clock::time_point until);
+  boost::asio::awaitable<void> delete_own_queue();
 
   std::shared_ptr<delivery_context> context_;
   std::shared_ptr<const subscription> sub_;
@@ -193,6 +204,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   bool consuming_ = false;
   bool ended_ = false;
   bool gone_ = false;
+  bool delete_queue_ = false;
   clock::time_point stop_deadline_{};
   std::string last_error_;
   std::mt19937_64 rng_;
