@@ -581,9 +581,9 @@ void subscription_consumer::release_slot() {
 
 void subscription_consumer::learn(const std::string& target, const attempt_outcome& o, bool) {
   const auto now = clock::now();
-  const verdict v = o.batch_failed ? verdict::retry : classify(o.status);
-  // The breaker asks "is the target there?": a 4xx is an answer, so it counts as a success.
-  if (v == verdict::retry)
+  // The breaker asks "is the target there?": a 4xx is an answer, so it counts as a success, and
+  // so does a 2xx whose body is not a batch answer (its items retry, the target is there).
+  if (classify(o.status) == verdict::retry)
     context_->breakers.on_failure(target, now);
   else
     context_->breakers.on_success(target, now);

@@ -636,5 +636,36 @@ TEST(delivery_engine, the_rate_limit_spaces_requests_after_a_burst) {
   });
 }
 
+// A 200 whose body is not a batch answer is the target answering: the items retry, but the
+// breaker (is the target there?) stays closed. Counting it as a failure stalled every delivery
+// to that host:port for the open interval after a few malformed answers.
+TEST(delivery_engine, a_malformed_2xx_batch_answer_does_not_open_the_circuit) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    delivery_service_options o;
+    o.breaker.failure_threshold = 1;
+    o.breaker.open_initial = 60s;
+    rig r(io, db.url(), o);
+    test_target t(io, [](const http::request&, std::size_t) {
+      return http::response::json(200, "[200]");  // one status for three items
+    });
+    co_await r.start();
+    const auto queue = r.queue_name("engbatchcb");
+    co_await r.put(batch_sub(r, queue, t, 3));
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    for (int i = 0; i < 3; ++i)
+      r.publish(queue, "{}");
+    test::pg_session pg(db.url());
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          return pg.scalar("SELECT count(*) FROM sluice_delivery_retries WHERE attempt = 2") == "3";
+        },
+        10s));
+    EXPECT_EQ(r.service->status_of(queue, "hook")["circuit"], "closed");
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
 }  // namespace
 }  // namespace sluice::delivery
