@@ -8,6 +8,7 @@
 
 #include "sluice/core/ascii_lower.hpp"
 #include "sluice/core/base64.hpp"
+#include "sluice/http/json_fields.hpp"
 #include "sluice/services/target_url.hpp"
 
 namespace sluice::delivery {
@@ -30,13 +31,13 @@ constexpr std::size_t max_secrets = 10;
 constexpr std::size_t min_key_bytes = 24;
 constexpr std::size_t max_key_bytes = 64;
 
-struct invalid {
-  subscription_error error;
-};
-
 [[noreturn]] void fail(std::string field, std::string message) {
-  throw invalid{subscription_error{std::move(field), std::move(message)}};
+  http::fail_field(std::move(field), std::move(message));
 }
+
+using http::integer_in;
+using http::require_object;
+using http::string_of;
 
 void refuse_unknown(const json& object, std::initializer_list<std::string_view> known,
                     const std::string& prefix) {
@@ -51,68 +52,6 @@ void refuse_unknown(const json& object, std::initializer_list<std::string_view> 
       fail(key, "is read-only (a paused subscription resumes with POST …/resume)");
     fail(prefix + key, "is not a known field");
   }
-}
-
-const json& require_object(const json& value, const std::string& field) {
-  if (!value.is_object())
-    fail(field, "must be a JSON object");
-  return value;
-}
-
-std::int64_t integer_in(const json& value, const std::string& field, std::int64_t min,
-                        std::int64_t max) {
-  const std::string range =
-      "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
-  if (!value.is_number_integer())
-    fail(field, range);
-  if (value.is_number_unsigned()) {
-    const auto u = value.get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(max) || static_cast<std::int64_t>(u) < min)
-      fail(field, range);
-    return static_cast<std::int64_t>(u);
-  }
-  const auto v = value.get<std::int64_t>();
-  if (v < min || v > max)
-    fail(field, range);
-  return v;
-}
-
-const std::string& string_of(const json& value, const std::string& field) {
-  if (!value.is_string())
-    fail(field, "must be a string");
-  return value.get_ref<const std::string&>();
-}
-
-// nlohmann keeps the last of repeated keys; a repeated field is as likely a mistake as an
-// unknown one, so it is refused too.
-json parse_body(std::string_view text) {
-  std::vector<std::set<std::string>> open_objects;
-  std::optional<std::string> repeated;
-  const json::parser_callback_t watch = [&](int, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty())
-          open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && !repeated &&
-            !open_objects.back().insert(parsed.get<std::string>()).second)
-          repeated = parsed.get<std::string>();
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json j = json::parse(text, watch, false);
-  if (j.is_discarded())
-    fail("body", "is not valid JSON");
-  if (repeated)
-    fail(*repeated, "appears twice in one object");
-  return j;
 }
 
 std::pair<std::string, target_address> url_of(const json& value, const std::string& field) {
@@ -363,9 +302,9 @@ std::variant<subscription, subscription_error> parse_subscription(
     std::string_view queue, std::string_view name, std::string_view json,
     std::uint32_t default_concurrency) {
   try {
-    return subscription_from(queue, name, parse_body(json), default_concurrency);
-  } catch (invalid& e) {
-    return std::move(e.error);
+    return subscription_from(queue, name, http::parse_strict(json), default_concurrency);
+  } catch (http::field_error& e) {
+    return subscription_error{std::move(e.field), std::move(e.message)};
   }
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sluice/core/rfc3339.hpp"
+#include "sluice/http/json_fields.hpp"
 #include "sluice/services/target_url.hpp"
 
 #include <nlohmann/json.hpp>
@@ -25,14 +26,13 @@ constexpr std::int64_t max_weight = 1'000'000;
 // request's pick walk a huge list.
 constexpr std::size_t max_flavours = 100;
 
-// Thrown inside this file only; parse_service/parse_schedule turn it into their parse_error.
-struct invalid {
-  parse_error error;
-};
-
 [[noreturn]] void fail(std::string field, std::string message) {
-  throw invalid{parse_error{std::move(field), std::move(message)}};
+  http::fail_field(std::move(field), std::move(message));
 }
+
+using http::integer_in;
+using http::require_object;
+using http::string_of;
 
 const char* name_rule() {
   return "must be 1 to 100 bytes of letters, digits, '-' and '_'";
@@ -51,36 +51,6 @@ void refuse_unknown(const json& object, std::initializer_list<std::string_view> 
     if (!found)
       fail(prefix + key, "is not a known field");
   }
-}
-
-const json& require_object(const json& value, const std::string& field) {
-  if (!value.is_object())
-    fail(field, "must be a JSON object");
-  return value;
-}
-
-std::int64_t integer_in(const json& value, const std::string& field, std::int64_t min,
-                        std::int64_t max) {
-  const std::string range =
-      "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
-  if (!value.is_number_integer())
-    fail(field, range);
-  if (value.is_number_unsigned()) {
-    const auto u = value.get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(max) || static_cast<std::int64_t>(u) < min)
-      fail(field, range);
-    return static_cast<std::int64_t>(u);
-  }
-  const auto v = value.get<std::int64_t>();
-  if (v < min || v > max)
-    fail(field, range);
-  return v;
-}
-
-const std::string& string_of(const json& value, const std::string& field) {
-  if (!value.is_string())
-    fail(field, "must be a string");
-  return value.get_ref<const std::string&>();
 }
 
 std::string name_of(const json& value, const std::string& field) {
@@ -103,38 +73,6 @@ std::string url_of(const json& value, const std::string& field) {
   if (!parse_http_url(v, &why))
     fail(field, why);
   return v;
-}
-
-// nlohmann keeps the last of repeated keys; a repeated field is as likely a mistake as an unknown
-// one, so it is refused too (named by its key: the parser reports no path).
-json parse_body(std::string_view text) {
-  std::vector<std::set<std::string>> open_objects;
-  std::optional<std::string> repeated;
-  const json::parser_callback_t watch = [&](int, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty())
-          open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && !repeated &&
-            !open_objects.back().insert(parsed.get<std::string>()).second)
-          repeated = parsed.get<std::string>();
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json j = json::parse(text, watch, false);
-  if (j.is_discarded())
-    fail("body", "is not valid JSON");
-  if (repeated)
-    fail(*repeated, "appears twice in one object");
-  return j;
 }
 
 std::string index_field(const std::string& prefix, const char* array, std::size_t i) {
@@ -307,17 +245,17 @@ bool valid_namespace(std::string_view name) {
 std::variant<service, parse_error> parse_service(std::string_view name, std::string_view json,
                                                  const service_defaults& defaults) {
   try {
-    return service_from(name, parse_body(json), defaults);
-  } catch (invalid& e) {
-    return std::move(e.error);
+    return service_from(name, http::parse_strict(json), defaults);
+  } catch (http::field_error& e) {
+    return parse_error{std::move(e.field), std::move(e.message)};
   }
 }
 
 std::variant<schedule, parse_error> parse_schedule(std::string_view json, const service& of) {
   try {
-    return schedule_from(parse_body(json), of, "");
-  } catch (invalid& e) {
-    return std::move(e.error);
+    return schedule_from(http::parse_strict(json), of, "");
+  } catch (http::field_error& e) {
+    return parse_error{std::move(e.field), std::move(e.message)};
   }
 }
 
