@@ -450,9 +450,13 @@ TEST(delivery_engine, an_open_circuit_defers_without_an_attempt) {
     EXPECT_EQ(pg.scalar("SELECT attempt FROM sluice_delivery_retries WHERE message_id = '" +
                         first.to_string() + "'"),
               "2");
-    EXPECT_EQ(
-        r.metric("sluice_delivery_attempts_total{queue=\"" + queue + "\",outcome=\"deferred\"}"),
-        1);
+    // Counted once the park's write completed, a moment after the row became visible.
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          return r.metric("sluice_delivery_attempts_total{queue=\"" + queue +
+                          "\",outcome=\"deferred\"}") == 1;
+        },
+        5s));
     EXPECT_EQ(r.metric("sluice_delivery_circuit_state{target=\"127.0.0.1:" +
                        std::to_string(t.port) + "\"}"),
               1);
