@@ -249,7 +249,7 @@ TEST(attack2_engine, a_paused_batch_subscription_shows_its_batch_targets_circuit
     s.paused = true;
     r.registry.put(s);
     const std::string key = breaker_board::key_of("127.0.0.1", batches.port);
-    for (int i = 0; i < 10; ++i)
+    for (std::uint32_t i = 0; i < breaker_options{}.failure_threshold; ++i)
       r.service->breakers().on_failure(key, breaker_board::clock::now());
     EXPECT_EQ(r.service->breakers().state(key), breaker_state::open);
     EXPECT_EQ(r.service->status_of(queue, "batched")["circuit"], "open");
