@@ -87,4 +87,27 @@ check_result workers_check(const std::vector<worker::consumer_status>& consumers
   return out;
 }
 
+check_result deliveries_check(const std::vector<delivery::consumer_status>& consumers) {
+  check_result out;
+  out.ok = true;
+  if (consumers.empty()) {
+    out.detail = "no subscription to deliver";
+    return out;
+  }
+  for (const auto& c : consumers) {
+    if (!out.detail.empty())
+      out.detail += ", ";
+    out.detail += c.queue + "/" + c.name + ": ";
+    if (c.consuming) {
+      out.detail += "consuming";
+    } else {
+      out.ok = false;
+      out.detail += c.last_error.empty() ? "not consuming" : "not consuming (" + c.last_error + ")";
+    }
+    if (c.circuit != "closed")
+      out.detail += " (circuit " + c.circuit + ")";
+  }
+  return out;
+}
+
 }  // namespace sluice::api

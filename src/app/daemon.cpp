@@ -16,6 +16,9 @@
 #include "sluice/api/subscription_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
+#include "sluice/delivery/dead_letter_store.hpp"
+#include "sluice/delivery/delivery_service.hpp"
+#include "sluice/delivery/retry_store.hpp"
 #include "sluice/delivery/subscription_catalog.hpp"
 #include "sluice/http/client.hpp"
 #include "sluice/http/server.hpp"
@@ -227,10 +230,10 @@ int run_daemon(const config::settings& settings) {
   relay_pool_opts.max_connections = 3;
   store::pg_pool relay_pool(io.get_executor(), relay_pool_opts);
 
-  relay::queue_modes queue_modes(relay_pool, settings.default_delivery_mode ==
-                                                     config::delivery_mode::broadcast
-                                                 ? relay::queue_mode::broadcast
-                                                 : relay::queue_mode::queue);
+  relay::queue_modes queue_modes(relay_pool,
+                                 settings.default_delivery_mode == config::delivery_mode::broadcast
+                                     ? relay::queue_mode::broadcast
+                                     : relay::queue_mode::queue);
   std::shared_ptr<relay::relay_service> rabbitmq_relay;
   try {
     rabbitmq_relay = make_relay(settings, io, relay_pool, queue_modes, metrics, pushes);
@@ -321,7 +324,9 @@ int run_daemon(const config::settings& settings) {
       spdlog::critical("invalid settings: {}", error);
       return 2;
     }
-    client_opts->enable_publisher = false;  // replies go out on the consuming channels
+    // Replies go out on the consuming channels; the publisher is the retry scheduler's, which
+    // publishes due deliveries again on this connection.
+    client_opts->enable_publisher = true;
     worker_amqp = amqp::client::create(io.get_executor(), std::move(*client_opts));
     http::client_options ho;
     ho.max_connections_per_host = settings.upstream_max_connections_per_host;
@@ -336,6 +341,35 @@ int run_daemon(const config::settings& settings) {
                                              service_catalog.registry(), *upstream, metrics, wo);
     workers->set_response_sink(&async_responses);
   }
+
+  // ---- delivery engine (issue #10): subscriptions delivered to HTTP endpoints, on the workers'
+  // AMQP connection and upstream HTTP client, with a pool of its own for the retry and
+  // dead-letter writes (a delivery waiting on PostgreSQL never takes a push's connection).
+  store::pool_options delivery_pool_opts = pool_opts;
+  delivery_pool_opts.max_connections = 3;
+  store::pg_pool delivery_pool(io.get_executor(), delivery_pool_opts);
+  delivery::retry_store delivery_retries(delivery_pool);
+  delivery::dead_letter_store dead_letters(delivery_pool);
+  std::shared_ptr<delivery::delivery_service> deliveries;
+  if (workers) {
+    delivery::delivery_stores ds;
+    ds.retries = &delivery_retries;
+    ds.dead_letters = &dead_letters;
+    ds.subscriptions = &subscription_catalog.store();
+    delivery::delivery_service_options dso;
+    dso.delivery.stop_grace = settings.shutdown_grace;
+    dso.delivery.retry_after_max = settings.delivery_retry_after_max;
+    dso.delivery.store_timeout = settings.db_statement_timeout;
+    dso.delivery.queue_type = settings.rabbitmq_queue_type == config::queue_type::quorum
+                                  ? amqp::queue_type::quorum
+                                  : amqp::queue_type::classic;
+    dso.breaker.failure_threshold = settings.delivery_breaker_failures;
+    dso.breaker.open_initial = settings.delivery_breaker_open;
+    deliveries = delivery::delivery_service::create(io.get_executor(), worker_amqp,
+                                                    subscription_catalog.registry(), queue_modes,
+                                                    *upstream, metrics, std::move(ds), dso);
+  }
+  // ---- end delivery engine
 
   // Each ping bounded by 1 s; probes read the last answer, so a hung PostgreSQL delays none.
   api::postgres_watch postgres_watch(io.get_executor(), probe_pool,
@@ -367,13 +401,22 @@ int run_daemon(const config::settings& settings) {
 
   if (workers)
     ready.add("workers", [&] { return api::workers_check(workers->status()); });
+  if (deliveries)
+    ready.add("deliveries", [&] { return api::deliveries_check(deliveries->status()); });
 
   http::router routes;
   api::add_health_routes(routes, ready, metrics);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes, &subscription_catalog);
   api::add_service_routes(routes, service_catalog);
-  api::add_subscription_routes(routes, subscription_catalog, queue_modes);
+  api::add_subscription_routes(
+      routes, subscription_catalog, queue_modes,
+      [&deliveries](const std::string& queue,
+                    const std::string& name) -> std::optional<nlohmann::json> {
+        if (!deliveries)
+          return std::nullopt;
+        return deliveries->status_of(queue, name);
+      });
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
@@ -431,6 +474,8 @@ int run_daemon(const config::settings& settings) {
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
+          if (deliveries)
+            co_await deliveries->stop();
           if (workers) {
             co_await workers->stop();
             upstream->close();
@@ -450,6 +495,7 @@ int run_daemon(const config::settings& settings) {
           probe_pool.shutdown();
           relay_pool.shutdown();
           requests_pool.shutdown();
+          delivery_pool.shutdown();
           pool.shutdown();
           failover_log->close();
           qos0_log->close();
@@ -485,6 +531,8 @@ int run_daemon(const config::settings& settings) {
           worker_amqp->start();
           workers->start();
         }
+        if (deliveries)
+          deliveries->start();
         co_await postgres_watch.start();
         api_server.start();
         if (metrics_server)

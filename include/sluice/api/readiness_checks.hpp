@@ -7,6 +7,7 @@
 #include "sluice/api/directory_watch.hpp"
 #include "sluice/api/postgres_watch.hpp"
 #include "sluice/api/readiness_verdict.hpp"
+#include "sluice/delivery/subscription_consumer.hpp"
 #include "sluice/push/push_service.hpp"
 #include "sluice/worker/flavour_consumer.hpp"
 
@@ -39,5 +40,10 @@ check_result buffer_check(const directory_watch::state& dirs, const push::buffer
 // operator sees which queue has no consumer and why. It never decides the code: workers do not
 // acknowledge pushes.
 check_result workers_check(const std::vector<worker::consumer_status>& consumers);
+
+// The delivery consumers, one per subscription that is not paused: passes while every one
+// consumes (none passes too); the detail names each as queue/name with its state and circuit.
+// Like the workers' check, it never decides the code.
+check_result deliveries_check(const std::vector<delivery::consumer_status>& consumers);
 
 }  // namespace sluice::api

@@ -1,0 +1,235 @@
+#include "sluice/delivery/delivery_service.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <spdlog/spdlog.h>
+
+namespace sluice::delivery {
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+std::shared_ptr<delivery_service> delivery_service::create(
+    asio::any_io_executor executor, std::shared_ptr<amqp::client> amqp,
+    subscription_registry& registry, const relay::queue_modes& modes, http::client& http,
+    metrics::registry& metrics, delivery_stores stores, delivery_service_options options) {
+  return std::shared_ptr<delivery_service>(
+      new delivery_service(std::move(executor), std::move(amqp), registry, modes, http, metrics,
+                           std::move(stores), std::move(options)));
+}
+
+delivery_service::delivery_service(asio::any_io_executor executor,
+                                   std::shared_ptr<amqp::client> amqp,
+                                   subscription_registry& registry, const relay::queue_modes& modes,
+                                   http::client& http, metrics::registry& metrics,
+                                   delivery_stores stores, delivery_service_options options)
+    : metrics_(metrics),
+      breakers_(metrics, options.breaker),
+      context_(
+          std::make_shared<delivery_context>(executor, std::move(amqp), http, metrics, breakers_)),
+      registry_(registry),
+      modes_(modes),
+      options_(std::move(options)),
+      loops_(executor, "subscription") {
+  context_->retries = stores.retries;
+  context_->dead_letters = stores.dead_letters;
+  context_->subscriptions = stores.subscriptions;
+  context_->recorder = stores.recorder;
+  context_->on_parked = std::move(stores.on_parked);
+  context_->options = options_.delivery;
+}
+
+delivery_service::~delivery_service() = default;
+
+void delivery_service::reconcile(const std::string& queue, const std::string& name) {
+  if (!started_ || stopping_ || !registry_.loaded() || !modes_.loaded())
+    return;
+  const auto key = std::pair{queue, name};
+  const auto wanted = registry_.find(queue, name);
+  const bool broadcast = modes_.mode_of(queue) == relay::queue_mode::broadcast;
+  const auto it = consumers_.find(key);
+  if (!wanted || wanted->paused) {
+    if (it != consumers_.end()) {
+      spdlog::info("delivery: stopping the consumer of subscription {}/{} ({})", queue, name,
+                   wanted ? "paused" : "removed");
+      auto old = it->second;
+      old->stop();
+      consumers_.erase(it);
+      if (!wanted && old->broadcast())
+        loops_.spawn(delete_queue(old, consume_queue(queue, name, true)), shared_from_this());
+    } else if (!wanted && broadcast) {
+      loops_.spawn(delete_queue(nullptr, consume_queue(queue, name, true)), shared_from_this());
+    }
+    return;
+  }
+  std::shared_ptr<subscription_consumer> predecessor;
+  if (it != consumers_.end()) {
+    const auto& current = it->second;
+    if (!current->gone() && current->broadcast() == broadcast &&
+        current->definition()->same_as(*wanted))
+      return;
+    spdlog::info("delivery: restarting the consumer of subscription {}/{} ({})", queue, name,
+                 current->broadcast() != broadcast ? "queue mode changed" : "changed");
+    predecessor = current;
+    predecessor->stop();
+  }
+  auto c =
+      std::make_shared<subscription_consumer>(context_, wanted, broadcast, std::move(predecessor));
+  consumers_[key] = c;
+  loops_.spawn(c->run(), c);
+}
+
+void delivery_service::reconcile_all() {
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& s : registry_.all()) {
+    seen.emplace(s->queue, s->name);
+    reconcile(s->queue, s->name);
+  }
+  std::vector<std::pair<std::string, std::string>> gone;
+  for (const auto& [key, c] : consumers_) {
+    if (!seen.contains(key))
+      gone.push_back(key);
+  }
+  for (const auto& [q, n] : gone)
+    reconcile(q, n);
+}
+
+asio::awaitable<void> delivery_service::follow_modes() {
+  auto self = shared_from_this();
+  bool was_ready = false;
+  while (!stopping_) {
+    const bool ready = registry_.loaded() && modes_.loaded();
+    // Until both were loaded once nothing runs; after that a pass every interval picks up the
+    // queue mode changes (the relay refreshes queue_modes, which has no listeners).
+    if (ready) {
+      if (!was_ready)
+        spdlog::info("delivery: {} subscription(s) known; starting their consumers",
+                     registry_.all().size());
+      reconcile_all();
+      was_ready = true;
+    }
+    const auto until =
+        clock::now() + (ready ? options_.mode_check_interval : std::chrono::milliseconds(200));
+    while (!stopping_ && clock::now() < until)
+      co_await wake_.wait_until(until);
+  }
+}
+
+asio::awaitable<void> delivery_service::delete_queue(
+    std::shared_ptr<subscription_consumer> finished_first, std::string amqp_queue) {
+  auto self = shared_from_this();
+  if (finished_first)
+    co_await finished_first->wait_finished();
+  if (stopping_ || !context_->amqp->ready())
+    co_return;
+  auto [ec, ch] = co_await context_->amqp->open_channel();
+  if (ec)
+    co_return;
+  auto [dec, count] = co_await ch->queue_delete(amqp_queue);
+  if (!dec)
+    spdlog::info("delivery: deleted queue {} of a removed subscription ({} messages in it)",
+                 amqp_queue, count);
+  if (ch->is_open())
+    co_await ch->close();
+}
+
+void delivery_service::collect() {
+  struct per_queue {
+    double in_flight = 0;
+    double limit = 0;
+    std::int64_t lag_ref = 0;
+  };
+  std::map<std::string, per_queue> by_queue;
+  for (const auto& [key, c] : consumers_) {
+    auto& q = by_queue[key.first];
+    const auto s = c->status();
+    q.in_flight += static_cast<double>(s.in_flight);
+    q.limit += s.concurrency_limit;
+    const auto ref = c->lag_reference_ms();
+    if (ref > 0 && (q.lag_ref == 0 || ref < q.lag_ref))
+      q.lag_ref = ref;
+  }
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  auto& m = context_->metrics;
+  for (const auto& q : gauge_queues_) {
+    if (!by_queue.contains(q)) {
+      m.in_flight.remove({q});
+      m.concurrency_limit.remove({q});
+      m.lag.remove({q});
+    }
+  }
+  gauge_queues_.clear();
+  for (const auto& [q, v] : by_queue) {
+    gauge_queues_.push_back(q);
+    m.in_flight.with({q}).set(v.in_flight);
+    m.concurrency_limit.with({q}).set(v.limit);
+    m.lag.with({q}).set(v.lag_ref > 0 ? std::max<double>(0, (now_ms - v.lag_ref) / 1000.0) : 0);
+  }
+}
+
+void delivery_service::start() {
+  if (started_)
+    return;
+  started_ = true;
+  const std::weak_ptr<delivery_service> weak = weak_from_this();
+  registry_.on_change([weak](const std::string& queue, const std::string& name) {
+    if (const auto self = weak.lock())
+      self->reconcile(queue, name);
+  });
+  context_->amqp->on_state_change([weak](amqp::client_state) {
+    if (const auto self = weak.lock()) {
+      for (const auto& [key, c] : self->consumers_)
+        c->wake();
+    }
+  });
+  // The gauges mirror the consumers' state at scrape time (the exposition runs on the loop).
+  metrics_.on_collect([weak] {
+    if (const auto self = weak.lock())
+      self->collect();
+  });
+  loops_.spawn(follow_modes(), shared_from_this());
+}
+
+asio::awaitable<void> delivery_service::stop() {
+  auto self = shared_from_this();
+  stopping_ = true;
+  wake_.notify_all();
+  for (const auto& [key, c] : consumers_)
+    c->stop();
+  consumers_.clear();
+  const auto grace = options_.delivery.stop_grace;
+  if (!co_await loops_.wait(clock::now() + grace + std::chrono::seconds(5))) {
+    spdlog::warn("delivery: consumers did not stop in time; cancelling them");
+    loops_.cancel_all();
+    co_await loops_.wait(clock::now() + std::chrono::seconds(5));
+  }
+}
+
+std::vector<consumer_status> delivery_service::status() const {
+  std::vector<consumer_status> out;
+  out.reserve(consumers_.size());
+  for (const auto& [key, c] : consumers_)
+    out.push_back(c->status());
+  return out;  // the map's order: (queue, name)
+}
+
+nlohmann::json delivery_service::status_of(std::string_view queue, std::string_view name) const {
+  const auto it = consumers_.find(std::pair{std::string(queue), std::string(name)});
+  if (it == consumers_.end()) {
+    std::string circuit = "closed";
+    if (const auto s = registry_.find(queue, name))
+      circuit = to_string(breakers_.state(breaker_board::key_of(s->address.host, s->address.port)));
+    return {
+        {"consuming", false}, {"inFlight", 0}, {"concurrencyLimit", nullptr}, {"circuit", circuit}};
+  }
+  const auto s = it->second->status();
+  return {{"consuming", s.consuming},
+          {"inFlight", s.in_flight},
+          {"concurrencyLimit", s.concurrency_limit},
+          {"circuit", s.circuit}};
+}
+
+}  // namespace sluice::delivery

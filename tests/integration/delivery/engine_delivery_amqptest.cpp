@@ -1,0 +1,515 @@
+// The delivery engine in process against real RabbitMQ and PostgreSQL and HTTP targets on the
+// same loop: messages published in the relay's AMQP form reach the target with sluice's headers,
+// a 500 is parked in sluice_delivery_retries and delivered on its second attempt, a 400 is a
+// dead letter at once, a 410 pauses the subscription, a hanging target holds up only its own
+// queue, 503s shrink the adaptive concurrency and successes grow it back.
+#include "sluice/amqp/connection.hpp"
+#include "sluice/core/async_event.hpp"
+#include "sluice/core/uuid.hpp"
+#include "sluice/delivery/dead_letter_store.hpp"
+#include "sluice/delivery/delivery_service.hpp"
+#include "sluice/delivery/retry_store.hpp"
+#include "sluice/delivery/subscription_registry.hpp"
+#include "sluice/delivery/subscription_store.hpp"
+#include "sluice/delivery/webhook_signature.hpp"
+#include "sluice/http/client.hpp"
+#include "sluice/http/router.hpp"
+#include "sluice/http/server.hpp"
+#include "sluice/metrics/registry.hpp"
+#include "sluice/relay/message_format.hpp"
+#include "sluice/relay/queue_modes.hpp"
+#include "sluice/store/migrations.hpp"
+#include "sluice/store/pg_pool.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include "independent_client.hpp"
+#include "sluice_test/pg.hpp"
+#include "test_support.hpp"
+
+namespace sluice::delivery {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+using amqp::test::sleep_for;
+
+asio::awaitable<bool> eventually(std::function<bool()> condition, std::chrono::milliseconds limit) {
+  const auto until = clock::now() + limit;
+  while (!condition()) {
+    if (clock::now() >= until)
+      co_return false;
+    co_await sleep_for(10ms);
+  }
+  co_return true;
+}
+
+std::optional<std::string> header(const http::request& r, std::string_view name) {
+  if (const auto v = r.header(name))
+    return std::string(*v);
+  return std::nullopt;
+}
+
+// An HTTP target on the test's loop. `respond` gets each request and its index (0-based);
+// with hang set every request waits until shut().
+class test_target {
+ public:
+  using responder = std::function<http::response(const http::request&, std::size_t)>;
+
+  test_target(asio::io_context& io, responder respond) : respond_(std::move(respond)) {
+    const http::handler h = [this](http::request& req) -> asio::awaitable<http::response> {
+      ++running_;
+      const std::size_t index = seen.size();
+      seen.push_back(req);
+      while (hang && !released_)
+        co_await release_.wait_until(clock::time_point::max());
+      http::response out = respond_ ? respond_(req, index) : http::response::text(200, "", "");
+      --running_;
+      idle_.notify_all();
+      co_return out;
+    };
+    for (const char* m : {"POST", "PUT"})
+      routes_.add(m, "/{rest*}", "any", h);
+    http::server_options o;
+    o.name = "target";
+    server_ = std::make_unique<http::server>(io.get_executor(), o, routes_, metrics_);
+    port = server_->listen("127.0.0.1", 0);
+    server_->start();
+  }
+
+  // Releases what hangs and waits for the last handler, so none resumes into a gone target.
+  asio::awaitable<void> shut() {
+    released_ = true;
+    release_.notify_all();
+    while (running_ > 0)
+      co_await idle_.wait_until(clock::time_point::max());
+    co_await server_->shutdown(0ms);
+  }
+
+  std::uint16_t port = 0;
+  std::vector<http::request> seen;
+  bool hang = false;
+
+ private:
+  responder respond_;
+  metrics::registry metrics_;
+  http::router routes_;
+  std::unique_ptr<http::server> server_;
+  int running_ = 0;
+  bool released_ = false;
+  async_event release_;
+  async_event idle_;
+};
+
+// Everything one test needs on its loop, with a database of its own.
+struct rig {
+  rig(asio::io_context& io, const std::string& db_url, delivery_service_options options = {})
+      : io_(io) {
+    store::pool_options po;
+    po.connection.conninfo = db_url;
+    po.connection.connect_timeout = 2s;
+    po.connection.statement_timeout = 5s;
+    po.max_connections = 3;
+    pool = std::make_unique<store::pg_pool>(io.get_executor(), po);
+    modes = std::make_unique<relay::queue_modes>(*pool);
+    retries = std::make_unique<retry_store>(*pool);
+    dead_letters = std::make_unique<dead_letter_store>(*pool);
+    subscriptions = std::make_unique<subscription_store>(*pool);
+    amqp::client_options co;
+    co.connection = amqp::test::options_for(amqp::test::broker_url());
+    client = amqp::client::create(io.get_executor(), co);
+    upstream = std::make_unique<http::client>(io.get_executor(), http::client_options{});
+    delivery_stores ds;
+    ds.retries = retries.get();
+    ds.dead_letters = dead_letters.get();
+    ds.subscriptions = subscriptions.get();
+    ds.on_parked = [this](std::chrono::system_clock::time_point) { ++parked; };
+    options.delivery.stop_grace = 300ms;
+    options.delivery.store_backoff_initial = 50ms;
+    options.mode_check_interval = 200ms;
+    service = delivery_service::create(io.get_executor(), client, registry, *modes, *upstream,
+                                       metrics, std::move(ds), options);
+  }
+
+  asio::awaitable<void> start() {
+    const auto m = co_await store::apply_migrations(*pool, clock::now() + 10s);
+    if (m.ec)
+      throw std::runtime_error("migrations: " + m.message);
+    if (co_await modes->refresh(clock::now() + 5s))
+      throw std::runtime_error("queue modes");
+    registry.replace_all({});
+    client->start();
+    service->start();
+    ingress = amqp::connection::create(io_.get_executor(),
+                                       amqp::test::options_for(amqp::test::broker_url()));
+    if (co_await ingress->open())
+      throw std::runtime_error("ingress connect");
+    auto [ec, ch] = co_await ingress->open_channel();
+    if (ec)
+      throw std::runtime_error("ingress channel");
+    ingress_ch = ch;
+  }
+
+  subscription sub(const std::string& queue, const test_target& t) const {
+    subscription s;
+    s.queue = queue;
+    s.name = "hook";
+    s.url = "http://127.0.0.1:" + std::to_string(t.port) + "/hook";
+    s.address.host = "127.0.0.1";
+    s.address.port = t.port;
+    s.address.target = "/hook";
+    s.timeout = 2s;
+    s.concurrency = 4;
+    s.retry.max_attempts = 3;
+    s.retry.initial_backoff = 20ms;
+    s.retry.max_backoff = 50ms;
+    return s;
+  }
+
+  bool consuming(const std::string& queue) const {
+    for (const auto& c : service->status()) {
+      if (c.queue == queue)
+        return c.consuming;
+    }
+    return false;
+  }
+
+  // A message as the relay publishes it (queue mode), with `extra` headers (a retry's).
+  uuid publish(const std::string& queue, const std::string& payload,
+               const std::string& partition = "p1", std::optional<std::string> trace = std::nullopt,
+               amqp::field_table extra = {}, std::optional<uuid> id = std::nullopt) {
+    message m;
+    m.id = id ? *id : ids.next();
+    m.created_ms = m.id.unix_ms();
+    m.queue = queue;
+    m.partition = partition;
+    m.trace_id = std::move(trace);
+    m.payload = payload;
+    auto out = relay::to_outgoing(m, relay::queue_mode::queue);
+    EXPECT_TRUE(out);
+    for (const auto& e : extra)
+      out->properties.headers->set(e.key, e.value);
+    EXPECT_FALSE(ingress_ch->basic_publish(out->exchange, out->routing_key, out->properties,
+                                           out->body, false));
+    return m.id;
+  }
+
+  asio::awaitable<void> shut(const std::vector<test_target*>& targets) {
+    co_await service->stop();
+    upstream->close();
+    co_await client->stop();
+    co_await ingress->close();
+    for (auto* t : targets)
+      co_await t->shut();
+    pool->shutdown();
+  }
+
+  std::string queue_name(const char* prefix) {
+    auto q = amqp::test::unique_name(prefix);
+    queues.push_back(q);
+    return q;
+  }
+
+  ~rig() {
+    amqp::test::independent_client admin(amqp::test::broker_url());
+    for (const auto& q : queues)
+      admin.delete_queue(relay::amqp_name(q));
+  }
+
+  double metric(const std::string& series) const {
+    const std::string text = metrics.expose();
+    const auto at = text.find(series + " ");
+    if (at == std::string::npos)
+      return -1;
+    return std::stod(text.substr(at + series.size() + 1));
+  }
+
+  asio::io_context& io_;
+  std::unique_ptr<store::pg_pool> pool;
+  std::unique_ptr<relay::queue_modes> modes;
+  std::unique_ptr<retry_store> retries;
+  std::unique_ptr<dead_letter_store> dead_letters;
+  std::unique_ptr<subscription_store> subscriptions;
+  subscription_registry registry;
+  metrics::registry metrics;
+  std::shared_ptr<amqp::client> client;
+  std::unique_ptr<http::client> upstream;
+  std::shared_ptr<delivery_service> service;
+  std::shared_ptr<amqp::connection> ingress;
+  std::shared_ptr<amqp::channel> ingress_ch;
+  uuid_v7_generator ids;
+  std::vector<std::string> queues;
+  int parked = 0;
+};
+
+std::uint32_t messages_in(const std::string& queue) {
+  amqp::test::independent_client admin(amqp::test::broker_url());
+  return admin.message_count(relay::amqp_name(queue));
+}
+
+TEST(delivery_engine, a_delivery_arrives_with_the_right_headers_and_body) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target t(io, {});
+    co_await r.start();
+    const auto queue = r.queue_name("eng");
+    auto s = r.sub(queue, t);
+    s.headers = {{"Authorization", "Bearer x"}};
+    s.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
+    r.registry.put(s);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    const auto id = r.publish(queue, R"({"n": 1})", "customer-9",
+                              std::string("4bf92f3577b34da6a3ce929d0e0e4736"));
+    EXPECT_TRUE(co_await eventually([&] { return t.seen.size() == 1; }, 10s));
+    if (t.seen.size() == 1) {
+      const auto& req = t.seen[0];
+      EXPECT_EQ(req.method, "POST");
+      EXPECT_EQ(req.target, "/hook");
+      EXPECT_EQ(req.body, R"({"n": 1})");
+      EXPECT_EQ(header(req, "Content-Type"), "application/json");
+      EXPECT_EQ(header(req, "Idempotency-Key"), id.to_string());
+      EXPECT_EQ(header(req, "X-Sluice-Queue"), queue);
+      EXPECT_EQ(header(req, "X-Sluice-Partition"), "customer-9");
+      EXPECT_EQ(header(req, "X-Sluice-Attempt"), "1");
+      EXPECT_EQ(header(req, "Authorization"), "Bearer x");
+      const auto tp = header(req, "traceparent");
+      EXPECT_TRUE(tp && tp->starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") &&
+                  tp->ends_with("-01"));
+      EXPECT_EQ(header(req, "webhook-id"), id.to_string());
+      const auto ts = header(req, "webhook-timestamp");
+      CO_ASSERT_TRUE(ts);
+      const auto key = decode_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+      EXPECT_EQ(header(req, "webhook-signature"),
+                webhook_signature({*key}, id.to_string(), *ts, R"({"n": 1})"));
+    }
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          return r.metric("sluice_delivery_attempts_total{queue=\"" + queue +
+                          "\",outcome=\"delivered\"}") == 1;
+        },
+        5s));
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
+TEST(delivery_engine, a_500_is_parked_and_delivered_on_the_second_attempt) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target t(io, [](const http::request&, std::size_t i) {
+      return http::response::text(i == 0 ? 500 : 200, "text/plain", i == 0 ? "boom" : "ok");
+    });
+    co_await r.start();
+    const auto queue = r.queue_name("eng");
+    r.registry.put(r.sub(queue, t));
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    const auto id = r.publish(queue, R"({"n": 2})");
+    test::pg_session pg(db.url());
+    const std::string row_sql =
+        "SELECT attempt, partition, encode(payload, 'escape'), first_attempt_at IS NOT NULL, "
+        "due_at > now() - interval '1 minute' FROM sluice_delivery_retries WHERE message_id = '" +
+        id.to_string() + "'";
+    EXPECT_TRUE(co_await eventually([&] { return !pg.query(row_sql).empty(); }, 10s));
+    const auto rows = pg.query(row_sql);
+    CO_ASSERT_TRUE(rows.size() == 1);
+    EXPECT_EQ(rows[0][0], "2");
+    EXPECT_EQ(rows[0][1], "p1");
+    EXPECT_EQ(rows[0][2], R"({"n": 2})");
+    EXPECT_EQ(rows[0][3], "t");
+    EXPECT_EQ(r.parked, 1);
+    // Acked only once parked: nothing left in RabbitMQ.
+    EXPECT_TRUE(co_await eventually([&] { return messages_in(queue) == 0; }, 5s));
+    // The retry scheduler's part: claim the row, publish it again with its attempt, delete it.
+    auto [cec, claimed] = co_await r.retries->claim_due(10, 30s, clock::now() + 5s);
+    EXPECT_FALSE(cec);
+    CO_ASSERT_TRUE(claimed.size() == 1);
+    const parked_message& p = claimed[0];
+    EXPECT_EQ(p.message_id, id);
+    EXPECT_EQ(p.attempt, 2u);
+    amqp::field_table extra;
+    extra.set(attempt_header, static_cast<std::int32_t>(p.attempt));
+    extra.set(first_attempt_header, *p.first_attempt_ms);
+    r.publish(queue, p.payload, p.partition, std::nullopt, extra, id);
+    EXPECT_FALSE(co_await r.retries->remove(claimed, clock::now() + 5s));
+    EXPECT_TRUE(co_await eventually([&] { return t.seen.size() == 2; }, 10s));
+    if (t.seen.size() == 2) {
+      EXPECT_EQ(header(t.seen[1], "X-Sluice-Attempt"), "2");
+      EXPECT_EQ(header(t.seen[1], "Idempotency-Key"), id.to_string());
+    }
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          return r.metric("sluice_delivery_attempts_total{queue=\"" + queue +
+                          "\",outcome=\"delivered\"}") == 1 &&
+                 r.metric("sluice_delivery_attempts_total{queue=\"" + queue +
+                          "\",outcome=\"retry\"}") == 1;
+        },
+        5s));
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM sluice_delivery_retries"), "0");
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM sluice_dead_letters"), "0");
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
+TEST(delivery_engine, a_400_is_a_dead_letter_at_once) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target t(io, [](const http::request&, std::size_t) {
+      return http::response::text(400, "text/plain", std::string(3000, 'e'));
+    });
+    co_await r.start();
+    const auto queue = r.queue_name("eng");
+    r.registry.put(r.sub(queue, t));
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    const auto id = r.publish(queue, R"({"n": 3})");
+    test::pg_session pg(db.url());
+    const std::string sql =
+        "SELECT reason, last_status, attempts, length(response_excerpt), subscription, "
+        "encode(payload, 'escape') FROM sluice_dead_letters WHERE id = '" +
+        id.to_string() + "'";
+    EXPECT_TRUE(co_await eventually([&] { return !pg.query(sql).empty(); }, 10s));
+    const auto rows = pg.query(sql);
+    CO_ASSERT_TRUE(rows.size() == 1);
+    EXPECT_EQ(rows[0][0], "rejected");
+    EXPECT_EQ(rows[0][1], "400");
+    EXPECT_EQ(rows[0][2], "1");
+    EXPECT_EQ(rows[0][3], "1024");
+    EXPECT_EQ(rows[0][4], "hook");
+    EXPECT_EQ(rows[0][5], R"({"n": 3})");
+    EXPECT_EQ(t.seen.size(), 1u);
+    EXPECT_TRUE(co_await eventually([&] { return messages_in(queue) == 0; }, 5s));
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          return r.metric("sluice_dead_letters_total{queue=\"" + queue +
+                          "\",reason=\"rejected\"}") == 1;
+        },
+        5s));
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM sluice_delivery_retries"), "0");
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
+TEST(delivery_engine, a_410_dead_letters_and_pauses_the_subscription) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target t(io, [](const http::request&, std::size_t) {
+      return http::response::text(410, "text/plain", "gone");
+    });
+    co_await r.start();
+    const auto queue = r.queue_name("eng");
+    const auto s = r.sub(queue, t);
+    test::pg_session pg(db.url());
+    pg.query("INSERT INTO sluice_subscriptions (queue, name, spec) VALUES ('" + queue +
+             "', 'hook', '{}')");
+    r.registry.put(s);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    const auto first = r.publish(queue, R"({"n": 4})");
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          return pg.scalar(
+                     "SELECT count(*) FROM sluice_subscriptions WHERE paused_at IS NOT "
+                     "NULL") == "1";
+        },
+        10s));
+    EXPECT_EQ(pg.scalar("SELECT paused_reason FROM sluice_subscriptions"), "gone: 410");
+    EXPECT_EQ(
+        pg.scalar("SELECT reason FROM sluice_dead_letters WHERE id = '" + first.to_string() + "'"),
+        "gone");
+    // It stopped consuming at once: a later message stays in RabbitMQ.
+    EXPECT_TRUE(co_await eventually([&] { return !r.consuming(queue); }, 5s));
+    r.publish(queue, R"({"n": 5})");
+    co_await sleep_for(300ms);
+    EXPECT_EQ(t.seen.size(), 1u);
+    EXPECT_EQ(messages_in(queue), 1u);
+    // The follower would put the paused row into the registry: then the consumer is gone.
+    auto paused = s;
+    paused.paused = true;
+    paused.paused_reason = "gone: 410";
+    r.registry.put(paused);
+    EXPECT_TRUE(r.service->status().empty());
+    EXPECT_EQ(r.service->status_of(queue, "hook")["consuming"], false);
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
+TEST(delivery_engine, a_hanging_target_does_not_stop_another_queue) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target slow(io, {});
+    slow.hang = true;
+    test_target fast(io, {});
+    co_await r.start();
+    const auto qa = r.queue_name("enga");
+    const auto qb = r.queue_name("engb");
+    auto sa = r.sub(qa, slow);
+    sa.timeout = 20s;
+    r.registry.put(sa);
+    r.registry.put(r.sub(qb, fast));
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(qa) && r.consuming(qb); }, 10s));
+    for (int i = 0; i < 10; ++i)
+      r.publish(qa, R"({"a": true})");
+    EXPECT_TRUE(co_await eventually([&] { return slow.seen.size() == 4; }, 10s));
+    for (int i = 0; i < 20; ++i)
+      r.publish(qb, R"({"b": true})");
+    EXPECT_TRUE(co_await eventually([&] { return fast.seen.size() == 20; }, 10s));
+    EXPECT_TRUE(co_await eventually([&] { return messages_in(qb) == 0; }, 5s));
+    // A's deliveries are still held, bounded by its concurrency.
+    EXPECT_EQ(slow.seen.size(), 4u);
+    EXPECT_EQ(r.service->status_of(qa, "hook")["inFlight"], 4);
+    const std::vector<test_target*> targets{&slow, &fast};
+    co_await r.shut(targets);
+  });
+}
+
+TEST(delivery_engine, 503s_shrink_the_concurrency_limit_and_successes_grow_it_back) {
+  test::scoped_database db;
+  amqp::test::run(
+      [&](asio::io_context& io) -> asio::awaitable<void> {
+        delivery_service_options o;
+        o.breaker.failure_threshold = 1'000'000;  // the breaker is not under test here
+        rig r(io, db.url(), o);
+        bool overloaded = true;
+        test_target t(io, [&overloaded](const http::request&, std::size_t) {
+          return http::response::text(overloaded ? 503 : 200, "text/plain", "");
+        });
+        co_await r.start();
+        const auto queue = r.queue_name("eng");
+        auto s = r.sub(queue, t);
+        s.concurrency = 8;
+        s.retry.max_attempts = 100;
+        r.registry.put(s);
+        EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+        const std::string gauge = "sluice_delivery_concurrency_limit{queue=\"" + queue + "\"}";
+        EXPECT_EQ(r.metric(gauge), 8);
+        for (int i = 0; i < 10; ++i)
+          r.publish(queue, R"({"c": 1})");
+        EXPECT_TRUE(co_await eventually([&] { return r.metric(gauge) < 8; }, 10s));
+        const double low = r.metric(gauge);
+        EXPECT_LE(low, 4);
+        // Halved at most once per cooldown: more 503s a while later halve it again.
+        co_await sleep_for(1100ms);
+        for (int i = 0; i < 10; ++i)
+          r.publish(queue, R"({"c": 2})");
+        EXPECT_TRUE(co_await eventually([&] { return r.metric(gauge) < low; }, 10s));
+        overloaded = false;
+        for (int i = 0; i < 100; ++i)
+          r.publish(queue, R"({"c": 3})");
+        EXPECT_TRUE(co_await eventually([&] { return r.metric(gauge) == 8; }, 20s));
+        EXPECT_TRUE(co_await eventually([&] { return messages_in(queue) == 0; }, 10s));
+        const std::vector<test_target*> targets{&t};
+        co_await r.shut(targets);
+      },
+      std::chrono::seconds(90));
+}
+
+}  // namespace
+}  // namespace sluice::delivery
