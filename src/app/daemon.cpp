@@ -1,11 +1,14 @@
 #include "sluice/app/daemon.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <unistd.h>
 
 #include "sluice/amqp/settings.hpp"
 #include "sluice/api/directory_watch.hpp"
+#include "sluice/api/dlq_routes.hpp"
 #include "sluice/api/health_routes.hpp"
 #include "sluice/api/postgres_watch.hpp"
 #include "sluice/api/push_routes.hpp"
@@ -16,8 +19,13 @@
 #include "sluice/api/subscription_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
+#include "sluice/delivery/attempt_reader.hpp"
+#include "sluice/delivery/attempt_recorder.hpp"
 #include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/delivery/delivery_service.hpp"
+#include "sluice/delivery/dlq_job_runner.hpp"
+#include "sluice/delivery/dlq_job_store.hpp"
+#include "sluice/delivery/retry_scheduler.hpp"
 #include "sluice/delivery/retry_store.hpp"
 #include "sluice/delivery/subscription_catalog.hpp"
 #include "sluice/http/client.hpp"
@@ -342,20 +350,77 @@ int run_daemon(const config::settings& settings) {
     workers->set_response_sink(&async_responses);
   }
 
+  // Dead letters, re-drives and delivery attempt records (src/delivery). The API's reads and
+  // writes get two connections of their own; the workers role's background loops (the
+  // attempt recorder's group commits, the re-drive job runner's batches) two more, so a long
+  // job batch never holds up an API call and neither takes a connection a push is waiting for.
+  store::pool_options dlq_pool_opts = pool_opts;
+  dlq_pool_opts.max_connections = 2;
+  store::pg_pool dlq_pool(io.get_executor(), dlq_pool_opts);
+  store::pg_pool delivery_background_pool(io.get_executor(), dlq_pool_opts);
+  delivery::dead_letter_store dead_letters(dlq_pool);
+  delivery::dlq_job_store dlq_jobs(dlq_pool);
+  delivery::attempt_reader attempt_reads(dlq_pool);
+  delivery::dead_letter_store background_dead_letters(delivery_background_pool);
+  delivery::dlq_job_store background_dlq_jobs(delivery_background_pool);
+  // The delivery engine records its attempts with attempt_recorder.get() (null without the
+  // workers role).
+  std::unique_ptr<delivery::attempt_recorder> attempt_recorder;
+  std::unique_ptr<delivery::dlq_job_runner> dlq_runner;
+  // Set by the delivery engine: wakes its retry scheduler, so that re-drives go out at once
+  // rather than at its next poll.
+  std::function<void()> wake_retry_scheduler;
+  if (settings.role_workers) {
+    delivery::attempt_recorder_options ro;
+    ro.queue_max = settings.delivery_attempts_queue_max;
+    ro.retention = settings.delivery_attempts_retention;
+    ro.statement_timeout = settings.db_statement_timeout;
+    attempt_recorder =
+        std::make_unique<delivery::attempt_recorder>(delivery_background_pool, metrics, ro);
+    delivery::dlq_job_runner_options jo;
+    jo.statement_timeout = settings.db_statement_timeout;
+    dlq_runner = std::make_unique<delivery::dlq_job_runner>(background_dlq_jobs,
+                                                            background_dead_letters, metrics, jo);
+    dlq_runner->on_redriven([&wake_retry_scheduler](std::int64_t) {
+      if (wake_retry_scheduler)
+        wake_retry_scheduler();
+    });
+  }
+  // The background loops end after stop(); the shutdown waits for both.
+  int delivery_loops_running = 0;
+  async_event delivery_loops_ended;
+
   // ---- delivery engine (issue #10): subscriptions delivered to HTTP endpoints, on the workers'
   // AMQP connection and upstream HTTP client, with a pool of its own for the retry and
-  // dead-letter writes (a delivery waiting on PostgreSQL never takes a push's connection).
+  // dead-letter writes (a delivery waiting on PostgreSQL never takes a push's or the API's
+  // connection), and the retry scheduler that publishes due retries again.
   store::pool_options delivery_pool_opts = pool_opts;
   delivery_pool_opts.max_connections = 3;
   store::pg_pool delivery_pool(io.get_executor(), delivery_pool_opts);
   delivery::retry_store delivery_retries(delivery_pool);
-  delivery::dead_letter_store dead_letters(delivery_pool);
+  delivery::dead_letter_store delivery_dead_letters(delivery_pool);
+  // Its own store instance on the same pool: retry_store keeps the last error text.
+  delivery::retry_store scheduler_retries(delivery_pool);
   std::shared_ptr<delivery::delivery_service> deliveries;
+  std::shared_ptr<delivery::retry_scheduler> retry_scheduler;
   if (workers) {
+    delivery::retry_scheduler_options rso;
+    rso.poll = settings.delivery_retry_poll;
+    rso.statement_timeout = settings.db_statement_timeout;
+    retry_scheduler = delivery::retry_scheduler::create(
+        io.get_executor(), rso, scheduler_retries, worker_amqp, queue_modes, metrics,
+        delivery::ordered_by(subscription_catalog.registry()));
+    wake_retry_scheduler = [s = retry_scheduler.get()] {
+      s->expect(std::chrono::system_clock::now());
+    };
     delivery::delivery_stores ds;
     ds.retries = &delivery_retries;
-    ds.dead_letters = &dead_letters;
+    ds.dead_letters = &delivery_dead_letters;
     ds.subscriptions = &subscription_catalog.store();
+    ds.recorder = attempt_recorder.get();
+    ds.on_parked = [s = retry_scheduler.get()](std::chrono::system_clock::time_point due) {
+      s->expect(due);
+    };
     delivery::delivery_service_options dso;
     dso.delivery.stop_grace = settings.shutdown_grace;
     dso.delivery.retry_after_max = settings.delivery_retry_after_max;
@@ -417,6 +482,16 @@ int run_daemon(const config::settings& settings) {
           return std::nullopt;
         return deliveries->status_of(queue, name);
       });
+  api::add_dlq_routes(routes, api::dlq_api{.letters = dead_letters,
+                                           .jobs = dlq_jobs,
+                                           .attempts = attempt_reads,
+                                           .runner = dlq_runner.get(),
+                                           .on_redriven =
+                                               [&wake_retry_scheduler] {
+                                                 if (wake_retry_scheduler)
+                                                   wake_retry_scheduler();
+                                               },
+                                           .statement_timeout = settings.db_statement_timeout});
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
@@ -474,13 +549,24 @@ int run_daemon(const config::settings& settings) {
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
+          // The deliveries first (their last retries parked), then the scheduler (before its
+          // client, so no confirm of its last round is lost).
           if (deliveries)
             co_await deliveries->stop();
+          if (retry_scheduler)
+            co_await retry_scheduler->stop();
           if (workers) {
             co_await workers->stop();
             upstream->close();
             co_await worker_amqp->stop();
           }
+          // After the delivery engine, whose last attempts the recorder writes.
+          if (dlq_runner)
+            dlq_runner->stop();
+          if (attempt_recorder)
+            attempt_recorder->stop();
+          while (delivery_loops_running > 0)
+            co_await delivery_loops_ended.wait_until(async_event::clock::time_point::max());
           co_await pushes.stop();
           if (proxy_ingress)
             co_await proxy_ingress->stop();
@@ -496,6 +582,8 @@ int run_daemon(const config::settings& settings) {
           relay_pool.shutdown();
           requests_pool.shutdown();
           delivery_pool.shutdown();
+          dlq_pool.shutdown();
+          delivery_background_pool.shutdown();
           pool.shutdown();
           failover_log->close();
           qos0_log->close();
@@ -531,6 +619,21 @@ int run_daemon(const config::settings& settings) {
           worker_amqp->start();
           workers->start();
         }
+        const auto run_delivery_loop = [&](asio::awaitable<void> loop) {
+          ++delivery_loops_running;
+          asio::co_spawn(io, std::move(loop), [&](std::exception_ptr e) {
+            if (e)
+              spdlog::critical("delivery: a background loop failed");
+            --delivery_loops_running;
+            delivery_loops_ended.notify_all();
+          });
+        };
+        if (attempt_recorder)
+          run_delivery_loop(attempt_recorder->run());
+        if (dlq_runner)
+          run_delivery_loop(dlq_runner->run());
+        if (retry_scheduler)
+          retry_scheduler->start();
         if (deliveries)
           deliveries->start();
         co_await postgres_watch.start();

@@ -80,6 +80,9 @@ ON CONFLICT (queue, subscription, message_id) DO UPDATE
 constexpr std::string_view count_sql = R"sql(
 SELECT queue, count(*) FROM sluice_dead_letters GROUP BY queue)sql";
 
+// Year 9999 in Unix microseconds: beyond anything dead_at holds.
+constexpr std::int64_t max_cursor_us = 253'402'300'799'000'000;
+
 void put_u32(std::string& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8)
     out += static_cast<char>((v >> shift) & 0xff);
@@ -157,6 +160,9 @@ std::optional<dead_letter_key> dead_letter_key::decode(std::string_view position
     return std::nullopt;
   dead_letter_key k;
   k.dead_us = static_cast<std::int64_t>(get_u64(position));
+  // Crafted positions pass the checksum too: a time PostgreSQL cannot hold is refused here.
+  if (k.dead_us < 0 || k.dead_us > max_cursor_us)
+    return std::nullopt;
   for (std::size_t i = 0; i < 16; ++i)
     k.id.bytes[i] = static_cast<std::uint8_t>(position[8 + i]);
   std::uint32_t queue_len = 0;

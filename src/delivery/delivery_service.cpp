@@ -66,8 +66,10 @@ void delivery_service::reconcile(const std::string& queue, const std::string& na
   std::shared_ptr<subscription_consumer> predecessor;
   if (it != consumers_.end()) {
     const auto& current = it->second;
-    if (!current->gone() && current->broadcast() == broadcast &&
-        current->definition()->same_as(*wanted))
+    const bool same = current->broadcast() == broadcast && current->definition()->same_as(*wanted);
+    // A consumer stopped by a 410 stays stopped until the pause it wrote arrives (then it is
+    // removed above) or the subscription changes (a resume, a new definition).
+    if (same && (!current->gone() || current->definition()->updated_ms == wanted->updated_ms))
       return;
     spdlog::info("delivery: restarting the consumer of subscription {}/{} ({})", queue, name,
                  current->broadcast() != broadcast ? "queue mode changed" : "changed");

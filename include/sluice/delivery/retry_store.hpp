@@ -33,7 +33,8 @@ class retry_store {
   boost::asio::awaitable<std::error_code> park_behind(const parked_message& m,
                                                       store::clock::time_point deadline);
   // Ordered subscriptions: makes the lowest-id row of the partition waiting behind its head due
-  // now; false when there is none (the partition is free again).
+  // now; false when there is none (the partition is free again). The caller then tells its
+  // retry_scheduler (expect(now)), or the row waits for the next poll.
   boost::asio::awaitable<std::tuple<std::error_code, bool>> release_next(
       std::string_view queue, std::string_view subscription, std::string_view partition,
       store::clock::time_point deadline);

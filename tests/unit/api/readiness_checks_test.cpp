@@ -143,5 +143,27 @@ TEST(workers_check, passes_while_every_consumer_consumes_and_names_each_one) {
   EXPECT_EQ(one_down.detail, "pay/green: consuming, pay/std: not consuming (channel closed)");
 }
 
+TEST(deliveries_check, passes_while_every_subscription_consumes_and_shows_open_circuits) {
+  EXPECT_TRUE(deliveries_check({}).ok) << "no subscription is nothing to fail";
+  delivery::consumer_status a;
+  a.queue = "orders";
+  a.name = "billing";
+  a.consuming = true;
+  a.circuit = "closed";
+  delivery::consumer_status b = a;
+  b.name = "audit";
+  b.circuit = "open";
+  const auto all = deliveries_check({a, b});
+  EXPECT_TRUE(all.ok);
+  EXPECT_EQ(all.detail, "orders/billing: consuming, orders/audit: consuming (circuit open)");
+  EXPECT_FALSE(all.takes_pushes.has_value()) << "deliveries never decide the code";
+  b.consuming = false;
+  b.last_error = "NOT_FOUND";
+  b.circuit = "closed";
+  const auto down = deliveries_check({a, b});
+  EXPECT_FALSE(down.ok);
+  EXPECT_EQ(down.detail, "orders/billing: consuming, orders/audit: not consuming (NOT_FOUND)");
+}
+
 }  // namespace
 }  // namespace sluice::api
