@@ -102,6 +102,22 @@ proc_ticks() {
   read -ra f <<<"$stat"
   echo $((f[11] + f[12]))
 }
+# CPU ticks of a process, of its live children and of the children it reaped (PostgreSQL's
+# postmaster and its backends).
+tree_ticks() {
+  local stat f total child
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
+    echo 0
+    return
+  }
+  stat=${stat##*) }
+  read -ra f <<<"$stat"
+  total=$((f[11] + f[12] + f[13] + f[14]))
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    total=$((total + $(proc_ticks "$child")))
+  done
+  echo "$total"
+}
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 busy_compilers() { { ps -C cc1plus,cc1,ld,ninja --no-headers 2>/dev/null || true; } | wc -l; }
 machine_busy() { # busy and total ticks of the whole machine
