@@ -93,35 +93,31 @@ std::string setting_body(const std::string& queue, relay::queue_mode mode,
 
 // A queue-mode queue is consumed by at most one subscription, and without ordering (its
 // RabbitMQ queue is the relay's, which lacks x-single-active-consumer): a switch to queue mode
-// that would break either is refused. The subscriptions are read from PostgreSQL, not from
-// this instance's registry, which may lag.
-boost::asio::awaitable<std::optional<http::response>> refuse_queue_mode(
+// that would break either is refused. The check and the write run in one transaction under the
+// lock subscription puts take, so a subscription added meanwhile cannot slip in. The answer
+// when refused, or nothing when switched.
+boost::asio::awaitable<std::optional<http::response>> switch_to_queue_mode(
     delivery::subscription_catalog& subscriptions, const std::string& queue) {
   const auto deadline = clock::now() + subscriptions.statement_timeout();
-  const auto all = co_await subscriptions.store().load_all(queue, deadline);
-  if (all.status) {
+  const auto r = co_await subscriptions.store().switch_to_queue_mode(queue, deadline);
+  if (r.status) {
     co_return http::overloaded_response(503, "database_unavailable",
-                                        "PostgreSQL is not available: " + all.status.message, 1);
+                                        "PostgreSQL is not available: " + r.status.message, 1);
   }
-  if (all.items.size() + all.skipped.size() >= 2) {
+  if (r.switched)
+    co_return std::nullopt;
+  if (r.subscriptions.size() >= 2) {
     std::string names;
-    for (const auto& s : all.items)
-      names += (names.empty() ? "" : ", ") + s.name;
+    for (const auto& name : r.subscriptions)
+      names += (names.empty() ? "" : ", ") + name;
     co_return http::error_response(
         409, "subscription_conflict",
-        "queue " + queue + " has " + std::to_string(all.items.size() + all.skipped.size()) +
-            " subscriptions (" + names +
-            "): a queue-mode queue has at most one; delete all but one first");
+        "queue " + queue + " has " + std::to_string(r.subscriptions.size()) + " subscriptions (" +
+            names + "): a queue-mode queue has at most one; delete all but one first");
   }
-  for (const auto& s : all.items) {
-    if (s.ordering == delivery::ordering::partition) {
-      co_return http::error_response(
-          409, "ordering_needs_broadcast",
-          "subscription " + s.name + " of queue " + queue +
-              " has \"ordering\":\"partition\", which needs broadcast mode");
-    }
-  }
-  co_return std::nullopt;
+  co_return http::error_response(409, "ordering_needs_broadcast",
+                                 "subscription " + r.ordered.value_or("?") + " of queue " + queue +
+                                     " has \"ordering\":\"partition\", which needs broadcast mode");
 }
 
 }  // namespace
@@ -156,8 +152,9 @@ void add_queue_routes(http::router& routes, relay::queue_modes& modes,
                  co_return http::error_response(400, "invalid_request",
                                                 R"(mode must be "queue" or "broadcast")");
                if (subscriptions && *mode == relay::queue_mode::queue) {
-                 if (auto refused = co_await refuse_queue_mode(*subscriptions, *queue))
+                 if (auto refused = co_await switch_to_queue_mode(*subscriptions, *queue))
                    co_return std::move(*refused);
+                 // Written; the set below also puts it in this instance's cache.
                }
                const auto deadline = clock::now() + statement_deadline;
                const auto ec = co_await modes.set(*queue, *mode, deadline);

@@ -79,6 +79,15 @@ http::response modes_failed(const std::error_code& ec) {
                                    "PostgreSQL is not available: " + ec.message(), 1);
 }
 
+http::response ordering_refused(const std::string& queue, const std::string& mode_origin) {
+  return http::error_response(
+      409, "ordering_needs_broadcast",
+      "queue " + queue + " is in queue mode (" + mode_origin +
+          "): \"ordering\":\"partition\" needs broadcast mode, whose per-subscription RabbitMQ "
+          "queue keeps order across instances (single active consumer); PUT /api/v1/queues/" +
+          queue + " {\"mode\":\"broadcast\"} first");
+}
+
 std::string with_status(const subscription& s, const subscription_status_provider& status) {
   auto out = delivery::to_api_json(s);
   if (status) {
@@ -136,18 +145,14 @@ void add_one_routes(http::router& routes, delivery::subscription_catalog& catalo
         const std::string mode_origin = setting.configured
                                             ? "set with PUT /api/v1/queues/" + key.queue
                                             : "DELIVERY_MODE's default";
-        if (queue_mode && defined.ordering == delivery::ordering::partition) {
-          co_return http::error_response(
-              409, "ordering_needs_broadcast",
-              "queue " + key.queue + " is in queue mode (" + mode_origin +
-                  "): \"ordering\":\"partition\" needs broadcast mode, whose per-subscription "
-                  "RabbitMQ queue keeps order across instances (single active consumer); PUT "
-                  "/api/v1/queues/" +
-                  key.queue + " {\"mode\":\"broadcast\"} first");
-        }
+        if (queue_mode && defined.ordering == delivery::ordering::partition)
+          co_return ordering_refused(key.queue, mode_origin);
         auto put = co_await catalog.store().put(defined, queue_mode, deadline);
         if (put.status)
           co_return store_failed(put.status);
+        // The store re-reads the mode under its lock: a switch made meanwhile is seen there.
+        if (put.ordering_needs_broadcast)
+          co_return ordering_refused(key.queue, "just switched");
         if (put.conflict_with) {
           json body = {{"error",
                         {{"code", "subscription_conflict"},

@@ -20,7 +20,8 @@ delivery_metrics::delivery_metrics(metrics::registry& registry)
           "Adaptive (AIMD) concurrency limit of the queue's subscriptions, summed.", {"queue"})),
       lag(registry.add_gauge("sluice_delivery_lag_seconds",
                              "Now minus the acceptance time of the oldest message held here for "
-                             "delivery; with none held, of the last one received.",
+                             "delivery; with none held, the lag the last one received had when it "
+                             "arrived.",
                              {"queue"})),
       dead_letters(registry.add_counter("sluice_dead_letters_total",
                                         "Messages dead-lettered, by reason.", {"queue", "reason"})),

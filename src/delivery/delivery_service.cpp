@@ -140,21 +140,19 @@ void delivery_service::collect() {
   struct per_queue {
     double in_flight = 0;
     double limit = 0;
-    std::int64_t lag_ref = 0;
+    double lag = 0;
   };
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   std::map<std::string, per_queue> by_queue;
   for (const auto& [key, c] : consumers_) {
     auto& q = by_queue[key.first];
     const auto s = c->status();
     q.in_flight += static_cast<double>(s.in_flight);
     q.limit += s.concurrency_limit;
-    const auto ref = c->lag_reference_ms();
-    if (ref > 0 && (q.lag_ref == 0 || ref < q.lag_ref))
-      q.lag_ref = ref;
+    q.lag = std::max(q.lag, c->lag_seconds(now_ms));
   }
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
   auto& m = context_->metrics;
   for (const auto& q : gauge_queues_) {
     if (!by_queue.contains(q)) {
@@ -168,7 +166,7 @@ void delivery_service::collect() {
     gauge_queues_.push_back(q);
     m.in_flight.with({q}).set(v.in_flight);
     m.concurrency_limit.with({q}).set(v.limit);
-    m.lag.with({q}).set(v.lag_ref > 0 ? std::max<double>(0, (now_ms - v.lag_ref) / 1000.0) : 0);
+    m.lag.with({q}).set(v.lag);
   }
 }
 

@@ -62,7 +62,7 @@ struct subscription_consumer::held_message
   held_message(subscription_consumer& c, amqp::delivery delivery, incoming_message message)
       : owner(c), d(std::move(delivery)), in(std::move(message)) {
     held_at = owner.held_.insert(in.message.created_ms);
-    owner.last_received_ms_ = in.message.created_ms;
+    owner.last_lag_ms_ = std::max<std::int64_t>(0, unix_ms_now() - in.message.created_ms);
   }
   ~held_message() { owner.held_.erase(held_at); }
   held_message(const held_message&) = delete;
@@ -176,8 +176,10 @@ consumer_status subscription_consumer::status() const {
   return s;
 }
 
-std::int64_t subscription_consumer::lag_reference_ms() const {
-  return held_.empty() ? last_received_ms_ : *held_.begin();
+double subscription_consumer::lag_seconds(std::int64_t now_ms) const {
+  const std::int64_t ms =
+      held_.empty() ? last_lag_ms_ : std::max<std::int64_t>(0, now_ms - *held_.begin());
+  return static_cast<double>(ms) / 1000.0;
 }
 
 store::clock::time_point subscription_consumer::store_deadline() const {

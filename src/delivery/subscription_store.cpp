@@ -22,23 +22,48 @@ constexpr std::uint32_t stored_concurrency_default = 1;
 // each statement of the pipeline takes a fresh snapshot, after the lock was granted).
 constexpr std::string_view lock_sql = "SELECT pg_advisory_xact_lock(hashtext($1))";
 
-// One row: the conflicting name (NULL when none), then, unless there was a conflict, the stored
-// row. xmax = 0 only on a row this statement inserted (an updated row carries the updating
-// transaction's id). The pause state is kept: a PUT redefines, it does not resume.
+// One row: the conflicting name (NULL when none), whether ordering is refused, then, unless
+// either, the stored row. The queue's mode is its sluice_queues row when it has one (read here,
+// under the lock, so a concurrent switch is seen), else the caller's default ($4). xmax = 0
+// only on a row this statement inserted (an updated row carries the updating transaction's
+// id). The pause state is kept: a PUT redefines, it does not resume.
 constexpr std::string_view put_sql = R"sql(
-WITH other AS (
+WITH mode AS (
+  SELECT COALESCE((SELECT q.mode = 'queue' FROM sluice_queues q WHERE q.queue = $1), $4::bool)
+         AS single
+), other AS (
   SELECT name FROM sluice_subscriptions
-   WHERE $4::bool AND queue = $1 AND name <> $2 ORDER BY name LIMIT 1
+   WHERE (SELECT single FROM mode) AND queue = $1 AND name <> $2 ORDER BY name LIMIT 1
+), refused AS (
+  SELECT (SELECT single FROM mode) AND $5::bool AS ordering
 ), up AS (
   INSERT INTO sluice_subscriptions AS s (queue, name, spec, updated_at)
-  SELECT $1, $2, $3::jsonb, now() WHERE NOT EXISTS (SELECT 1 FROM other)
+  SELECT $1, $2, $3::jsonb, now()
+   WHERE NOT EXISTS (SELECT 1 FROM other) AND NOT (SELECT ordering FROM refused)
   ON CONFLICT (queue, name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now()
   RETURNING (xmax = 0) AS created, spec::text AS spec, paused_at IS NOT NULL AS paused,
             paused_reason, (extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms
 )
-SELECT (SELECT name FROM other), up.created, up.spec, up.paused, up.paused_reason,
-       up.updated_ms
+SELECT (SELECT name FROM other), (SELECT ordering FROM refused), up.created, up.spec, up.paused,
+       up.paused_reason, up.updated_ms
   FROM (SELECT 1) AS one LEFT JOIN up ON true)sql";
+
+// After the lock: the queue's subscriptions (names, and one with ordering "partition"), and the
+// mode written only when they allow it.
+constexpr std::string_view switch_sql = R"sql(
+WITH subs AS (
+  SELECT name, spec->>'ordering' = 'partition' AS ordered FROM sluice_subscriptions
+   WHERE queue = $1
+), allowed AS (
+  SELECT (SELECT count(*) FROM subs) < 2 AND NOT EXISTS (SELECT 1 FROM subs WHERE ordered) AS ok
+), up AS (
+  INSERT INTO sluice_queues (queue, mode) SELECT $1, 'queue' WHERE (SELECT ok FROM allowed)
+  ON CONFLICT (queue) DO UPDATE SET mode = excluded.mode, updated_at = now()
+  RETURNING queue
+)
+SELECT (SELECT count(*) FROM up) > 0,
+       (SELECT string_agg(name, '/' ORDER BY name) FROM subs),
+       (SELECT min(name) FROM subs WHERE ordered))sql";
 
 constexpr std::string_view remove_sql = R"sql(
 DELETE FROM sluice_subscriptions WHERE queue = $1 AND name = $2 RETURNING name)sql";
@@ -173,6 +198,8 @@ asio::awaitable<subscription_put_result> subscription_store::put(
   statements[1].params.add_text_bytes(s.name);
   statements[1].params.add_text_bytes(to_stored_json(s));
   statements[1].params.add_text(queue_mode_single ? "true" : "false", store::pg_type::boolean);
+  statements[1].params.add_text(s.ordering == ordering::partition ? "true" : "false",
+                                store::pg_type::boolean);
 
   auto [ec, lease] = co_await pool_.acquire(deadline);
   if (ec) {
@@ -185,7 +212,7 @@ asio::awaitable<subscription_put_result> subscription_store::put(
     co_return out;
   }
   if (r.results.size() != 2 || r.results[1].rows.size() != 1 ||
-      r.results[1].rows.front().size() != 6) {
+      r.results[1].rows.front().size() != 7) {
     out.status = unexpected("unexpected result shape of the subscription put");
     co_return out;
   }
@@ -194,17 +221,59 @@ asio::awaitable<subscription_put_result> subscription_store::put(
     out.conflict_with = *row[0];
     co_return out;
   }
-  if (!row[2]) {
+  if (row[1] == "t") {
+    out.ordering_needs_broadcast = true;
+    co_return out;
+  }
+  if (!row[3]) {
     out.status = unexpected("the subscription put stored nothing");
     co_return out;
   }
-  out.created = row[1] == "t";
+  out.created = row[2] == "t";
   std::string problem;
-  out.stored = decode(s.queue, s.name, *row[2], row[3] == "t", row[4], int64_of(row[5]), problem);
+  out.stored = decode(s.queue, s.name, *row[3], row[4] == "t", row[5], int64_of(row[6]), problem);
   if (!out.stored) {
     // What we wrote ourselves does not read back: report what was sent rather than fail.
     spdlog::error("delivery: subscription {}/{} does not read back: {}", s.queue, s.name, problem);
     out.stored = s;
+  }
+  co_return out;
+}
+
+asio::awaitable<queue_mode_switch_result> subscription_store::switch_to_queue_mode(
+    std::string_view queue, store::clock::time_point deadline) {
+  queue_mode_switch_result out;
+  std::array<store::pg_statement, 2> statements{
+      store::pg_statement{.sql = lock_sql, .name = "sluice_subscriptions_lock"},
+      store::pg_statement{.sql = switch_sql, .name = "sluice_subscriptions_switch"}};
+  statements[0].params.add_text_bytes(queue);
+  statements[1].params.add_text_bytes(queue);
+  auto [ec, lease] = co_await pool_.acquire(deadline);
+  if (ec) {
+    out.status = {ec, {}, ec.message()};
+    co_return out;
+  }
+  const auto r = co_await lease->execute_pipeline(statements, deadline);
+  if (r.ec) {
+    out.status = {r.ec, r.sqlstate, r.message.empty() ? r.ec.message() : r.message};
+    co_return out;
+  }
+  if (r.results.size() != 2 || r.results[1].rows.size() != 1 ||
+      r.results[1].rows.front().size() != 3) {
+    out.status = unexpected("unexpected result shape of the queue mode switch");
+    co_return out;
+  }
+  const auto& row = r.results[1].rows.front();
+  out.switched = row[0] == "t";
+  if (!out.switched) {
+    // '/' never appears in names: a safe separator.
+    std::string_view names = row[1] ? std::string_view(*row[1]) : std::string_view();
+    while (!names.empty()) {
+      const auto slash = names.find('/');
+      out.subscriptions.emplace_back(names.substr(0, slash));
+      names = slash == std::string_view::npos ? std::string_view() : names.substr(slash + 1);
+    }
+    out.ordered = row[2];
   }
   co_return out;
 }

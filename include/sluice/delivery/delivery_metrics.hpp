@@ -15,9 +15,12 @@ namespace sluice::delivery {
 //                                                  not yet acked or returned), all subscriptions
 //   sluice_delivery_concurrency_limit{queue}        the AIMD limits, summed over subscriptions
 //   sluice_delivery_lag_seconds{queue}              now - acceptance time of the oldest message
-//                                                  held here; with none held, of the last one
-//                                                  received (so an idle queue shows how far
-//                                                  behind its last delivery was, not 0)
+//                                                  held here; with none held, the lag the last
+//                                                  one received had when it arrived (an idle
+//                                                  queue shows how far behind it last was, a
+//                                                  figure that neither drops to 0 nor grows
+//                                                  while nothing waits); the largest of the
+//                                                  queue's subscriptions
 //   sluice_dead_letters_total{queue,reason}         messages dead-lettered here
 //   sluice_delivery_requeued_total{queue,reason}    deliveries returned to RabbitMQ unacked
 //                                                  because PostgreSQL could not take the retry

@@ -130,9 +130,11 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   const std::shared_ptr<const subscription>& definition() const { return sub_; }
   bool broadcast() const { return broadcast_; }
   std::size_t held() const { return held_.size(); }
-  // Acceptance time (Unix ms) of the oldest message held, else of the last one received; 0
-  // before the first.
-  std::int64_t lag_reference_ms() const;
+  // sluice_delivery_lag_seconds: now - the acceptance time of the oldest message held; with
+  // none held, the lag the last one received had when it arrived (so an idle subscription
+  // shows how far behind it last was, neither 0 nor a figure that grows while nothing waits);
+  // 0 before the first.
+  double lag_seconds(std::int64_t now_unix_ms) const;
 
  private:
   struct held_message;
@@ -184,7 +186,7 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   async_event event_;
   async_event finished_event_;
   std::multiset<std::int64_t> held_;
-  std::int64_t last_received_ms_ = 0;
+  std::int64_t last_lag_ms_ = 0;
   std::chrono::milliseconds store_backoff_;
   bool stopping_ = false;
   bool finished_ = false;

@@ -27,12 +27,23 @@ struct subscription_put_result {
   bool created = false;
   // Set instead of storing: the queue is in queue mode and has another subscription (its name).
   std::optional<std::string> conflict_with;
+  // Set instead of storing: "ordering":"partition" on a queue in queue mode.
+  bool ordering_needs_broadcast = false;
   std::optional<subscription> stored;
 };
 
 struct subscription_change_result {
   subscription_status status;
   bool found = false;
+};
+
+// The outcome of switch_to_queue_mode: refused (nothing written) while the queue has two or
+// more subscriptions, or one with ordering "partition".
+struct queue_mode_switch_result {
+  subscription_status status;
+  bool switched = false;
+  std::vector<std::string> subscriptions;  // the queue's, by name, when refused
+  std::optional<std::string> ordered;      // the one with ordering "partition", when refused so
 };
 
 struct subscription_list_result {
@@ -49,10 +60,18 @@ class subscription_store {
   explicit subscription_store(store::pg_pool& pool);
 
   // Upserts the spec (the pause state is kept). `queue_mode_single`: the queue is in queue mode,
-  // so another subscription name on it is a conflict (checked in the same transaction, under a
-  // per-queue advisory lock, so two instances cannot both add one).
+  // so another subscription name on it is a conflict, and so is ordering "partition" (checked in
+  // the same transaction, under a per-queue advisory lock, so two instances cannot both add
+  // one). The queue's row in sluice_queues, when it has one, is re-read under that lock and wins
+  // over `queue_mode_single`, which then only stands for the default mode (DELIVERY_MODE): a
+  // concurrent switch_to_queue_mode cannot slip between the caller's read and the write.
   boost::asio::awaitable<subscription_put_result> put(const subscription& s, bool queue_mode_single,
                                                       store::clock::time_point deadline);
+  // Sets sluice_queues' mode of `queue` to 'queue' unless its subscriptions forbid it, under the
+  // same per-queue lock as put (PUT /api/v1/queues/{queue} {"mode":"queue"}; relay::queue_modes
+  // owns the table and its cache, so the caller also tells it).
+  boost::asio::awaitable<queue_mode_switch_result> switch_to_queue_mode(
+      std::string_view queue, store::clock::time_point deadline);
   boost::asio::awaitable<subscription_change_result> remove(std::string_view queue,
                                                             std::string_view name,
                                                             store::clock::time_point deadline);

@@ -28,6 +28,7 @@
 
 #include "independent_client.hpp"
 #include "sluice_test/pg.hpp"
+#include "sluice_test/tcp_proxy.hpp"
 #include "test_support.hpp"
 
 namespace sluice::delivery {
@@ -114,6 +115,7 @@ struct rig {
     po.connection.connect_timeout = 2s;
     po.connection.statement_timeout = 5s;
     po.max_connections = 3;
+    po.reconnect_backoff_max = 300ms;
     pool = std::make_unique<store::pg_pool>(io.get_executor(), po);
     modes = std::make_unique<relay::queue_modes>(*pool);
     retries = std::make_unique<retry_store>(*pool);
@@ -134,6 +136,8 @@ struct rig {
     };
     options.delivery.stop_grace = 300ms;
     options.delivery.store_backoff_initial = 50ms;
+    options.delivery.store_backoff_max = 400ms;
+    options.delivery.store_timeout = 1s;
     options.mode_check_interval = 200ms;
     service = delivery_service::create(io.get_executor(), client, registry, *modes, *upstream,
                                        metrics, std::move(ds), options);
@@ -501,8 +505,21 @@ TEST(delivery_engine, a_hanging_target_does_not_stop_another_queue) {
     // A's deliveries are still held, bounded by its concurrency.
     EXPECT_EQ(slow.seen.size(), 4u);
     EXPECT_EQ(r.service->status_of(qa, "hook")["inFlight"], 4);
+    EXPECT_EQ(r.metric("sluice_delivery_in_flight{queue=\"" + qa + "\"}"), 4);
+    // A's oldest held message keeps ageing; B's lag is what its last one had on arrival.
+    const double lag_a = r.metric("sluice_delivery_lag_seconds{queue=\"" + qa + "\"}");
+    co_await sleep_for(200ms);
+    EXPECT_GE(r.metric("sluice_delivery_lag_seconds{queue=\"" + qa + "\"}"), lag_a + 0.15);
+    const double lag_b = r.metric("sluice_delivery_lag_seconds{queue=\"" + qb + "\"}");
+    EXPECT_GE(lag_b, 0);
+    EXPECT_LT(lag_b, 5);
+    co_await sleep_for(200ms);
+    EXPECT_EQ(r.metric("sluice_delivery_lag_seconds{queue=\"" + qb + "\"}"), lag_b);
     const std::vector<test_target*> targets{&slow, &fast};
     co_await r.shut(targets);
+    // Stopped with A's four still held: after the grace they were left unacked, so RabbitMQ
+    // has all ten again.
+    EXPECT_TRUE(co_await eventually([&] { return messages_in(qa) == 10; }, 5s));
   });
 }
 
@@ -768,6 +785,99 @@ TEST(delivery_engine, partition_ordering_holds_a_failing_partition_only) {
         [&] { return pg.scalar("SELECT count(*) FROM sluice_delivery_retries") == "0"; }, 5s));
     co_await sleep_for(300ms);
     EXPECT_EQ(t.seen.size(), 5u);
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
+bool queue_exists(const std::string& name) {
+  try {
+    amqp::test::independent_client admin(amqp::test::broker_url());
+    admin.message_count(name);
+    return true;
+  } catch (const std::runtime_error&) {
+    return false;
+  }
+}
+
+TEST(delivery_engine, postgresql_down_returns_deliveries_to_rabbitmq_and_loses_none) {
+  test::scoped_database db;
+  test::tcp_proxy proxy("127.0.0.1", test::url_port(db.url()));
+  amqp::test::run(
+      [&](asio::io_context& io) -> asio::awaitable<void> {
+        rig r(io, test::url_with_port(db.url(), proxy.port()));
+        // The last 500 may be parked once PostgreSQL is back: the scheduler brings it back.
+        r.with_scheduler();
+        bool db_down = false;
+        // 500 while PostgreSQL is away (a retry that cannot be parked), 200 once it is back.
+        test_target t(io, [&db_down](const http::request&, std::size_t) {
+          return http::response::text(db_down ? 500 : 200, "text/plain", "");
+        });
+        co_await r.start();
+        const auto queue = r.queue_name("engpg");
+        co_await r.put(r.sub(queue, t));
+        EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+        db_down = true;
+        proxy.cut();
+        const auto id = r.publish(queue, "{}");
+        const std::string requeued =
+            "sluice_delivery_requeued_total{queue=\"" + queue + "\",reason=\"store_unavailable\"}";
+        EXPECT_TRUE(co_await eventually([&] { return r.metric(requeued) >= 3; }, 15s));
+        // Never spun on: the pause doubles (50 ms up to 400 ms here) between returns.
+        const auto before = t.seen.size();
+        co_await sleep_for(1s);
+        EXPECT_LE(t.seen.size() - before, 5u);
+        for (const auto& q : t.seen)
+          EXPECT_EQ(q.header("Idempotency-Key"), id.to_string());
+        proxy.restore();
+        db_down = false;
+        EXPECT_TRUE(co_await eventually(
+            [&] {
+              return r.metric("sluice_delivery_attempts_total{queue=\"" + queue +
+                              "\",outcome=\"delivered\"}") == 1;
+            },
+            15s));
+        EXPECT_TRUE(co_await eventually([&] { return messages_in(queue) == 0; }, 5s));
+        test::pg_session pg(db.url());
+        EXPECT_TRUE(co_await eventually(
+            [&] { return pg.scalar("SELECT count(*) FROM sluice_delivery_retries") == "0"; }, 5s));
+        EXPECT_EQ(pg.scalar("SELECT count(*) FROM sluice_dead_letters"), "0");
+        const std::vector<test_target*> targets{&t};
+        co_await r.shut(targets);
+      },
+      std::chrono::seconds(90));
+}
+
+TEST(delivery_engine, broadcast_subscriptions_follow_the_queue_mode_and_removal) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target t(io, {});
+    co_await r.start();
+    const auto queue = r.queue_name("engmode");
+    co_await r.put(r.sub(queue, t));
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    EXPECT_EQ(r.service->status().at(0).amqp_queue, relay::amqp_name(queue));
+    // Broadcast: the subscription moves to its own queue, bound to the fanout exchange.
+    CO_ASSERT_OK(co_await r.modes->set(queue, relay::queue_mode::broadcast, clock::now() + 5s));
+    const std::string own = consume_queue(queue, "hook", true);
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          const auto st = r.service->status();
+          return st.size() == 1 && st[0].amqp_queue == own && st[0].consuming;
+        },
+        10s));
+    const auto id =
+        r.publish(queue, "{}", "p1", std::nullopt, {}, std::nullopt, relay::queue_mode::broadcast);
+    EXPECT_TRUE(co_await eventually([&] { return t.seen.size() == 1; }, 10s));
+    if (!t.seen.empty()) {
+      EXPECT_EQ(t.seen[0].header("Idempotency-Key"), id.to_string());
+    }
+    // Removed: the consumer stops and its queue goes.
+    EXPECT_TRUE(queue_exists(own));
+    r.registry.remove(queue, "hook");
+    EXPECT_TRUE(r.service->status().empty());
+    EXPECT_TRUE(co_await eventually([&] { return !queue_exists(own); }, 10s));
     const std::vector<test_target*> targets{&t};
     co_await r.shut(targets);
   });

@@ -174,6 +174,92 @@ TEST_F(subs_store_test, a_queue_mode_queue_takes_one_subscription) {
   });
 }
 
+TEST_F(subs_store_test, the_queue_row_read_under_the_lock_wins_over_the_callers_default) {
+  test::pg_session pg(db_.url());
+  pg.query("INSERT INTO sluice_queues (queue, mode) VALUES ('q', 'queue'), ('b', 'broadcast')");
+  run([&]() -> asio::awaitable<void> {
+    EXPECT_FALSE((co_await store_->put(sub("q", "a"), false, soon())).conflict_with);
+    EXPECT_EQ((co_await store_->put(sub("q", "b"), false, soon())).conflict_with,
+              std::optional<std::string>("a"));
+    auto ordered = sub("q", "a");
+    ordered.ordering = ordering::partition;
+    const auto refused = co_await store_->put(ordered, false, soon());
+    EXPECT_TRUE(refused.ordering_needs_broadcast);
+    EXPECT_FALSE(refused.stored);
+    EXPECT_FALSE((co_await store_->put(sub("b", "x"), true, soon())).conflict_with);
+    EXPECT_FALSE((co_await store_->put(sub("b", "y"), true, soon())).conflict_with);
+    auto ordered_b = sub("b", "z");
+    ordered_b.ordering = ordering::partition;
+    EXPECT_TRUE((co_await store_->put(ordered_b, true, soon())).stored);
+  });
+}
+
+TEST_F(subs_store_test, a_switch_to_queue_mode_is_refused_while_subscriptions_forbid_it) {
+  test::pg_session pg(db_.url());
+  pg.query("INSERT INTO sluice_queues (queue, mode) VALUES ('b', 'broadcast')");
+  run([&]() -> asio::awaitable<void> {
+    co_await store_->put(sub("b", "x"), false, soon());
+    co_await store_->put(sub("b", "y"), false, soon());
+    auto r = co_await store_->switch_to_queue_mode("b", soon());
+    EXPECT_FALSE(r.status) << r.status.message;
+    EXPECT_FALSE(r.switched);
+    EXPECT_EQ(r.subscriptions, (std::vector<std::string>{"x", "y"}));
+    co_await store_->remove("b", "y", soon());
+    auto ordered = sub("b", "x");
+    ordered.ordering = ordering::partition;
+    co_await store_->put(ordered, false, soon());
+    r = co_await store_->switch_to_queue_mode("b", soon());
+    EXPECT_FALSE(r.switched);
+    EXPECT_EQ(r.ordered, std::optional<std::string>("x"));
+    co_await store_->put(sub("b", "x"), false, soon());
+    r = co_await store_->switch_to_queue_mode("b", soon());
+    EXPECT_TRUE(r.switched);
+    EXPECT_TRUE((co_await store_->switch_to_queue_mode("empty", soon())).switched);
+  });
+  EXPECT_EQ(pg.scalar("SELECT mode FROM sluice_queues WHERE queue = 'b'"), "queue");
+  EXPECT_EQ(pg.scalar("SELECT mode FROM sluice_queues WHERE queue = 'empty'"), "queue");
+}
+
+TEST_F(subs_store_test, a_switch_racing_a_second_subscription_never_leaves_both) {
+  auto other_pool = make_pool();
+  subscription_store other(*other_pool);
+  test::pg_session pg(db_.url());
+  constexpr int rounds = 30;
+  int switches_first = 0;
+  for (int i = 0; i < rounds; ++i) {
+    const std::string queue = "sw" + std::to_string(i);
+    pg.query("INSERT INTO sluice_queues (queue, mode) VALUES ('" + queue + "', 'broadcast')");
+    run([&]() -> asio::awaitable<void> { co_await store_->put(sub(queue, "a"), false, soon()); });
+    queue_mode_switch_result switched;
+    subscription_put_result added;
+    int finished = 0;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          switched = co_await store_->switch_to_queue_mode(queue, soon());
+          ++finished;
+        },
+        asio::detached);
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          added = co_await other.put(sub(queue, "b"), false, soon());
+          ++finished;
+        },
+        asio::detached);
+    io_.restart();
+    while (finished < 2 && io_.run_one()) {
+    }
+    ASSERT_FALSE(switched.status) << switched.status.message;
+    ASSERT_FALSE(added.status) << added.status.message;
+    // Either the switch came first (then b conflicts) or b did (then the switch is refused).
+    EXPECT_NE(switched.switched, added.stored.has_value()) << queue;
+    EXPECT_EQ(switched.switched, added.conflict_with.has_value()) << queue;
+    switches_first += switched.switched;
+  }
+  std::printf("the switch won %d of %d races\n", switches_first, rounds);
+}
+
 TEST_F(subs_store_test, of_two_racing_puts_on_a_queue_mode_queue_exactly_one_wins) {
   // Two pools: two connections, so both transactions really run at once on the server.
   auto other_pool = make_pool();
