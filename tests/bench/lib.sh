@@ -182,13 +182,15 @@ bench_stop_services() {
 
 # perf_start NAME SECONDS: with PERF_DIR set, samples sluice and the RabbitMQ VM (call graphs)
 # for SECONDS into PERF_DIR/perf-NAME.data; perf_stop waits and writes the top symbols of each
-# into perf-NAME.txt.
+# into perf-NAME.txt. SLUICE_BENCH_PERF_CALL_GRAPH picks perf's call-graph mode ("fp", the
+# default, is cheap but Release builds keep no frame pointers; "dwarf,16384" follows the calls
+# out of malloc and the like, for short runs: its samples are large).
 PERF_NAME=
 perf_start() {
   [[ -n $PERF_DIR ]] || return 0
   mkdir -p "$PERF_DIR"
   PERF_NAME=$1
-  perf record -g -F 999 -p "$SLUICE_PID,$RMQ_PID" -o "$PERF_DIR/perf-$1.data" -q -- \
+  perf record --call-graph "${SLUICE_BENCH_PERF_CALL_GRAPH:-fp}" -F 999 -p "$SLUICE_PID,$RMQ_PID" -o "$PERF_DIR/perf-$1.data" -q -- \
     sleep "$2" >/dev/null 2>&1 &
   PERF_PID=$!
   # System calls and context switches of sluice alone (tracepoint counts, no sampling; `perf
