@@ -340,7 +340,18 @@ void add_dead_letter_routes(http::router& routes, const std::shared_ptr<const dl
                if (status)
                  co_return store_failed(status);
                if (!moved) {
-                 // Re-driven or deleted by someone else since it was read.
+                 // Re-driven or deleted by someone else since it was read, or its subscription
+                 // is gone (the dead letter then stays: a re-drive would lose the message).
+                 const auto [again, rows] =
+                     co_await api->letters.find(m.message_id, m.queue, m.subscription, deadline);
+                 if (again)
+                   co_return store_failed(again);
+                 if (!rows.empty()) {
+                   co_return http::error_response(
+                       409, "subscription_not_found",
+                       "queue " + m.queue + " has no subscription named " + m.subscription +
+                           " any more: PUT it again to re-drive its dead letters");
+                 }
                  co_return http::error_response(404, "dead_letter_not_found",
                                                 "no dead letter " + m.message_id.to_string());
                }

@@ -151,12 +151,17 @@ void add_queue_routes(http::router& routes, relay::queue_modes& modes,
                if (!mode)
                  co_return http::error_response(400, "invalid_request",
                                                 R"(mode must be "queue" or "broadcast")");
+               const auto deadline = clock::now() + statement_deadline;
                if (subscriptions && *mode == relay::queue_mode::queue) {
                  if (auto refused = co_await switch_to_queue_mode(*subscriptions, *queue))
                    co_return std::move(*refused);
-                 // Written; the set below also puts it in this instance's cache.
+                 // Written under the lock. A second, unlocked write for the cache could land
+                 // after a switch back to broadcast and the subscriptions it let in, leaving a
+                 // queue-mode queue with several: the cache is re-read instead.
+                 if (const auto ec = co_await modes.refresh(deadline))
+                   co_return unavailable(ec);
+                 co_return http::response::json(200, setting_body(*queue, *mode, std::nullopt));
                }
-               const auto deadline = clock::now() + statement_deadline;
                const auto ec = co_await modes.set(*queue, *mode, deadline);
                if (ec)
                  co_return unavailable(ec);

@@ -602,7 +602,8 @@ int run_daemon(const config::settings& settings) {
       const auto mport = metrics_server->listen(second->host, second->port);
       spdlog::info("http[metrics]: listening on {}:{}", second->host, mport);
     }
-  } catch (const std::system_error& e) {
+  } catch (const std::exception& e) {
+    // Asio throws boost::system::system_error, which is not a std::system_error.
     spdlog::critical("cannot listen: {}", e.what());
     return 1;
   }

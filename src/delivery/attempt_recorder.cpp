@@ -48,6 +48,11 @@ std::string float8_bytes(double v) {
   return out;
 }
 
+std::size_t bytes_of(const attempt_record& r) {
+  return sizeof(attempt_record) + r.queue.size() + r.subscription.size() + r.outcome.size() +
+         r.error.size();
+}
+
 }  // namespace
 
 attempt_recorder::attempt_recorder(store::pg_pool& pool, metrics::registry& metrics,
@@ -61,7 +66,8 @@ attempt_recorder::attempt_recorder(store::pg_pool& pool, metrics::registry& metr
       dropped_(metrics
                    .add_counter("sluice_delivery_attempt_records_dropped_total",
                                 "Delivery attempt records dropped: the queue was full "
-                                "(DELIVERY_ATTEMPTS_QUEUE_MAX) or PostgreSQL refused them.")
+                                "(DELIVERY_ATTEMPTS_QUEUE_MAX records or 64 MiB) or PostgreSQL "
+                                "refused them.")
                    .get()),
       pruned_(metrics
                   .add_counter("sluice_delivery_attempt_records_pruned_total",
@@ -73,12 +79,19 @@ attempt_recorder::attempt_recorder(store::pg_pool& pool, metrics::registry& metr
 }
 
 void attempt_recorder::record(attempt_record r) {
-  if (stopping_ || queue_.size() >= options_.queue_max) {
+  // Cut here rather than when written: a queued record holds at most what it will store, so
+  // the queue's bytes are bounded by its records (names are bounded by their validation).
+  if (r.error.size() > error_max)
+    r.error = excerpt_of(r.error, error_max);
+  const std::size_t bytes = bytes_of(r);
+  if (stopping_ || queue_.size() >= options_.queue_max ||
+      queued_bytes_ + bytes > options_.queue_max_bytes) {
     dropped_.inc();
     return;
   }
   if (queue_.empty())
     first_queued_ = clock::now();
+  queued_bytes_ += bytes;
   queue_.push_back(std::move(r));
   // The writer sleeps until the flush interval of the first record or a full batch.
   if (queue_.size() == 1 || queue_.size() == options_.batch_max)
@@ -104,6 +117,7 @@ asio::awaitable<void> attempt_recorder::run() {
         // One more try was all the shutdown had room for.
         dropped_.inc(static_cast<double>(queue_.size()));
         queue_.clear();
+        queued_bytes_ = 0;
       } else {
         retry_at = clock::now() + options_.retry_delay;
       }
@@ -184,6 +198,8 @@ asio::awaitable<bool> attempt_recorder::write_batch() {
     }
   }
   // What arrived during the write keeps its first_queued_: it goes out at once (group commit).
+  for (std::size_t i = 0; i < n; ++i)
+    queued_bytes_ -= bytes_of(queue_[i]);
   queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
   co_return true;
 }

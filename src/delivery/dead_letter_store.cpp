@@ -61,12 +61,16 @@ DELETE FROM sluice_dead_letters WHERE id = $1 AND queue = $2 AND subscription = 
 
 // One statement, so the dead letter is gone exactly when its retry row exists. A retry row the
 // message may still have (it cannot, after insert(), unless it was pushed again with the same
-// id) is replaced: the re-drive is what the operator asked for.
+// id) is replaced: the re-drive is what the operator asked for. Only into a subscription that
+// exists: a missing one's retry rows are never claimed and are deleted as orphans, so the
+// message would be lost; its dead letter stays instead.
 constexpr std::string_view redrive_sql = R"sql(
 WITH moved AS (
-  DELETE FROM sluice_dead_letters
-   WHERE id = $1 AND queue = $2 AND subscription = $3
-  RETURNING id, queue, subscription, partition, headers, created_ms, payload)
+  DELETE FROM sluice_dead_letters d
+   WHERE d.id = $1 AND d.queue = $2 AND d.subscription = $3
+     AND EXISTS (SELECT 1 FROM sluice_subscriptions s
+                  WHERE s.queue = d.queue AND s.name = d.subscription)
+  RETURNING d.id, d.queue, d.subscription, d.partition, d.headers, d.created_ms, d.payload)
 INSERT INTO sluice_delivery_retries
   (queue, subscription, message_id, attempt, due_at, origin, partition, headers, created_ms,
    payload)
@@ -184,7 +188,8 @@ std::string excerpt_of(std::string_view text, std::size_t max) {
   std::size_t i = 0;
   while (i < text.size()) {
     const std::size_t n = utf8_sequence_length(text.substr(i));
-    if (n == 0) {
+    // NUL is valid UTF-8, but PostgreSQL's text refuses it as it refuses invalid bytes.
+    if (n == 0 || text[i] == '\0') {
       if (out.size() + 3 > max)
         break;
       out += "\xEF\xBF\xBD";
@@ -197,6 +202,11 @@ std::string excerpt_of(std::string_view text, std::size_t max) {
     i += n;
   }
   return out;
+}
+
+std::string as_postgres_text(std::string_view text) {
+  // A replaced byte takes three: room for every byte to be one.
+  return excerpt_of(text, text.size() * 3);
 }
 
 dead_letter_store::dead_letter_store(store::pg_pool& pool) : pool_(pool) {}
@@ -222,7 +232,7 @@ asio::awaitable<std::error_code> dead_letter_store::insert(const dead_letter& d,
   } else {
     s.params.add_text_bytes(excerpt_of(d.response_excerpt));
   }
-  s.params.add_text_bytes(m.partition);
+  s.params.add_text_bytes(as_postgres_text(m.partition));
   s.params.add_text_bytes(headers_json(m.headers));
   s.params.add(m.created_ms);
   s.params.add_binary(m.payload, bytea_type);

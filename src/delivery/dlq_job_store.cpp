@@ -19,7 +19,8 @@ namespace {
   " (extract(epoch FROM updated_at) * 1000)::int8, (extract(epoch FROM finished_at) * 1000)::int8"
 
 // The count and the insert are one statement: matched is exactly what the job may take (rows
-// dead no later than its not_after).
+// dead no later than its not_after, of subscriptions that exist: like redrive_one, a job leaves
+// a deleted subscription's dead letters where they are rather than re-drive them into nothing).
 constexpr std::string_view create_sql = R"sql(
 INSERT INTO sluice_dlq_jobs (id, filter, dry_run, rate_per_sec, not_after, matched, state,
                              finished_at)
@@ -33,7 +34,9 @@ SELECT $1, jsonb_build_object('queue', $2::text, 'subscription', $3::text,
            AND ($3::text IS NULL OR d.subscription = $3)
            AND ($4::timestamptz IS NULL OR d.dead_at >= $4)
            AND ($5::timestamptz IS NULL OR d.dead_at < $5)
-           AND d.dead_at <= now()) c
+           AND d.dead_at <= now()
+           AND EXISTS (SELECT 1 FROM sluice_subscriptions s
+                        WHERE s.queue = d.queue AND s.name = d.subscription)) c
 RETURNING )sql" SLUICE_DLQ_JOB_COLUMNS;
 
 constexpr std::string_view get_sql =
@@ -72,6 +75,8 @@ WITH picked AS (
      AND ($5::timestamptz IS NULL OR d.dead_at < $5)
      AND d.dead_at <= $6
      AND ($7::timestamptz IS NULL OR (d.dead_at, d.id) > ($7, $8::uuid))
+     AND EXISTS (SELECT 1 FROM sluice_subscriptions s
+                  WHERE s.queue = d.queue AND s.name = d.subscription)
    ORDER BY d.dead_at, d.id
    FETCH FIRST ($9::int8) ROWS WITH TIES),
 moved AS (

@@ -78,9 +78,10 @@ std::optional<std::string> from_bytea_hex(const std::optional<std::string>& text
 
 std::string headers_json(const std::vector<std::pair<std::string, std::string>>& headers) {
   nlohmann::json out = nlohmann::json::object();
+  // jsonb refuses "\u0000" as text refuses NUL.
   for (const auto& [name, value] : headers)
-    out[name] = value;
-  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out[as_postgres_text(name)] = as_postgres_text(value);
+  return out.dump();
 }
 
 std::vector<std::pair<std::string, std::string>> headers_from_json(std::string_view text) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/store/pg_binary.hpp"
 #include "sluice/store/pg_params.hpp"
 
@@ -139,10 +140,11 @@ std::optional<std::string> from_bytea_hex(std::string_view text) {
 }
 
 std::string headers_json(const std::vector<std::pair<std::string, std::string>>& headers) {
+  // jsonb refuses "\u0000" as text refuses NUL.
   nlohmann::json object = nlohmann::json::object();
   for (const auto& [name, value] : headers)
-    object[name] = value;
-  return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    object[as_postgres_text(name)] = as_postgres_text(value);
+  return object.dump();
 }
 
 bool parse_headers(const std::string& text, std::vector<std::pair<std::string, std::string>>& out) {
@@ -171,7 +173,7 @@ store::pg_statement park_statement(const parked_message& m,
     s.params.add(unix_ms(*due));
   else
     s.params.add_null(store::pg_type::int8);
-  s.params.add_text_bytes(m.partition);
+  s.params.add_text_bytes(as_postgres_text(m.partition));
   s.params.add_text_bytes(headers_json(m.headers));
   s.params.add(m.created_ms);
   s.params.add_binary(m.payload, bytea_oid);

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <variant>
 
+#include "sluice/delivery/dead_letter_store.hpp"
 #include "sluice/delivery/subscription_json.hpp"
 
 #include <spdlog/spdlog.h>
@@ -289,7 +290,9 @@ asio::awaitable<subscription_change_result> subscription_store::set_paused(
     store::clock::time_point deadline) {
   auto st = key_statement(set_paused_sql, "sluice_subscriptions_set_paused", queue, name);
   st.params.add_text(paused ? "true" : "false", store::pg_type::boolean);
-  st.params.add_text_bytes(reason);
+  // The reason quotes the target (a 410's status line, whose phrase may hold any byte): made
+  // text PostgreSQL accepts, or the pause itself would fail and deliveries go on.
+  st.params.add_text_bytes(excerpt_of(reason));
   co_return change_of(co_await pool_.execute(st, deadline));
 }
 

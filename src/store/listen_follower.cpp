@@ -152,26 +152,34 @@ asio::awaitable<void> listen_follower::follow() {
 asio::awaitable<void> listen_follower::run() {
   running_ = true;
   while (!stopping_) {
-    switch (modes_.mode()) {
-      case follower_mode::connecting:
-        co_await connect();
-        break;
-      case follower_mode::loading:
-        co_await full_reload();
-        break;
-      case follower_mode::following:
-        co_await follow();
-        break;
-      case follower_mode::backing_off: {
-        if (conn_)
-          conn_->close();
-        co_await wake_.wait_until(async_event::clock::now() + modes_.pause());
-        change(follower_event::pause_over);
-        break;
+    // A read callback that throws (a listener of what it applies, an allocation) is a failed
+    // read: reconnect and reload. Escaping, it would end the following for good and leave
+    // running_ set, so that wait_stopped() never returned.
+    try {
+      switch (modes_.mode()) {
+        case follower_mode::connecting:
+          co_await connect();
+          break;
+        case follower_mode::loading:
+          co_await full_reload();
+          break;
+        case follower_mode::following:
+          co_await follow();
+          break;
+        case follower_mode::backing_off: {
+          if (conn_)
+            conn_->close();
+          co_await wake_.wait_until(async_event::clock::now() + modes_.pause());
+          change(follower_event::pause_over);
+          break;
+        }
+        case follower_mode::stopped:
+          stopping_ = true;
+          break;
       }
-      case follower_mode::stopped:
-        stopping_ = true;
-        break;
+    } catch (const std::exception& e) {
+      spdlog::error("{}: follower read failed error=\"{}\"", target_.log_name, e.what());
+      change(follower_event::failed);
     }
   }
   if (conn_)

@@ -31,7 +31,9 @@ struct attempt_record {
 
 struct attempt_recorder_options {
   std::size_t queue_max = 100'000;  // DELIVERY_ATTEMPTS_QUEUE_MAX; beyond it records are dropped
-  std::size_t batch_max = 1'000;    // rows per INSERT
+  // The same bound in bytes (queued_bytes()): beyond it records are dropped too.
+  std::size_t queue_max_bytes = 64 * 1024 * 1024;
+  std::size_t batch_max = 1'000;  // rows per INSERT
   std::chrono::milliseconds flush_interval{100};
   std::chrono::hours retention{72};  // DELIVERY_ATTEMPTS_RETENTION_HOURS
   std::chrono::milliseconds prune_interval{60'000};
@@ -61,6 +63,8 @@ class attempt_recorder {
   void stop();
 
   std::size_t queued() const { return queue_.size(); }
+  // The bytes the queued records hold (their texts and the record itself).
+  std::size_t queued_bytes() const { return queued_bytes_; }
 
  private:
   using clock = std::chrono::steady_clock;
@@ -74,6 +78,7 @@ class attempt_recorder {
   store::pg_pool& pool_;
   attempt_recorder_options options_;
   std::deque<attempt_record> queue_;
+  std::size_t queued_bytes_ = 0;
   clock::time_point first_queued_{};  // when the oldest queued record arrived
   async_event wake_;
   bool stopping_ = false;

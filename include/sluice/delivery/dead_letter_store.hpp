@@ -88,7 +88,8 @@ class dead_letter_store {
 
   // In ONE statement: deletes the row and writes the message's retry row (origin 'redrive',
   // attempt 1, due now; an existing retry row of the message is replaced). False when the row
-  // was not there (nothing written).
+  // was not there, or its subscription no longer exists (nothing written: the dead letter
+  // stays, since a deleted subscription's retry rows are never published).
   boost::asio::awaitable<std::tuple<dlq_status, bool>> redrive_one(
       const uuid& id, const std::string& queue, const std::string& subscription,
       store::clock::time_point deadline);
@@ -103,8 +104,12 @@ class dead_letter_store {
 
 // At most this many bytes of a response excerpt are stored, cut at a UTF-8 boundary.
 inline constexpr std::size_t response_excerpt_max = 1024;
-// `text` cut to `max` bytes and made valid UTF-8 (invalid bytes become U+FFFD), so PostgreSQL
-// never refuses a dead letter because of a target's response.
+// `text` cut to `max` bytes and made valid UTF-8 (invalid bytes and NUL, which PostgreSQL's
+// text refuses too, become U+FFFD), so PostgreSQL never refuses a dead letter because of a
+// target's response.
 std::string excerpt_of(std::string_view text, std::size_t max = response_excerpt_max);
+// All of `text`, made text PostgreSQL accepts the same way: for what a message brings from
+// RabbitMQ (its partition, its headers), which only the relay's own publishes guarantee.
+std::string as_postgres_text(std::string_view text);
 
 }  // namespace sluice::delivery

@@ -30,7 +30,7 @@ std::optional<std::int64_t> to_int64(const std::optional<std::string>& text);
 std::optional<std::string> from_bytea_hex(const std::optional<std::string>& text);
 
 // AMQP headers as the JSON object of strings both delivery tables keep; invalid UTF-8 is
-// replaced rather than refused.
+// replaced rather than refused, and so is NUL (as_postgres_text).
 std::string headers_json(const std::vector<std::pair<std::string, std::string>>& headers);
 std::vector<std::pair<std::string, std::string>> headers_from_json(std::string_view text);
 

@@ -1,5 +1,8 @@
 // The binary's command line: --help, --version, --check-config, --config files, exit codes.
 #include <fstream>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -59,6 +62,25 @@ TEST(command_line, config_file_is_read_and_the_environment_overrides_it) {
   auto bad = run_sluice({"--config", path, "--check-config"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.output.find("sluice.env:2: expected KEY=VALUE"), std::string::npos) << bad.output;
+}
+
+// Boost's system_error is not a std::system_error: a port already taken once escaped the
+// daemon's catch and aborted it (a core dump instead of a clear message and exit 1).
+TEST(command_line, a_taken_port_exits_1_with_a_message) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string taken = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto r = run_sluice({}, {{"SLUICE_HTTP_ADDR", taken}, {"RABBITMQ_URL", ""}});
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot listen"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -95,8 +95,8 @@ TEST(readiness, stays_200_while_the_buffer_takes_pushes_and_503_only_when_nothin
   const auto port = sluice.port();
 
   const json ready = ready_until(port, is(200, "ready")).json();
-  ASSERT_EQ(ready["checks"].size(), 4u) << ready.dump();
-  for (const char* name : {"postgres", "rabbitmq", "buffer", "workers"}) {
+  ASSERT_EQ(ready["checks"].size(), 5u) << ready.dump();
+  for (const char* name : {"postgres", "rabbitmq", "buffer", "workers", "deliveries"}) {
     EXPECT_TRUE(ready["checks"][name]["ok"].get<bool>()) << name;
     EXPECT_FALSE(ready["checks"][name]["detail"].get<std::string>().empty()) << name;
   }

@@ -41,6 +41,8 @@ class dlq_jobs_test : public ::testing::Test {
       ASSERT_FALSE(ec) << ec.message();
     }
     auto s = env_.session();
+    test::subscribe(s, q, "a");
+    test::subscribe(s, q, "b");
     test::spread_dead_at(s, 1ms);
   }
 
@@ -204,6 +206,7 @@ TEST_F(dlq_jobs_test, a_fresh_runner_resumes_a_job_exactly_where_a_stopped_one_l
     ASSERT_FALSE(ec);
   }
   auto s = env_.session();
+  test::subscribe(s, "orders", "z");
   test::spread_dead_at(s, 1ms);
   const auto job = create({}, false, 50);  // batches of 10, 5 per second
   ASSERT_EQ(job.matched, 104);

@@ -60,6 +60,11 @@ class dlq_routes_test : public ::testing::Test {
   // A dead letter of message n, dead `seconds` after 2026-01-01T00:00:00Z.
   void dead_letter(int n, const std::string& queue, const std::string& subscription,
                    double seconds) {
+    // Its subscription, paused: a re-drive into a subscription that does not exist is refused.
+    pg_session(db_.url()).query(
+        "INSERT INTO sluice_subscriptions (queue, name, spec, paused_at) VALUES ('" + queue +
+        "', '" + subscription +
+        "', '{\"url\":\"http://127.0.0.1:9/\"}', now()) ON CONFLICT DO NOTHING");
     pg_session(db_.url()).query(
         "INSERT INTO sluice_dead_letters (id, queue, subscription, reason, last_status, "
         "attempts, first_attempt_at, last_attempt_at, response_excerpt, partition, "

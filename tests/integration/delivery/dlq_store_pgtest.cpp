@@ -201,6 +201,8 @@ TEST_F(dlq_store_test, remove_deletes_one_row) {
 TEST_F(dlq_store_test, redrive_one_moves_the_message_to_a_retry_row_due_now) {
   const auto d = make_dead_letter(4, "orders", "billing");
   insert(d);
+  auto session = env_.session();
+  test::subscribe(session, "orders", "billing");
   auto [s1, moved] = run(env_.io, store_.redrive_one(test::id_of(4), "orders", "billing", in(10s)));
   ASSERT_FALSE(s1) << s1.message;
   EXPECT_TRUE(moved);
@@ -219,6 +221,8 @@ TEST_F(dlq_store_test, redrive_one_moves_the_message_to_a_retry_row_due_now) {
 
 TEST_F(dlq_store_test, redrive_one_is_atomic_when_the_retry_row_cannot_be_written) {
   insert(make_dead_letter(5, "blocked", "billing"));
+  auto session = env_.session();
+  test::subscribe(session, "blocked", "billing");
   env_.session().query(
       "ALTER TABLE sluice_delivery_retries ADD CONSTRAINT test_refuse CHECK (queue <> 'blocked')");
   auto [s1, moved] =

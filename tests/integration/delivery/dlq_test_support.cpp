@@ -47,6 +47,11 @@ dead_letter make_dead_letter(int n, const std::string& queue, const std::string&
   return d;
 }
 
+void subscribe(sluice::test::pg_session& s, const std::string& queue, const std::string& name) {
+  s.query("INSERT INTO sluice_subscriptions (queue, name, spec, paused_at) VALUES ('" + queue +
+          "', '" + name + "', '{\"url\":\"http://127.0.0.1:9/\"}', now()) ON CONFLICT DO NOTHING");
+}
+
 void spread_dead_at(sluice::test::pg_session& s, std::chrono::milliseconds step) {
   s.query(
       "UPDATE sluice_dead_letters SET dead_at = timestamptz '2026-01-01 00:00:00+00' + "

@@ -44,6 +44,10 @@ struct dlq_database {
 dead_letter make_dead_letter(int n, const std::string& queue, const std::string& subscription);
 uuid id_of(int n);
 
+// A (paused) subscription queue/name, so that its dead letters can be re-driven: a re-drive
+// into a subscription that does not exist is refused (the message would be lost).
+void subscribe(sluice::test::pg_session& s, const std::string& queue, const std::string& name);
+
 // Sets dead_at of every row to base + its message number * step (rows made by
 // make_dead_letter), so tests control the listing order.
 void spread_dead_at(sluice::test::pg_session& s, std::chrono::milliseconds step);

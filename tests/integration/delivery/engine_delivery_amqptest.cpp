@@ -1,12 +1,10 @@
 // The delivery engine in process against real RabbitMQ and PostgreSQL and HTTP targets on the
 // same loop: messages published in the relay's AMQP form reach the target with sluice's headers,
-// a 500 is parked in sluice_delivery_retries and delivered on its second attempt, a 400 is a
-// dead letter at once, a 410 pauses the subscription, a hanging target holds up only its own
-// queue, 503s shrink the adaptive concurrency and successes grow it back.
-#include "sluice/amqp/connection.hpp"
-#include "sluice/core/async_event.hpp"
-#include "sluice/core/uuid.hpp"
-#include "sluice/delivery/dead_letter_store.hpp"
+// a 500 is parked in sluice_delivery_retries and delivered on its second attempt by the retry
+// scheduler, a 400 is a dead letter at once, a 410 pauses the subscription, a hanging target
+// holds up only its own queue, 503s shrink the adaptive concurrency and successes grow it back,
+// batches (partial failure, malformed answers), an open circuit defers, partition ordering,
+// PostgreSQL away while parking, queue mode changes and removal, the rate limit.
 #include "sluice/delivery/delivery_service.hpp"
 #include "sluice/delivery/retry_scheduler.hpp"
 #include "sluice/delivery/retry_store.hpp"
@@ -66,6 +64,7 @@ class test_target {
       ++running_;
       const std::size_t index = seen.size();
       seen.push_back(req);
+      seen_at.push_back(clock::now());
       while (hang && !released_)
         co_await release_.wait_until(clock::time_point::max());
       http::response out = respond_ ? respond_(req, index) : http::response::text(200, "", "");
@@ -93,6 +92,7 @@ class test_target {
 
   std::uint16_t port = 0;
   std::vector<http::request> seen;
+  std::vector<clock::time_point> seen_at;
   bool hang = false;
 
  private:
@@ -878,6 +878,30 @@ TEST(delivery_engine, broadcast_subscriptions_follow_the_queue_mode_and_removal)
     r.registry.remove(queue, "hook");
     EXPECT_TRUE(r.service->status().empty());
     EXPECT_TRUE(co_await eventually([&] { return !queue_exists(own); }, 10s));
+    const std::vector<test_target*> targets{&t};
+    co_await r.shut(targets);
+  });
+}
+
+TEST(delivery_engine, the_rate_limit_spaces_requests_after_a_burst) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    rig r(io, db.url());
+    test_target t(io, {});
+    co_await r.start();
+    const auto queue = r.queue_name("engrate");
+    auto s = r.sub(queue, t);
+    s.rate_limit_per_sec = 20;  // one second of burst: 20 at once, then one per 50 ms
+    s.concurrency = 64;
+    co_await r.put(s);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    for (int i = 0; i < 40; ++i)
+      r.publish(queue, "{}");
+    EXPECT_TRUE(co_await eventually([&] { return t.seen.size() == 40; }, 10s));
+    CO_ASSERT_TRUE(t.seen_at.size() == 40);
+    const auto span = t.seen_at.back() - t.seen_at.front();
+    EXPECT_GE(span, 900ms);
+    EXPECT_LE(span, 3s);
     const std::vector<test_target*> targets{&t};
     co_await r.shut(targets);
   });
