@@ -25,6 +25,8 @@ using system_clock = std::chrono::system_clock;
 namespace {
 
 constexpr milliseconds consume_retry_initial{500};
+// Batch mode: how many batches' worth of messages the prefetch lets RabbitMQ hand out at once.
+constexpr std::uint32_t batches_prefetched = 3;
 constexpr milliseconds consume_retry_max{30'000};
 
 std::int64_t unix_ms_now() {
@@ -285,8 +287,14 @@ asio::awaitable<void> subscription_consumer::run() {
   const std::weak_ptr<subscription_consumer> weak = weak_from_this();
   const bool ordered = sub_->ordering == ordering::partition;
   std::uint32_t prefetch = sub_->concurrency;
-  if (sub_->batch)
-    prefetch = std::max(prefetch, sub_->batch->max_items);
+  // Batch mode: room for a few batches (one being answered, the next ones filling), or the next
+  // batch only starts to fill once the previous one is answered and acked: with a prefetch of
+  // maxItems the bench measured one batch in flight at any concurrency.
+  if (sub_->batch) {
+    const std::uint64_t batches = std::min<std::uint32_t>(sub_->concurrency, batches_prefetched);
+    prefetch = static_cast<std::uint32_t>(std::max<std::uint64_t>(
+        prefetch, std::min<std::uint64_t>(65'535, batches * sub_->batch->max_items)));
+  }
   const auto prefetch16 =
       static_cast<std::uint16_t>(std::clamp<std::uint32_t>(prefetch, 1, 65'535));
   while (!stopping_) {
