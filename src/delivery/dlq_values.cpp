@@ -96,14 +96,6 @@ std::vector<std::pair<std::string, std::string>> headers_from_json(std::string_v
   return out;
 }
 
-dlq_status status_of(const store::pg_result& r) {
-  dlq_status s;
-  s.ec = r.ec;
-  s.sqlstate = r.sqlstate;
-  s.message = r.message.empty() && r.ec ? r.ec.message() : r.message;
-  return s;
-}
-
 dlq_status status_of(std::error_code ec) {
   dlq_status s;
   s.ec = ec;

@@ -87,9 +87,7 @@ const std::string load_all_sql =
 const std::string load_queue_sql =
     "SELECT " + std::string(columns) + " FROM sluice_subscriptions WHERE queue = $1 ORDER BY name";
 
-subscription_status status_of(const store::pg_result& r) {
-  return {r.ec, r.sqlstate, r.message.empty() && r.ec ? r.ec.message() : r.message};
-}
+using store::status_of;
 
 subscription_status unexpected(std::string what) {
   return {store::errc::query_failed, {}, std::move(what)};

@@ -44,9 +44,7 @@ SELECT name, spec::text, schedule::text FROM sluice_services WHERE name = $1)sql
 constexpr std::string_view load_all_sql = R"sql(
 SELECT name, spec::text, schedule::text FROM sluice_services ORDER BY name)sql";
 
-store_status status_of(const store::pg_result& r) {
-  return {r.ec, r.sqlstate, r.message.empty() && r.ec ? r.ec.message() : r.message};
-}
+using store::status_of;
 
 // The spec column: the API's JSON without the schedule (it has a column of its own).
 std::string spec_json(const service& s) {

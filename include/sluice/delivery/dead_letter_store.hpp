@@ -19,12 +19,7 @@ namespace sluice::delivery {
 
 // The outcome of a statement on the dead letters or the re-drive jobs: ec (a store::errc) and
 // the server's SQLSTATE and text, for the HTTP layer's 503-or-500 choice.
-struct dlq_status {
-  std::error_code ec;
-  std::string sqlstate;
-  std::string message;
-  explicit operator bool() const { return static_cast<bool>(ec); }
-};
+using dlq_status = store::statement_status;
 
 // What GET /api/v1/dlq and bulk re-drives select: every field optional. Times are Unix ms over
 // dead_at, start inclusive, end exclusive.

@@ -34,7 +34,7 @@ std::optional<std::string> from_bytea_hex(const std::optional<std::string>& text
 std::string headers_json(const std::vector<std::pair<std::string, std::string>>& headers);
 std::vector<std::pair<std::string, std::string>> headers_from_json(std::string_view text);
 
-dlq_status status_of(const store::pg_result& r);
+using store::status_of;
 dlq_status status_of(std::error_code ec);
 
 }  // namespace sluice::delivery::dlq_values

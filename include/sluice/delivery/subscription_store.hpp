@@ -15,12 +15,8 @@
 namespace sluice::delivery {
 
 // The outcome of a statement on sluice_subscriptions: ec (a store::errc) and the server's text.
-struct subscription_status {
-  std::error_code ec;
-  std::string sqlstate;  // "42P01": the table does not exist yet (migrations not run)
-  std::string message;
-  explicit operator bool() const { return static_cast<bool>(ec); }
-};
+// sqlstate "42P01": the table does not exist yet (migrations not run).
+using subscription_status = store::statement_status;
 
 struct subscription_put_result {
   subscription_status status;

@@ -15,13 +15,7 @@
 namespace sluice::services {
 
 // The outcome of a statement on sluice_services: ec (a store::errc) and the server's text.
-struct store_status {
-  std::error_code ec;
-  std::string sqlstate;
-  std::string message;
-
-  explicit operator bool() const { return static_cast<bool>(ec); }
-};
+using store_status = store::statement_status;
 
 struct put_result {
   store_status status;

@@ -35,4 +35,19 @@ struct pg_pipeline_result {
   failure_kind failure() const noexcept { return classify(ec, sqlstate); }
 };
 
+// A statement's outcome without its rows, as the stores of the API's tables hand it to their
+// callers: ec (a store::errc), the server's SQLSTATE and text, for the HTTP layer's 503-or-500
+// choice. `message` falls back to the error code's text when the server said nothing.
+struct statement_status {
+  std::error_code ec;
+  std::string sqlstate;
+  std::string message;
+
+  explicit operator bool() const { return static_cast<bool>(ec); }
+};
+
+inline statement_status status_of(const pg_result& r) {
+  return {r.ec, r.sqlstate, r.message.empty() && r.ec ? r.ec.message() : r.message};
+}
+
 }  // namespace sluice::store
