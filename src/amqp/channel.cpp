@@ -20,7 +20,7 @@ std::error_code closed_error(const close_reason& reason) {
 
 std::error_code delivery::ack() const {
   if (auto ch = source.lock()) {
-    return ch->basic_ack(delivery_tag);
+    return ch->ack_delivery(delivery_tag);
   }
   return make_error_code(errc::channel_closed);
 }
@@ -114,6 +114,8 @@ asio::awaitable<std::error_code> channel::close() {
   if (state_ == state::closing) {
     co_return make_error_code(errc::channel_closed);
   }
+  // Recorded acks go before close: after it the broker would redeliver those messages.
+  flush_acks();
   state_ = state::closing;
   const std::string text = "client closed the channel";
   amqp_channel_close_t args{200, to_amqp_bytes(text), 0, 0};
@@ -237,8 +239,8 @@ asio::awaitable<std::tuple<std::error_code, std::string>> channel::basic_consume
     co_return std::tuple{make_error_code(errc::invalid_argument), std::string{}};
   }
   // Registered first: deliveries may follow consume-ok in the same read, before we resume.
-  consumers_.emplace(tag, std::make_shared<consumer_entry>(
-                              consumer_entry{std::move(on_delivery), std::move(on_end)}));
+  consumers_.emplace(tag, std::make_shared<consumer_entry>(consumer_entry{
+                              std::move(on_delivery), std::move(on_end), options.no_ack}));
   std::shared_ptr<rpc> r;
   amqp_basic_consume_t args{};
   args.queue = to_amqp_bytes(queue);
@@ -284,18 +286,61 @@ asio::awaitable<std::error_code> channel::confirm_select() {
 }
 
 std::error_code channel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
+  if (!multiple) {
+    acks_.settled(delivery_tag);
+  } else {
+    // Everything up to the tag is settled by this frame; the window must not send it again.
+    flush_acks();
+  }
   amqp_basic_ack_t args{delivery_tag, multiple};
   return send(AMQP_BASIC_ACK_METHOD, &args);
 }
 
 std::error_code channel::basic_nack(std::uint64_t delivery_tag, bool multiple, bool requeue) {
+  if (!multiple) {
+    acks_.settled(delivery_tag);
+  } else {
+    flush_acks();
+  }
   amqp_basic_nack_t args{delivery_tag, multiple, requeue};
   return send(AMQP_BASIC_NACK_METHOD, &args);
 }
 
 std::error_code channel::basic_reject(std::uint64_t delivery_tag, bool requeue) {
+  acks_.settled(delivery_tag);
   amqp_basic_reject_t args{delivery_tag, requeue};
   return send(AMQP_BASIC_REJECT_METHOD, &args);
+}
+
+std::error_code channel::ack_delivery(std::uint64_t delivery_tag) {
+  if (state_ != state::open) {
+    return closed_error(reason_);
+  }
+  if (!acks_.ack(delivery_tag)) {
+    return basic_ack(delivery_tag);
+  }
+  if (!ack_flush_requested_) {
+    const auto conn = owner_.lock();
+    if (!conn) {
+      acks_.clear();
+      return make_error_code(errc::connection_closed);
+    }
+    ack_flush_requested_ = true;
+    conn->request_ack_flush(weak_from_this());
+  }
+  return {};
+}
+
+void channel::flush_acks() {
+  ack_flush_requested_ = false;
+  if (state_ != state::open) {
+    acks_.clear();
+    return;
+  }
+  for (const auto& f : acks_.take()) {
+    amqp_basic_ack_t args{f.delivery_tag, f.multiple};
+    send(AMQP_BASIC_ACK_METHOD, &args);
+  }
 }
 
 std::error_code channel::basic_publish(std::string_view exchange, std::string_view routing_key,
@@ -511,6 +556,9 @@ void channel::finish_content() {
     }
     const auto entry = it->second;
     in.message.source = weak_from_this();
+    if (!entry->no_ack) {
+      acks_.delivered(in.message.delivery_tag);
+    }
     entry->on_delivery(std::move(in.message));
   } else if (in.kind == content_kind::ret) {
     if (on_return_) {
@@ -545,6 +593,7 @@ void channel::shut(const close_reason& why) {
   rpcs_.clear();
   rpc_event_.notify_all();
   incoming_ = incoming{};
+  acks_.clear();
   auto consumers = std::exchange(consumers_, {});
   for (const auto& [tag, entry] : consumers) {
     if (entry->on_end) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <utility>
 
 #include "sluice/amqp/channel.hpp"
 
@@ -221,6 +222,7 @@ asio::awaitable<std::error_code> connection::close() {
     abort(make_error_code(errc::connection_closed));
     co_return std::error_code{};
   }
+  flush_channel_acks();
   state_ = state::closing;
   const std::string text = "client closed the connection";
   amqp_connection_close_t args{200, to_amqp_bytes(text), 0, 0};
@@ -292,6 +294,7 @@ asio::awaitable<void> connection::read_loop() {
 
 asio::awaitable<void> connection::write_loop() {
   for (;;) {
+    flush_channel_acks();
     if (out_.empty()) {
       if (state_ == state::closed || socket_closed_) {
         close_socket();
@@ -542,6 +545,22 @@ std::error_code connection::send_content(std::uint16_t channel,
 void connection::wake_writer() {
   if (write_event_.waiters() != 0) {
     write_event_.notify_all();
+  }
+}
+
+void connection::request_ack_flush(std::weak_ptr<channel> ch) {
+  ack_flushes_.push_back(std::move(ch));
+  wake_writer();
+}
+
+void connection::flush_channel_acks() {
+  if (ack_flushes_.empty()) {
+    return;
+  }
+  for (const auto& weak : std::exchange(ack_flushes_, {})) {
+    if (const auto ch = weak.lock()) {
+      ch->flush_acks();
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "sluice/amqp/ack_window.hpp"
 #include "sluice/amqp/delivery.hpp"
 #include "sluice/amqp/error.hpp"
 #include "sluice/amqp/field_table.hpp"
@@ -127,10 +128,14 @@ class channel : public std::enable_shared_from_this<channel> {
   // Puts the channel in confirm mode: every later publish is acked or nacked by the broker.
   boost::asio::awaitable<std::error_code> confirm_select();
 
-  // No reply exists for these: errors only say the channel is already closed.
+  // No reply exists for these: errors only say the channel is already closed. They leave at
+  // once; delivery::ack() goes through ack_delivery() instead.
   std::error_code basic_ack(std::uint64_t delivery_tag, bool multiple = false);
   std::error_code basic_nack(std::uint64_t delivery_tag, bool multiple, bool requeue);
   std::error_code basic_reject(std::uint64_t delivery_tag, bool requeue);
+  // Acks a delivery of an acknowledging consumer at the writer's next flush, coalesced with the
+  // other acks of the channel (ack_window); close() sends what is recorded first.
+  std::error_code ack_delivery(std::uint64_t delivery_tag);
 
   // Queues basic.publish and its content for the writer. In confirm mode the broker will
   // confirm it with delivery tag next_publish_seq() as read just before this call.
@@ -158,6 +163,7 @@ class channel : public std::enable_shared_from_this<channel> {
   struct consumer_entry {
     delivery_handler on_delivery;
     consumer_end_handler on_end;
+    bool no_ack = false;
   };
   enum class content_kind { none, deliver, ret };
   struct incoming {
@@ -176,6 +182,8 @@ class channel : public std::enable_shared_from_this<channel> {
                                                amqp_table_t* table_slot = nullptr,
                                                const field_table* table = nullptr);
   std::error_code send(amqp_method_number_t method, void* args);
+  // From the connection's writer, just before it writes: the recorded acks as frames.
+  void flush_acks();
 
   // From the connection's reader. Returns a protocol error the connection must die of.
   std::error_code on_frame(const amqp_frame_t& frame);
@@ -198,6 +206,8 @@ class channel : public std::enable_shared_from_this<channel> {
   bool closed_with_connection_ = false;
   bool confirm_mode_ = false;
   std::uint64_t next_publish_seq_ = 0;
+  ack_window acks_;
+  bool ack_flush_requested_ = false;
   incoming incoming_;
   confirm_handler on_confirm_;
   return_handler on_return_;

@@ -113,6 +113,10 @@ class connection : public std::enable_shared_from_this<connection> {
                                std::string_view body);
   void wake_writer();
   void release_channel(std::uint16_t id);
+  // A channel recorded acks: the writer turns them into frames just before its next write, so
+  // every ack recorded while the previous write was in flight leaves in one multiple ack.
+  void request_ack_flush(std::weak_ptr<channel> ch);
+  void flush_channel_acks();
 
   // Marks the connection closed and tells channels and listeners; the socket closes once the
   // writer has flushed what is queued (close-ok to the broker, typically).
@@ -142,6 +146,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
   std::string out_;
   std::string writing_;
+  std::vector<std::weak_ptr<channel>> ack_flushes_;
   std::vector<std::uint8_t> read_buffer_;
   clock::time_point last_read_;
   clock::time_point last_write_;

@@ -191,8 +191,11 @@ TEST_F(dlq_jobs_test, two_runners_on_one_job_never_move_a_row_twice) {
   ASSERT_TRUE(run(env_.io, work()));
   EXPECT_EQ(get(job.id).redriven, 300);
   EXPECT_EQ(a.moved() + b.moved(), 300);
-  EXPECT_GT(a.moved(), 0);
-  EXPECT_GT(b.moved(), 0);
+  // Which runner gets how much is up to the scheduler: on a loaded machine one of them can
+  // claim every batch before the other's first poll (seen in a full parallel ctest run), so
+  // only the sum is the promise.
+  RecordProperty("moved_by_a", static_cast<int>(a.moved()));
+  RecordProperty("moved_by_b", static_cast<int>(b.moved()));
   EXPECT_EQ(scalar("SELECT count(*) FROM sluice_delivery_retries"), "300");
   pool_a.shutdown();
   pool_b.shutdown();

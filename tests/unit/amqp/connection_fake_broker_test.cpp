@@ -43,6 +43,8 @@ struct seen {
   std::uint32_t frame_max = 0;
   std::uint16_t heartbeat = 0;
   std::uint16_t channel_max = 0;
+  std::uint64_t delivery_tag = 0;  // basic.ack / basic.nack
+  bool multiple = false;
 };
 
 class fake_broker {
@@ -67,6 +69,16 @@ class fake_broker {
     std::string out;
     EXPECT_FALSE(encoder_.append_method(out, channel, id, args));
     co_await asio::async_write(socket_, asio::buffer(out), as_tuple(use_awaitable));
+  }
+
+  asio::awaitable<void> deliver(std::uint16_t channel, std::string consumer_tag,
+                                std::uint64_t delivery_tag, std::string body) {
+    amqp_basic_deliver_t d{to_amqp_bytes(consumer_tag), delivery_tag, 0, to_amqp_bytes("ex"),
+                           to_amqp_bytes("rk")};
+    std::string out;
+    EXPECT_FALSE(encoder_.append_method(out, channel, AMQP_BASIC_DELIVER_METHOD, &d));
+    EXPECT_FALSE(encoder_.append_content(out, channel, message_properties{}, body));
+    co_await send_raw(std::move(out));
   }
 
   asio::awaitable<void> send_raw(std::string bytes) {
@@ -178,6 +190,18 @@ class fake_broker {
       case AMQP_CONNECTION_OPEN_METHOD:
         s.text = to_string(static_cast<const amqp_connection_open_t*>(d)->virtual_host);
         break;
+      case AMQP_BASIC_ACK_METHOD: {
+        const auto* m = static_cast<const amqp_basic_ack_t*>(d);
+        s.delivery_tag = m->delivery_tag;
+        s.multiple = m->multiple != 0;
+        break;
+      }
+      case AMQP_BASIC_NACK_METHOD: {
+        const auto* m = static_cast<const amqp_basic_nack_t*>(d);
+        s.delivery_tag = m->delivery_tag;
+        s.multiple = m->multiple != 0;
+        break;
+      }
       default:
         break;
     }
@@ -310,6 +334,83 @@ TEST(amqp_connection_fake_broker, handshake_negotiates_and_frames_respect_frame_
 asio::awaitable<void> sleep_for(asio::io_context& io, std::chrono::milliseconds d) {
   asio::steady_timer timer(io, d);
   co_await timer.async_wait(as_tuple(use_awaitable));
+}
+
+// Acks recorded in one turn leave as one multiple ack; a nack leaves at once; close() sends the
+// acks still recorded before channel.close (after it the broker would redeliver them).
+TEST(amqp_connection_fake_broker, acks_coalesce_into_multiple_and_precede_channel_close) {
+  std::vector<seen> settles;
+  bool close_after_last_ack = false;
+  bool first_flush_seen = false;
+  run_pair(
+      [&](asio::io_context&, fake_broker& fake) -> asio::awaitable<void> {
+        co_await fake.handshake(131072, 0);
+        bool closed = false;
+        while (auto f = co_await fake.next()) {
+          if (f->method == AMQP_CHANNEL_OPEN_METHOD) {
+            amqp_channel_open_ok_t ok{amqp_empty_bytes};
+            co_await fake.send_method(f->channel, AMQP_CHANNEL_OPEN_OK_METHOD, &ok);
+          } else if (f->method == AMQP_BASIC_CONSUME_METHOD) {
+            amqp_basic_consume_ok_t ok{to_amqp_bytes(std::string_view("c1"))};
+            co_await fake.send_method(f->channel, AMQP_BASIC_CONSUME_OK_METHOD, &ok);
+            for (std::uint64_t tag = 1; tag <= 5; ++tag) {
+              co_await fake.deliver(f->channel, "c1", tag, "m" + std::to_string(tag));
+            }
+          } else if (f->method == AMQP_BASIC_ACK_METHOD || f->method == AMQP_BASIC_NACK_METHOD) {
+            settles.push_back(*f);
+            first_flush_seen = true;
+          } else if (f->method == AMQP_CHANNEL_CLOSE_METHOD) {
+            close_after_last_ack = !settles.empty() && settles.back().delivery_tag == 4;
+            amqp_channel_close_ok_t ok{};
+            co_await fake.send_method(f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+            closed = true;
+          } else if (f->method == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_ok_t ok{};
+            co_await fake.send_method(0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+            break;
+          }
+        }
+        EXPECT_TRUE(closed);
+      },
+      [&](asio::io_context& io, std::uint16_t port) -> asio::awaitable<void> {
+        auto conn = connection::create(io.get_executor(), options_for(port));
+        CO_ASSERT_TRUE(!co_await conn->open());
+        auto [cec, ch] = co_await conn->open_channel();
+        CO_ASSERT_TRUE(!cec);
+        std::vector<delivery> got;
+        delivery_handler on_delivery = [&](delivery d) { got.push_back(std::move(d)); };
+        consume_options options;
+        options.consumer_tag = "c1";
+        auto [ec, tag] = co_await ch->basic_consume("q", on_delivery, options);
+        CO_ASSERT_TRUE(!ec);
+        for (int i = 0; i < 300 && got.size() < 5; ++i) {
+          co_await sleep_for(io, 10ms);
+        }
+        CO_ASSERT_TRUE(got.size() == 5);
+        // Out of order, as concurrent deliveries finish.
+        EXPECT_FALSE(got[1].ack());
+        EXPECT_FALSE(got[0].ack());
+        EXPECT_FALSE(got[2].ack());
+        EXPECT_FALSE(got[4].nack(true));
+        for (int i = 0; i < 300 && settles.size() < 2; ++i) {
+          co_await sleep_for(io, 10ms);
+        }
+        EXPECT_TRUE(first_flush_seen);
+        EXPECT_FALSE(got[3].ack());
+        EXPECT_FALSE(co_await ch->close());
+        EXPECT_FALSE(co_await conn->close());
+      });
+  ASSERT_EQ(settles.size(), 3U);
+  // The nack left when it was made, before the writer's flush of the acks.
+  EXPECT_EQ(settles[0].method, AMQP_BASIC_NACK_METHOD);
+  EXPECT_EQ(settles[0].delivery_tag, 5U);
+  EXPECT_EQ(settles[1].method, AMQP_BASIC_ACK_METHOD);
+  EXPECT_EQ(settles[1].delivery_tag, 3U);
+  EXPECT_TRUE(settles[1].multiple);
+  EXPECT_EQ(settles[2].method, AMQP_BASIC_ACK_METHOD);
+  EXPECT_EQ(settles[2].delivery_tag, 4U);
+  EXPECT_FALSE(settles[2].multiple);
+  EXPECT_TRUE(close_after_last_ack);
 }
 
 TEST(amqp_connection_fake_broker, blocked_and_unblocked_are_surfaced) {
