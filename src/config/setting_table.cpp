@@ -490,6 +490,30 @@ const std::vector<setting_spec>& table() {
       duration_ms("DELIVERY_RETRY_AFTER_MAX_MS",
                   "Longest Retry-After of a target that is honoured; a longer one waits this.",
                   &settings::delivery_retry_after_max, 0, 86'400'000),
+      {"APP_POSITIVE_CACHE_TTL",
+       "Seconds a resolved route is served from the cache without asking PostgreSQL (a change "
+       "reaches every instance at once anyway; this bounds a missed notification).",
+       [](settings& s, const std::string& v) {
+         s.route_positive_ttl = std::chrono::seconds(parse_unsigned(v, 1, 86'400));
+       },
+       [](const settings& s) { return std::to_string(s.route_positive_ttl.count()); }},
+      {"APP_NEGATIVE_CACHE_TTL",
+       "Seconds a route that does not exist (or is inactive) is remembered as missing.",
+       [](settings& s, const std::string& v) {
+         s.route_negative_ttl = std::chrono::seconds(parse_unsigned(v, 0, 86'400));
+       },
+       [](const settings& s) { return std::to_string(s.route_negative_ttl.count()); }},
+      count("ROUTE_CACHE_MAX_ENTRIES",
+            "Routes (found or missing) the resolve cache holds; the least recently used goes "
+            "first.",
+            &settings::route_cache_max_entries, 1, 10'000'000),
+      {"ROUTE_STALE_MAX_SEC",
+       "Seconds past its TTL a cached route still resolves while PostgreSQL cannot answer "
+       "(counted as stale); 0 = never serve stale.",
+       [](settings& s, const std::string& v) {
+         s.route_stale_max = std::chrono::seconds(parse_unsigned(v, 0, 86'400));
+       },
+       [](const settings& s) { return std::to_string(s.route_stale_max.count()); }},
       count("METRICS_MAX_QUEUE_LABELS",
             "Distinct queue names sluice_push_items_total keeps apart; pushes to further queues "
             "are counted under queue=\"(other)\".",

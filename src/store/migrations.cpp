@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
 SELECT version FROM sluice_schema_migrations ORDER BY version;
 )sql";
 
-constexpr std::array<migration, 6> all_migrations{{
+constexpr std::array<migration, 7> all_migrations{{
     {1, "messages", R"sql(
 CREATE TABLE sluice_messages (
   id uuid PRIMARY KEY,               -- uuidv7 minted by sluice at acceptance: time-ordered
@@ -220,6 +220,54 @@ CREATE TABLE sluice_delivery_attempts (
 );
 CREATE INDEX sluice_delivery_attempts_message ON sluice_delivery_attempts (message_id, attempted_at);
 CREATE INDEX sluice_delivery_attempts_time ON sluice_delivery_attempts (attempted_at);
+)sql"},
+    {7, "routes", R"sql(
+-- The route registry: (tenant, service, env, version) -> url, the route control plane's table.
+CREATE TABLE sluice_routes (
+  id bigserial NOT NULL UNIQUE,
+  tenant text NOT NULL,
+  service text NOT NULL,
+  env text NOT NULL,
+  version text NOT NULL,
+  url text NOT NULL,
+  is_active boolean NOT NULL DEFAULT true,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  registry_version bigint NOT NULL,     -- the registry version of the last change of this row
+  PRIMARY KEY (tenant, service, env, version)
+);
+
+-- One row; every change bumps it in the changing transaction and holds its row lock until the
+-- commit, so committed versions are gap-free and grow in commit order: an instance that has
+-- applied version N has every change up to N, and catches up with "registry_version > N".
+CREATE TABLE sluice_route_registry (
+  id int PRIMARY KEY CHECK (id = 1),
+  version bigint NOT NULL
+);
+INSERT INTO sluice_route_registry (id, version) VALUES (1, 0);
+
+-- The audit log and the change log in one: written in the changing transaction, read by every
+-- instance to catch up by version, published to the sluice.route-events exchange (outbox:
+-- published_at is set once RabbitMQ confirmed it).
+CREATE TABLE sluice_route_events (
+  id bigserial PRIMARY KEY,
+  registry_version bigint NOT NULL UNIQUE,
+  action text NOT NULL CHECK (action IN ('created', 'updated', 'activated', 'deactivated',
+                                         'deleted')),
+  tenant text NOT NULL,
+  service text NOT NULL,
+  env text NOT NULL,
+  version text NOT NULL,
+  before jsonb,                          -- the route before the change; NULL when created
+  after jsonb,                           -- the route after it; NULL when deleted
+  actor text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  published_at timestamptz
+);
+CREATE INDEX sluice_route_events_key ON sluice_route_events (tenant, service, env, version, id);
+CREATE INDEX sluice_route_events_time ON sluice_route_events (created_at);
+CREATE INDEX sluice_route_events_unpublished ON sluice_route_events (registry_version)
+  WHERE published_at IS NULL;
 )sql"},
 }};
 

@@ -107,6 +107,13 @@ struct settings {
   std::chrono::milliseconds delivery_breaker_open{5'000};
   std::chrono::milliseconds delivery_retry_after_max{600'000};
 
+  // Route registry (tenant/service/env/version -> url): the resolve cache
+  std::chrono::seconds route_positive_ttl{60};  // APP_POSITIVE_CACHE_TTL
+  std::chrono::seconds route_negative_ttl{10};  // APP_NEGATIVE_CACHE_TTL
+  std::size_t route_cache_max_entries = 100'000;
+  // How long a cached route past its TTL still resolves while PostgreSQL cannot answer.
+  std::chrono::seconds route_stale_max{300};
+
   // Metrics
   std::size_t metrics_max_queue_labels = 1'000;
 
