@@ -4,11 +4,15 @@ namespace sluice::api {
 
 void add_health_routes(http::router& routes, const readiness& ready,
                        const metrics::registry& metrics) {
-  auto alive = [](http::request&) -> boost::asio::awaitable<http::response> {
-    co_return http::response::json(200, R"({"status":"alive"})");
-  };
-  routes.add("GET", "/health", "/health", alive);
-  routes.add("GET", "/health/live", "/health/live", alive);
+  // The seed's shapes: clients of the route control plane check these bodies.
+  routes.add("GET", "/health", "/health",
+             [](http::request&) -> boost::asio::awaitable<http::response> {
+               co_return http::response::json(200, R"({"status":"healthy","service":"sluice"})");
+             });
+  routes.add("GET", "/health/live", "/health/live",
+             [](http::request&) -> boost::asio::awaitable<http::response> {
+               co_return http::response::json(200, R"({"status":"alive","service":"sluice"})");
+             });
   routes.add("GET", "/health/ready", "/health/ready",
              [&ready](http::request& req) -> boost::asio::awaitable<http::response> {
                const auto strict = req.query_param("strict");

@@ -15,6 +15,10 @@ readiness::readiness(metrics::registry& metrics)
 }
 
 void readiness::add(std::string name, check c) {
+  checks_.emplace_back(std::move(name), [c = std::move(c)] { return check_with_fields{c(), {}}; });
+}
+
+void readiness::add_with_fields(std::string name, std::function<check_with_fields()> c) {
   checks_.emplace_back(std::move(name), std::move(c));
 }
 
@@ -22,14 +26,15 @@ readiness::report readiness::evaluate(bool strict) const {
   report out;
   std::vector<check_result> results;
   for (const auto& [name, c] : checks_) {
-    check_result r;
+    check_with_fields r;
     try {
       r = c();
     } catch (const std::exception& e) {
-      r = {false, std::string("check failed: ") + e.what(), std::nullopt};
+      r = {{false, std::string("check failed: ") + e.what(), std::nullopt}, {}};
     }
-    results.push_back(r);
-    out.checks.emplace_back(name, std::move(r));
+    results.push_back(r.result);
+    out.checks.emplace_back(name, std::move(r.result));
+    out.fields.push_back(std::move(r.fields));
   }
   out.verdict = decide_readiness(results, strict);
   ready_gauge_.set(gauge_value(out.verdict.status));
@@ -51,8 +56,13 @@ readiness::report readiness::evaluate(bool strict) const {
 http::response readiness::respond(bool strict) const {
   const report r = evaluate(strict);
   nlohmann::json checks = nlohmann::json::object();
-  for (const auto& [name, c] : r.checks)
-    checks[name] = {{"ok", c.ok}, {"detail", c.detail}};
+  for (std::size_t i = 0; i < r.checks.size(); ++i) {
+    const auto& [name, c] = r.checks[i];
+    nlohmann::json one = {{"ok", c.ok}, {"detail", c.detail}};
+    if (r.fields[i].is_object())
+      one.update(r.fields[i]);
+    checks[name] = std::move(one);
+  }
   const nlohmann::json body = {{"status", to_string(r.verdict.status)}, {"checks", checks}};
   return http::response::json(r.verdict.http_status, body.dump());
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "sluice/core/rfc3339.hpp"
+
 namespace sluice::api {
 
 check_result postgres_check(const postgres_watch::state& probe, bool schema_ready) {
@@ -108,6 +110,68 @@ check_result deliveries_check(const std::vector<delivery::consumer_status>& cons
       out.detail += " (circuit " + c.circuit + ")";
   }
   return out;
+}
+
+namespace {
+
+nlohmann::json time_or_null(const std::optional<std::chrono::system_clock::time_point>& t) {
+  return t ? nlohmann::json(format_rfc3339(*t)) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+check_with_fields registry_check(const routing::route_follower_status& follower,
+                                 std::size_t cache_entries,
+                                 std::chrono::system_clock::time_point now,
+                                 std::chrono::seconds max_sync_age) {
+  const bool arriving =
+      follower.connected && follower.last_sync_at && now - *follower.last_sync_at <= max_sync_age;
+  check_with_fields with;
+  auto& out = with.result;
+  out.ok = follower.connected && follower.applied.has_value();
+  with.fields = {
+      {"cache_entries", cache_entries},
+      {"applied_version",
+       follower.applied ? nlohmann::json(*follower.applied) : nlohmann::json(nullptr)},
+      {"connected", follower.connected},
+      {"events_arriving", arriving},
+      {"events_applied", follower.events_applied},
+      {"last_event_at", time_or_null(follower.last_event_at)},
+      {"last_sync_at", time_or_null(follower.last_sync_at)},
+  };
+  const std::string cached = std::to_string(cache_entries) + " routes cached";
+  if (!follower.applied) {
+    out.detail = cached +
+                 "; not following changes yet (PostgreSQL not reached, or the schema "
+                 "not migrated)";
+  } else if (!follower.connected) {
+    out.detail = cached + "; applied registry version " + std::to_string(*follower.applied) +
+                 "; change events not arriving (reconnecting to PostgreSQL; catches up by version "
+                 "on reconnect)";
+  } else {
+    out.detail = cached + "; applied registry version " + std::to_string(*follower.applied) +
+                 "; following changes";
+  }
+  return with;
+}
+
+check_with_fields database_check(const store::pg_pool::counts& counts, std::size_t max_connections,
+                                 bool initialized, const postgres_watch::state& probe) {
+  check_with_fields with;
+  auto& out = with.result;
+  out.ok = probe.probed && !probe.error;
+  with.fields = {
+      {"initialized", initialized},           {"min_connections", 0},
+      {"max_connections", max_connections},   {"current_connections", counts.open},
+      {"available_connections", counts.idle},
+  };
+  out.detail = std::to_string(counts.open) + " of " + std::to_string(max_connections) +
+               " connections open, " + std::to_string(counts.idle) + " idle, " +
+               std::to_string(counts.waiting) + " callers waiting";
+  if (!out.ok)
+    out.detail += probe.probed ? "; PostgreSQL unreachable: " + probe.error.message()
+                               : "; PostgreSQL not probed yet";
+  return with;
 }
 
 }  // namespace sluice::api

@@ -6,9 +6,12 @@
 
 #include "sluice/api/directory_watch.hpp"
 #include "sluice/api/postgres_watch.hpp"
+#include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_verdict.hpp"
 #include "sluice/delivery/subscription_consumer.hpp"
 #include "sluice/push/push_service.hpp"
+#include "sluice/routing/route_follower.hpp"
+#include "sluice/store/pg_pool.hpp"
 #include "sluice/worker/flavour_consumer.hpp"
 
 namespace sluice::api {
@@ -45,5 +48,22 @@ check_result workers_check(const std::vector<worker::consumer_status>& consumers
 // consumes (none passes too); the detail names each as queue/name with its state and circuit.
 // Like the workers' check, it never decides the code.
 check_result deliveries_check(const std::vector<delivery::consumer_status>& consumers);
+
+// The route registry as this instance follows it: passes while the follower's LISTEN connection
+// is up and caught up. Fields: cache_entries, applied_version (null before the first catch-up),
+// connected, events_arriving (connected, and a catch-up — each notification and the periodic
+// full reload run one — within `max_sync_age`), events_applied, last_event_at, last_sync_at
+// (RFC 3339 or null). Never decides the code.
+check_with_fields registry_check(const routing::route_follower_status& follower,
+                                 std::size_t cache_entries,
+                                 std::chrono::system_clock::time_point now,
+                                 std::chrono::seconds max_sync_age);
+
+// The pushes' PostgreSQL pool with the seed's fields: initialized (the pool reached PostgreSQL
+// on its last connect), min_connections (0: opened on demand), max_connections (DB_POOL_MAX),
+// current_connections (open), available_connections (open and idle). Passes while the probe
+// reaches PostgreSQL. Never decides the code (the postgres check does).
+check_with_fields database_check(const store::pg_pool::counts& counts, std::size_t max_connections,
+                                 bool initialized, const postgres_watch::state& probe);
 
 }  // namespace sluice::api

@@ -165,5 +165,58 @@ TEST(deliveries_check, passes_while_every_subscription_consumes_and_shows_open_c
   EXPECT_EQ(down.detail, "orders/billing: consuming, orders/audit: not consuming (NOT_FOUND)");
 }
 
+TEST(registry_check, fails_until_the_follower_caught_up_once) {
+  const auto now = std::chrono::system_clock::now();
+  const auto never = registry_check({}, 0, now, 60s);
+  EXPECT_FALSE(never.result.ok);
+  EXPECT_EQ(never.result.takes_pushes, std::nullopt) << "never decides the code";
+  EXPECT_TRUE(never.fields["applied_version"].is_null());
+  EXPECT_EQ(never.fields["connected"], false);
+  EXPECT_TRUE(never.fields["last_sync_at"].is_null());
+}
+
+TEST(registry_check, shows_the_cache_the_applied_version_and_whether_events_arrive) {
+  const auto now = std::chrono::system_clock::now();
+  routing::route_follower_status s;
+  s.connected = true;
+  s.applied = 42;
+  s.events_applied = 7;
+  s.last_event_at = now - 5s;
+  s.last_sync_at = now - 10s;
+  const auto up = registry_check(s, 3, now, 60s);
+  EXPECT_TRUE(up.result.ok);
+  EXPECT_EQ(up.fields["cache_entries"], 3);
+  EXPECT_EQ(up.fields["applied_version"], 42);
+  EXPECT_EQ(up.fields["events_arriving"], true);
+  EXPECT_EQ(up.fields["events_applied"], 7);
+  EXPECT_TRUE(up.fields["last_event_at"].is_string());
+  EXPECT_NE(up.result.detail.find("applied registry version 42"), std::string::npos)
+      << up.result.detail;
+
+  EXPECT_EQ(registry_check(s, 3, now + 61s, 60s).fields["events_arriving"], false)
+      << "no catch-up for longer than the full reload interval allows";
+  s.connected = false;
+  const auto down = registry_check(s, 3, now, 60s);
+  EXPECT_FALSE(down.result.ok);
+  EXPECT_EQ(down.fields["events_arriving"], false);
+  EXPECT_EQ(down.fields["applied_version"], 42);
+}
+
+TEST(database_check, has_the_seed_s_pool_fields) {
+  const auto up = database_check({3, 1, 0}, 8, true, {true, {}});
+  EXPECT_TRUE(up.result.ok);
+  EXPECT_EQ(up.result.takes_pushes, std::nullopt);
+  EXPECT_EQ(up.fields, (nlohmann::json{{"initialized", true},
+                                       {"min_connections", 0},
+                                       {"max_connections", 8},
+                                       {"current_connections", 3},
+                                       {"available_connections", 1}}));
+  const auto down =
+      database_check({}, 8, false, {true, std::make_error_code(std::errc::connection_refused)});
+  EXPECT_FALSE(down.result.ok);
+  EXPECT_EQ(down.fields["initialized"], false);
+  EXPECT_NE(down.result.detail.find("unreachable"), std::string::npos) << down.result.detail;
+}
+
 }  // namespace
 }  // namespace sluice::api

@@ -83,5 +83,19 @@ TEST(readiness, a_check_that_throws_fails_without_taking_the_others_down) {
   EXPECT_EQ(body["checks"]["routes"], (json{{"ok", false}, {"detail", "check failed: boom"}}));
 }
 
+TEST(readiness, a_check_s_fields_stand_next_to_ok_and_detail) {
+  fixture f;
+  f.ready.add_with_fields("database", [] {
+    return check_with_fields{{true, "2 of 8 open", std::nullopt},
+                             {{"max_connections", 8}, {"current_connections", 2}}};
+  });
+  const json body = json::parse(f.ready.respond(false).body);
+  EXPECT_EQ(body["checks"]["database"], (json{{"ok", true},
+                                              {"detail", "2 of 8 open"},
+                                              {"max_connections", 8},
+                                              {"current_connections", 2}}));
+  EXPECT_EQ(body["checks"]["postgres"].size(), 2u) << "no fields: ok and detail only";
+}
+
 }  // namespace
 }  // namespace sluice::api
