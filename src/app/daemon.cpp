@@ -15,6 +15,7 @@
 #include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_checks.hpp"
+#include "sluice/api/route_resolve_routes.hpp"
 #include "sluice/api/service_routes.hpp"
 #include "sluice/api/subscription_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
@@ -38,10 +39,14 @@
 #include "sluice/requests/async_request_submitter.hpp"
 #include "sluice/requests/request_routes.hpp"
 #include "sluice/requests/response_store.hpp"
+#include "sluice/routing/route_follower.hpp"
+#include "sluice/routing/route_resolver.hpp"
+#include "sluice/routing/route_store.hpp"
 #include "sluice/services/env_services.hpp"
 #include "sluice/services/service_catalog.hpp"
 #include "sluice/store/message_store.hpp"
 #include "sluice/store/pg_pool.hpp"
+#include "sluice/store/pool_metrics.hpp"
 #include "sluice/worker/worker_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -299,12 +304,43 @@ int run_daemon(const config::settings& settings) {
                                                       std::move(subscription_opts));
   subscription_catalog.start();
 
+  // ---- route registry, resolve side (issue #11): route_resolver (the cache, one lookup per
+  // cold key) on two connections of its own, so a resolve never waits for a push's connection
+  // and a burst of cold keys never takes one; the follower of sluice_routes (a LISTEN
+  // connection of its own) that applies every change to the cache by version. The proxy's and
+  // the delivery workers take &route_resolver as their routing::route_lookup*.
+  store::pool_options routes_pool_opts = pool_opts;
+  routes_pool_opts.max_connections = 2;
+  store::pg_pool routes_pool(io.get_executor(), routes_pool_opts);
+  routing::route_store route_reads(routes_pool);
+  routing::route_resolver_options resolver_opts;
+  resolver_opts.cache = {settings.route_positive_ttl, settings.route_negative_ttl,
+                         settings.route_cache_max_entries, settings.route_stale_max};
+  resolver_opts.lookup_timeout = settings.db_statement_timeout;
+  routing::route_resolver route_resolver(
+      io.get_executor(),
+      [&route_reads](const routing::route_key& key, clock::time_point deadline) {
+        return route_reads.lookup(key, deadline);
+      },
+      resolver_opts, metrics);
+  routing::route_follower_options route_follower_opts;
+  route_follower_opts.listen.connection = pool_opts.connection;
+  route_follower_opts.listen.connection.application_name = "sluice-routes-follower";
+  route_follower_opts.listen.statement_timeout = settings.db_statement_timeout;
+  routing::route_follower route_follower(io.get_executor(), route_resolver, route_follower_opts,
+                                         metrics);
+  asio::co_spawn(io, route_follower.run(), asio::detached);
+  store::export_pool_metrics(metrics, pool);
+  // ---- end route registry
+
   // push_service has one schema-ready hook: the relay's (set above) and the followers'.
-  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog, &subscription_catalog] {
+  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog, &subscription_catalog,
+                          &route_follower] {
     if (relay)
       relay->schema_ready();
     service_catalog.schema_ready();
     subscription_catalog.schema_ready();
+    route_follower.poke();
   });
 
   // Async proxy requests (Prefer: respond-async): made durable through the push path, their
@@ -464,6 +500,16 @@ int run_daemon(const config::settings& settings) {
     });
   }
 
+  ready.add_with_fields("registry", [&] {
+    return api::registry_check(route_follower.status(), route_resolver.cache().size(),
+                               std::chrono::system_clock::now(),
+                               2 * std::chrono::duration_cast<std::chrono::seconds>(
+                                       route_follower_opts.listen.full_reload_interval));
+  });
+  ready.add_with_fields("database", [&] {
+    return api::database_check(pool.stats(), pool.options().max_connections, pool.healthy(),
+                               postgres_watch.last());
+  });
   if (workers)
     ready.add("workers", [&] { return api::workers_check(workers->status()); });
   if (deliveries)
@@ -474,6 +520,7 @@ int run_daemon(const config::settings& settings) {
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes, &subscription_catalog);
   api::add_service_routes(routes, service_catalog);
+  api::add_route_resolve_routes(routes, route_resolver);
   api::add_subscription_routes(
       routes, subscription_catalog, queue_modes,
       [&deliveries](const std::string& queue,
@@ -572,6 +619,9 @@ int run_daemon(const config::settings& settings) {
             co_await proxy_ingress->stop();
           co_await service_catalog.stop();
           co_await subscription_catalog.stop();
+          route_follower.stop();
+          co_await route_follower.wait_stopped();
+          co_await route_resolver.stop();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)
@@ -581,6 +631,7 @@ int run_daemon(const config::settings& settings) {
           probe_pool.shutdown();
           relay_pool.shutdown();
           requests_pool.shutdown();
+          routes_pool.shutdown();
           delivery_pool.shutdown();
           dlq_pool.shutdown();
           delivery_background_pool.shutdown();
