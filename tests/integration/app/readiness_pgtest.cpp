@@ -95,8 +95,9 @@ TEST(readiness, stays_200_while_the_buffer_takes_pushes_and_503_only_when_nothin
   const auto port = sluice.port();
 
   const json ready = ready_until(port, is(200, "ready")).json();
-  ASSERT_EQ(ready["checks"].size(), 5u) << ready.dump();
-  for (const char* name : {"postgres", "rabbitmq", "buffer", "workers", "deliveries"}) {
+  ASSERT_EQ(ready["checks"].size(), 7u) << ready.dump();
+  for (const char* name :
+       {"postgres", "rabbitmq", "buffer", "workers", "deliveries", "registry", "database"}) {
     EXPECT_TRUE(ready["checks"][name]["ok"].get<bool>()) << name;
     EXPECT_FALSE(ready["checks"][name]["detail"].get<std::string>().empty()) << name;
   }
@@ -105,8 +106,10 @@ TEST(readiness, stays_200_while_the_buffer_takes_pushes_and_503_only_when_nothin
   expect_gauge(port, 1);
 
   // PostgreSQL lost: the buffer acknowledges pushes, so the instance stays in the balancer.
+  // The route registry's follower and the database pool's check go with it (neither decides
+  // the code).
   pg.cut();
-  auto down = ready_until(port, is(200, "degraded", {"postgres"}));
+  auto down = ready_until(port, is(200, "degraded", {"postgres", "database", "registry"}));
   EXPECT_NE(down.body.find("unreachable"), std::string::npos) << down.body;
   EXPECT_TRUE(down.json()["checks"]["buffer"]["ok"].get<bool>()) << down.body;
   const auto strict_down = http_call(port, "GET", strict);
@@ -140,7 +143,7 @@ TEST(readiness, stays_200_while_the_buffer_takes_pushes_and_503_only_when_nothin
 
   // And with PostgreSQL gone as well, no push can be acknowledged: out of the balancer.
   pg.cut();
-  ready_until(port, is(503, "not_ready", {"buffer", "postgres"}));
+  ready_until(port, is(503, "not_ready", {"buffer", "postgres", "database", "registry"}));
   EXPECT_EQ(http_call(port, "GET", strict).status, 503);
   expect_gauge(port, 0);
 
