@@ -1,7 +1,9 @@
 // The route events' publication through the real binary, PostgreSQL and RabbitMQ: every change
 // reaches a queue bound to sluice.route-events, in registry_version order, as the documented
 // JSON; a backlog written while no publisher ran goes out after a restart, without loss and
-// without repeating what was published; two instances publish each event once.
+// without repeating what was published; changes made while the AMQP connection is cut go out
+// once it is back; two instances publish each event once.
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -16,6 +18,7 @@
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
+#include "sluice_test/tcp_proxy.hpp"
 #include "test_support.hpp"
 
 namespace sluice::test {
@@ -73,8 +76,8 @@ class route_events_test : public ::testing::Test {
   }
 
   static void wait_schema(const sluice_process& s) {
-    ASSERT_TRUE(eventually(
-        [&] { return http_call(s.port(), "GET", "/api/v1/routes").status == 200; }, 20s))
+    ASSERT_TRUE(
+        eventually([&] { return http_call(s.port(), "GET", "/api/v1/routes").status == 200; }, 20s))
         << s.log();
   }
 
@@ -90,14 +93,13 @@ class route_events_test : public ::testing::Test {
   // A change of each kind on `service` (5 events), answered with the given statuses.
   void change_all_ways(const sluice_process& s, const std::string& service) {
     const auto port = s.port();
-    ASSERT_EQ(http_call(port, "POST", "/api/v1/routes", route_body(service, "http://h/1"),
-                        json_type)
-                  .status,
-              201);
     ASSERT_EQ(
-        http_call(port, "PUT", "/api/v1/routes", route_body(service, "http://h/2"), json_type)
+        http_call(port, "POST", "/api/v1/routes", route_body(service, "http://h/1"), json_type)
             .status,
-        200);
+        201);
+    ASSERT_EQ(http_call(port, "PUT", "/api/v1/routes", route_body(service, "http://h/2"), json_type)
+                  .status,
+              200);
     ASSERT_EQ(
         http_call(port, "POST", "/api/v1/routes/deactivate", key_body(service), json_type).status,
         200);
@@ -119,6 +121,19 @@ class route_events_test : public ::testing::Test {
       for (auto& m : admin_.consume(queue_, count - out.size(), 2s)) {
         if (json::parse(m.body).value("tenant", "") == tenant_)
           out.push_back(std::move(m));
+      }
+    }
+    return out;
+  }
+
+  // This test's messages until one of version `last` came (repeats included).
+  std::vector<std::int64_t> receive_through(std::int64_t last) {
+    std::vector<std::int64_t> out;
+    const auto deadline = steady::now() + 30s;
+    while ((out.empty() || out.back() != last) && steady::now() < deadline) {
+      for (auto& m : admin_.consume(queue_, 1, 2s)) {
+        if (json::parse(m.body).value("tenant", "") == tenant_)
+          out.push_back(json::parse(m.body)["registry_version"].get<std::int64_t>());
       }
     }
     return out;
@@ -223,27 +238,91 @@ TEST_F(route_events_test, a_backlog_goes_out_after_a_restart_without_loss_or_rep
     wait_schema(b);
     const auto backlog = receive(5);
     EXPECT_EQ(versions_of(backlog), one_to(5)) << b.log();
-    ASSERT_EQ(http_call(b.port(), "POST", "/api/v1/routes", route_body("search", "http://h/9"),
-                        json_type)
-                  .status,
-              201);
+    ASSERT_EQ(
+        http_call(b.port(), "POST", "/api/v1/routes", route_body("search", "http://h/9"), json_type)
+            .status,
+        201);
     EXPECT_EQ(versions_of(receive(1)), one_to(6, 6));
     EXPECT_TRUE(eventually(
         [&] {
-          return pg.scalar("SELECT count(*) FROM sluice_route_events WHERE published_at IS "
-                           "NULL") == "0";
+          return pg.scalar(
+                     "SELECT count(*) FROM sluice_route_events WHERE published_at IS "
+                     "NULL") == "0";
         },
         5s));
   }
   sluice_process c(env(true));
   wait_schema(c);
-  ASSERT_EQ(
-      http_call(c.port(), "POST", "/api/v1/routes/deactivate", key_body("search"), json_type)
-          .status,
-      200);
+  ASSERT_EQ(http_call(c.port(), "POST", "/api/v1/routes/deactivate", key_body("search"), json_type)
+                .status,
+            200);
   // Only the new one: what b published and marked is not published again.
   EXPECT_EQ(versions_of(receive(1)), one_to(7, 7)) << c.log();
   EXPECT_TRUE(nothing_more());
+}
+
+TEST_F(route_events_test, changes_made_while_rabbitmq_is_cut_off_go_out_when_it_is_back) {
+  const std::string amqp_url = require_env("SLUICE_TEST_AMQP_URL");
+  tcp_proxy proxy("127.0.0.1", url_port(amqp_url));
+  auto e = env(true);
+  e["RABBITMQ_URL"] = url_with_port(amqp_url, proxy.port());
+  sluice_process a(e);
+  wait_schema(a);
+  ASSERT_EQ(http_call(a.port(), "POST", "/api/v1/routes", route_body("x", "http://h/1"), json_type)
+                .status,
+            201);
+  EXPECT_EQ(versions_of(receive(1)), one_to(1)) << a.log();
+
+  proxy.cut();
+  // Changes made once the client knows the connection is gone (none in flight at the cut).
+  ASSERT_TRUE(a.wait_for_log("amqp: connect failed", 10s)) << a.log();
+  ASSERT_EQ(
+      http_call(a.port(), "PUT", "/api/v1/routes", route_body("x", "http://h/2"), json_type).status,
+      200);
+  ASSERT_EQ(
+      http_call(a.port(), "POST", "/api/v1/routes/deactivate", key_body("x"), json_type).status,
+      200);
+  ASSERT_EQ(http_call(a.port(), "POST", "/api/v1/routes", route_body("y", "http://h/3"), json_type)
+                .status,
+            201);
+  pg_session pg(db_.url());
+  EXPECT_EQ(pg.scalar("SELECT count(*) FROM sluice_route_events WHERE published_at IS NULL"), "3");
+  EXPECT_TRUE(
+      eventually([&] { return metric(a.port(), "sluice_route_events_unpublished") == 3; }, 5s));
+
+  proxy.restore();
+  EXPECT_EQ(versions_of(receive(3)), one_to(4, 2)) << a.log();
+  EXPECT_TRUE(nothing_more());
+}
+
+TEST_F(route_events_test, a_cut_while_confirms_are_in_flight_may_repeat_but_never_reorders) {
+  const std::string amqp_url = require_env("SLUICE_TEST_AMQP_URL");
+  tcp_proxy proxy("127.0.0.1", url_port(amqp_url));
+  auto e = env(true);
+  e["RABBITMQ_URL"] = url_with_port(amqp_url, proxy.port());
+  sluice_process a(e);
+  wait_schema(a);
+  int changes = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      const auto r = http_call(a.port(), "POST", "/api/v1/routes",
+                               route_body("s" + std::to_string(changes), "http://h/"), json_type);
+      ASSERT_EQ(r.status, 201) << r.body;
+      ++changes;
+    }
+    proxy.cut();
+    std::this_thread::sleep_for(100ms);
+    proxy.restore();
+  }
+  const auto seen = receive_through(changes);
+  // What a consumer that keeps the highest version it applied sees: every message is a repeat
+  // (at most that version) or the next one; a version is never skipped.
+  std::int64_t highest = 0;
+  for (const auto v : seen) {
+    EXPECT_LE(v, highest + 1) << "skipped a version in " << testing::PrintToString(seen);
+    highest = std::max(highest, v);
+  }
+  EXPECT_EQ(highest, changes) << testing::PrintToString(seen) << a.log();
 }
 
 TEST_F(route_events_test, two_instances_publish_each_event_once_in_order) {

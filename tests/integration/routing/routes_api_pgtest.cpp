@@ -71,8 +71,8 @@ class routes_api_test : public ::testing::Test {
 
   // The API answers once the schema is migrated.
   static void wait_schema(const sluice_process& s) {
-    ASSERT_TRUE(eventually(
-        [&] { return http_call(s.port(), "GET", "/api/v1/routes").status == 200; }, 20s))
+    ASSERT_TRUE(
+        eventually([&] { return http_call(s.port(), "GET", "/api/v1/routes").status == 200; }, 20s))
         << s.log();
   }
 
@@ -103,9 +103,9 @@ TEST_F(routes_api_test, each_change_answers_in_the_seed_shape) {
   EXPECT_EQ(keys_of(j), (std::vector<std::string>{"message", "route"}));
   EXPECT_EQ(j["message"], "Route created successfully");
   const json r = j["route"];
-  EXPECT_EQ(keys_of(r), (std::vector<std::string>{"created_at", "env", "id", "is_active",
-                                                  "registry_version", "service", "tenant",
-                                                  "updated_at", "url", "version"}));
+  EXPECT_EQ(keys_of(r),
+            (std::vector<std::string>{"created_at", "env", "id", "is_active", "registry_version",
+                                      "service", "tenant", "updated_at", "url", "version"}));
   EXPECT_TRUE(r["id"].is_number_integer());
   EXPECT_EQ(r["tenant"], "acme");
   EXPECT_EQ(r["service"], "billing");
@@ -180,11 +180,12 @@ TEST_F(routes_api_test, refuses_bad_requests_naming_the_field) {
                  "version", "missing version");
   expect_invalid(call(a, "POST", "/api/v1/routes", key_body("billing")), "url", "missing url");
   expect_invalid(
-      call(a, "POST", "/api/v1/routes",
-           R"({"tenant":"acme","service":"billing","env":"prod","version":"v1","url":"http://b/","weight":3})"),
+      call(
+          a, "POST", "/api/v1/routes",
+          R"({"tenant":"acme","service":"billing","env":"prod","version":"v1","url":"http://b/","weight":3})"),
       "weight", "unknown field");
-  expect_invalid(call(a, "POST", "/api/v1/routes", route_body("bill ing", "http://b/")),
-                 "service", "space in a name");
+  expect_invalid(call(a, "POST", "/api/v1/routes", route_body("bill ing", "http://b/")), "service",
+                 "space in a name");
   expect_invalid(call(a, "POST", "/api/v1/routes", route_body(std::string(65, 'a'), "http://b/")),
                  "service", "name too long");
   expect_invalid(call(a, "POST", "/api/v1/routes", route_body(".hidden", "http://b/")), "service",
@@ -208,8 +209,8 @@ TEST_F(routes_api_test, refuses_bad_requests_naming_the_field) {
   expect_invalid(call(a, "GET", "/api/v1/routes?tenant=a%20b"), "tenant", "bad tenant filter");
   expect_invalid(call(a, "GET", "/api/v1/routes/events?start_time=yesterday"), "start_time",
                  "bad start_time");
-  expect_invalid(call(a, "GET", "/api/v1/routes/events?end_time=2026-13-01T00:00:00Z"),
-                 "end_time", "bad end_time");
+  expect_invalid(call(a, "GET", "/api/v1/routes/events?end_time=2026-13-01T00:00:00Z"), "end_time",
+                 "bad end_time");
   expect_invalid(call(a, "GET", "/api/v1/routes/events?action=renamed"), "action", "bad action");
 
   const auto form = http_call(a.port(), "POST", "/api/v1/routes", ok,
@@ -295,10 +296,9 @@ TEST_F(routes_api_test, the_audit_log_matches_the_changes_one_for_one) {
   EXPECT_EQ(actions, (std::vector<std::string>{"deleted:a", "deactivated:b", "updated:a",
                                                "created:b", "created:a"}));
   const json& updated = j["items"][2];
-  EXPECT_EQ(keys_of(updated), (std::vector<std::string>{"action", "actor", "after", "before",
-                                                        "created_at", "env", "id",
-                                                        "registry_version", "service", "tenant",
-                                                        "version"}));
+  EXPECT_EQ(keys_of(updated),
+            (std::vector<std::string>{"action", "actor", "after", "before", "created_at", "env",
+                                      "id", "registry_version", "service", "tenant", "version"}));
   EXPECT_EQ(updated["before"]["url"], "http://h/1");
   EXPECT_EQ(updated["after"]["url"], "http://h/3");
   EXPECT_EQ(updated["actor"], "127.0.0.1");
@@ -347,9 +347,9 @@ TEST_F(routes_api_test, the_audit_log_matches_the_changes_one_for_one) {
   std::vector<std::int64_t> versions;
   std::string cursor;
   for (int page = 0; page < 5; ++page) {
-    const auto r = call(a, "GET",
-                        "/api/v1/routes/events?limit=2" +
-                            (cursor.empty() ? std::string() : "&cursor=" + cursor));
+    const auto r = call(
+        a, "GET",
+        "/api/v1/routes/events?limit=2" + (cursor.empty() ? std::string() : "&cursor=" + cursor));
     ASSERT_EQ(r.status, 200) << r.body;
     const auto pj = r.json();
     for (const auto& e : pj["items"])
