@@ -35,8 +35,7 @@ constexpr std::array<const char*, 5> actions{"created", "updated", "activated", 
 // 400 with the field (or query parameter) it is about, next to code and message.
 http::response invalid(std::string_view code, const std::string& field,
                        const std::string& problem) {
-  json body = {
-      {"error", {{"code", code}, {"message", field + " " + problem}, {"field", field}}}};
+  json body = {{"error", {{"code", code}, {"message", field + " " + problem}, {"field", field}}}};
   return http::response::json(400, body.dump());
 }
 
@@ -222,38 +221,38 @@ http::handler change_handler(route_api api, bool with_url, change_call call, int
 
 void add_change_routes(http::router& routes, const route_api& api) {
   routing::route_store& s = api.store;
-  routes.add("POST", "/api/v1/routes", "/api/v1/routes",
-             change_handler(
-                 api, true,
-                 [&s](const change_body& b, const std::string& actor,
-                      store::clock::time_point deadline) {
-                   return s.create(b.key, b.url, actor, deadline);
-                 },
-                 201, "Route created successfully"));
-  routes.add("PUT", "/api/v1/routes", "/api/v1/routes",
-             change_handler(
-                 api, true,
-                 [&s](const change_body& b, const std::string& actor,
-                      store::clock::time_point deadline) {
-                   return s.update_url(b.key, b.url, actor, deadline);
-                 },
-                 200, "Route updated successfully"));
-  routes.add("POST", "/api/v1/routes/activate", "/api/v1/routes/activate",
-             change_handler(
-                 api, false,
-                 [&s](const change_body& b, const std::string& actor,
-                      store::clock::time_point deadline) {
-                   return s.set_active(b.key, true, actor, deadline);
-                 },
-                 200, "Route activated successfully"));
-  routes.add("POST", "/api/v1/routes/deactivate", "/api/v1/routes/deactivate",
-             change_handler(
-                 api, false,
-                 [&s](const change_body& b, const std::string& actor,
-                      store::clock::time_point deadline) {
-                   return s.set_active(b.key, false, actor, deadline);
-                 },
-                 200, "Route deactivated successfully"));
+  routes.add(
+      "POST", "/api/v1/routes", "/api/v1/routes",
+      change_handler(
+          api, true,
+          [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
+            return s.create(b.key, b.url, actor, deadline);
+          },
+          201, "Route created successfully"));
+  routes.add(
+      "PUT", "/api/v1/routes", "/api/v1/routes",
+      change_handler(
+          api, true,
+          [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
+            return s.update_url(b.key, b.url, actor, deadline);
+          },
+          200, "Route updated successfully"));
+  routes.add(
+      "POST", "/api/v1/routes/activate", "/api/v1/routes/activate",
+      change_handler(
+          api, false,
+          [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
+            return s.set_active(b.key, true, actor, deadline);
+          },
+          200, "Route activated successfully"));
+  routes.add(
+      "POST", "/api/v1/routes/deactivate", "/api/v1/routes/deactivate",
+      change_handler(
+          api, false,
+          [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
+            return s.set_active(b.key, false, actor, deadline);
+          },
+          200, "Route deactivated successfully"));
 
   routes.add("DELETE", "/api/v1/routes", "/api/v1/routes",
              [api](http::request& req) -> asio::awaitable<http::response> {
@@ -275,47 +274,46 @@ void add_change_routes(http::router& routes, const route_api& api) {
 }
 
 void add_list_routes(http::router& routes, const route_api& api) {
-  routes.add(
-      "GET", "/api/v1/routes", "/api/v1/routes",
-      [api](http::request& req) -> asio::awaitable<http::response> {
-        auto keys = key_filter_of(req);
-        if (auto* error = std::get_if<http::response>(&keys))
-          co_return std::move(*error);
-        auto& kf = std::get<key_filter>(keys);
-        routing::route_filter filter{kf.names[0], kf.names[1], kf.names[2], kf.names[3], {}};
-        if (const auto active = req.query_param("active")) {
-          if (*active != "true" && *active != "false")
-            co_return invalid("invalid_filter", "active", "must be true or false");
-          filter.active = *active == "true";
-          kf.fingerprint += "active=" + *active;
-        }
-        auto page = http::read_page_request(req, kf.fingerprint, default_page, max_page);
-        if (auto* error = std::get_if<http::response>(&page))
-          co_return std::move(*error);
-        const auto& p = std::get<http::page_request>(page);
-        std::optional<route_key> after;
-        if (p.position) {
-          after = key_of_position(*p.position);
-          if (!after)
-            co_return http::cursor_error_response(http::cursor_error::malformed);
-        }
-        const auto deadline = clock::now() + api.statement_timeout;
-        // One more than the page: whether a next page exists, without a count.
-        const auto listed = co_await api.store.list(filter, after, p.limit + 1, deadline);
-        if (listed.status)
-          co_return store_failed(listed.status);
-        std::vector<std::string> items;
-        std::optional<std::string> next;
-        for (const auto& r : listed.routes) {
-          if (items.size() == p.limit) {
-            next = http::encode_cursor(routing::to_string(listed.routes[p.limit - 1].key),
-                                       kf.fingerprint);
-            break;
-          }
-          items.push_back(routing::to_json(r));
-        }
-        co_return http::response::json(200, http::list_body(items, p.limit, next));
-      });
+  routes.add("GET", "/api/v1/routes", "/api/v1/routes",
+             [api](http::request& req) -> asio::awaitable<http::response> {
+               auto keys = key_filter_of(req);
+               if (auto* error = std::get_if<http::response>(&keys))
+                 co_return std::move(*error);
+               auto& kf = std::get<key_filter>(keys);
+               routing::route_filter filter{kf.names[0], kf.names[1], kf.names[2], kf.names[3], {}};
+               if (const auto active = req.query_param("active")) {
+                 if (*active != "true" && *active != "false")
+                   co_return invalid("invalid_filter", "active", "must be true or false");
+                 filter.active = *active == "true";
+                 kf.fingerprint += "active=" + *active;
+               }
+               auto page = http::read_page_request(req, kf.fingerprint, default_page, max_page);
+               if (auto* error = std::get_if<http::response>(&page))
+                 co_return std::move(*error);
+               const auto& p = std::get<http::page_request>(page);
+               std::optional<route_key> after;
+               if (p.position) {
+                 after = key_of_position(*p.position);
+                 if (!after)
+                   co_return http::cursor_error_response(http::cursor_error::malformed);
+               }
+               const auto deadline = clock::now() + api.statement_timeout;
+               // One more than the page: whether a next page exists, without a count.
+               const auto listed = co_await api.store.list(filter, after, p.limit + 1, deadline);
+               if (listed.status)
+                 co_return store_failed(listed.status);
+               std::vector<std::string> items;
+               std::optional<std::string> next;
+               for (const auto& r : listed.routes) {
+                 if (items.size() == p.limit) {
+                   next = http::encode_cursor(routing::to_string(listed.routes[p.limit - 1].key),
+                                              kf.fingerprint);
+                   break;
+                 }
+                 items.push_back(routing::to_json(r));
+               }
+               co_return http::response::json(200, http::list_body(items, p.limit, next));
+             });
 
   routes.add(
       "GET", "/api/v1/routes/events", "/api/v1/routes/events",
@@ -373,8 +371,8 @@ void add_list_routes(http::router& routes, const route_api& api) {
         std::optional<std::string> next;
         for (const auto& e : listed.events) {
           if (items.size() == p.limit) {
-            next = http::encode_cursor(
-                std::to_string(listed.events[p.limit - 1].registry_version), kf.fingerprint);
+            next = http::encode_cursor(std::to_string(listed.events[p.limit - 1].registry_version),
+                                       kf.fingerprint);
             break;
           }
           items.push_back(routing::to_json(e));

@@ -24,6 +24,9 @@ constexpr std::string_view mark_sql = R"sql(
 UPDATE sluice_route_events SET published_at = clock_timestamp()
  WHERE registry_version BETWEEN $1 AND $2 AND published_at IS NULL)sql";
 
+constexpr std::string_view backlog_sql =
+    "SELECT count(*) FROM sluice_route_events WHERE published_at IS NULL";
+
 static_assert(route_event_publisher::lock_key == 8317151707346054514);
 
 std::optional<std::int64_t> integer_of(const std::optional<std::string>& text) {
@@ -120,7 +123,9 @@ asio::awaitable<void> route_event_publisher::run() {
     if (state != amqp::client_state::connected && state != amqp::client_state::blocked) {
       if (channel_)
         co_await drop_channel();
-      co_await event_.wait_until(clock::time_point::max());
+      // The backlog grows while RabbitMQ is away: that is when the gauge matters most.
+      co_await refresh_backlog();
+      co_await event_.wait_until(clock::now() + options_.poll);
       continue;
     }
     if (!channel_open()) {
@@ -150,6 +155,15 @@ asio::awaitable<void> route_event_publisher::run() {
   co_await drop_channel();
   running_ = false;
   event_.notify_all();
+}
+
+asio::awaitable<void> route_event_publisher::refresh_backlog() {
+  const store::pg_statement count{.sql = backlog_sql, .name = "sluice_route_events_backlog"};
+  const store::pg_result r =
+      co_await pool_.execute(count, clock::now() + options_.statement_timeout);
+  if (r.ec || r.rows.size() != 1 || r.rows.front().size() != 1)
+    co_return;
+  unpublished_.set(static_cast<double>(integer_of(r.rows.front()[0]).value_or(0)));
 }
 
 asio::awaitable<std::error_code> route_event_publisher::set_up_channel() {
@@ -262,9 +276,10 @@ asio::awaitable<route_event_publisher::round> route_event_publisher::publish_rou
   }
   const store::pg_result committed = co_await conn.execute("COMMIT", mark_deadline);
   if (committed.ec) {
-    spdlog::warn("routing: route events {}..{} published but not marked (they will be published "
-                 "again) error=\"{}\"",
-                 *first, last, committed.message);
+    spdlog::warn(
+        "routing: route events {}..{} published but not marked (they will be published "
+        "again) error=\"{}\"",
+        *first, last, committed.message);
     co_return round::failed;
   }
   const auto n = batch.events.size();

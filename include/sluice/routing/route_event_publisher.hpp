@@ -74,13 +74,15 @@ class route_event_publisher : public std::enable_shared_from_this<route_event_pu
  private:
   enum class round { idle, more, failed };
 
-  route_event_publisher(boost::asio::any_io_executor executor,
-                        std::shared_ptr<amqp::client> client, store::pg_pool& pool,
-                        metrics::registry& metrics, route_event_publisher_options options);
+  route_event_publisher(boost::asio::any_io_executor executor, std::shared_ptr<amqp::client> client,
+                        store::pg_pool& pool, metrics::registry& metrics,
+                        route_event_publisher_options options);
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<std::error_code> set_up_channel();
   boost::asio::awaitable<void> drop_channel();
   boost::asio::awaitable<round> publish_round();
+  // Reads the backlog for the gauge (when no round runs: RabbitMQ away).
+  boost::asio::awaitable<void> refresh_backlog();
   // Publishes `events` in order and waits for every confirm; false if any was not acked.
   boost::asio::awaitable<bool> publish_confirmed(const std::vector<route_event>& events);
   bool channel_open() const;
