@@ -1,12 +1,37 @@
 #include "sluice/api/route_resolve_routes.hpp"
 
 #include <array>
+#include <cstdio>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 namespace sluice::api {
 namespace asio = boost::asio;
+
+namespace {
+
+// {"url":"…"} without building a JSON document: this is the hot answer (stored URLs hold no
+// control characters, but a quote or a backslash is escaped).
+std::string url_body(const std::string& url) {
+  std::string out;
+  out.reserve(url.size() + 12);
+  out += R"({"url":")";
+  for (const char c : url) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  out += "\"}";
+  return out;
+}
+
+}  // namespace
 
 void add_route_resolve_routes(http::router& routes, routing::route_lookup& lookup,
                               int retry_after_seconds) {
@@ -32,10 +57,8 @@ void add_route_resolve_routes(http::router& routes, routing::route_lookup& looku
                  *slot = std::move(*value);
                }
                const auto out = co_await lookup.resolve(key);
-               if (out.url) {
-                 const nlohmann::json body = {{"url", *out.url}};
-                 co_return http::response::json(200, body.dump());
-               }
+               if (out.url)
+                 co_return http::response::json(200, url_body(*out.url));
                if (out.result == routing::resolve_result::unavailable) {
                  co_return http::overloaded_response(
                      503, "route_registry_unavailable",

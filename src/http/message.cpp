@@ -52,10 +52,18 @@ std::optional<std::string> request::query_param(std::string_view name) const {
     const std::string_view pair = rest.substr(0, amp);
     rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
     const auto eq = pair.find('=');
-    if (decode_query_component(pair.substr(0, eq)) == name) {
-      return eq == std::string_view::npos ? std::string()
-                                          : decode_query_component(pair.substr(eq + 1));
-    }
+    // Most keys and values need no decoding; skipping it saves an allocation per parameter
+    // looked at (the resolve endpoint looks up four).
+    const auto decoded = [](std::string_view text) {
+      return text.find_first_of("%+") == std::string_view::npos ? std::string(text)
+                                                                : decode_query_component(text);
+    };
+    const std::string_view key = pair.substr(0, eq);
+    const bool match = key.find_first_of("%+") == std::string_view::npos
+                           ? key == name
+                           : decode_query_component(key) == name;
+    if (match)
+      return eq == std::string_view::npos ? std::string() : decoded(pair.substr(eq + 1));
   }
   return std::nullopt;
 }

@@ -5,8 +5,9 @@
 namespace sluice::http {
 namespace {
 
-std::vector<std::string> split_path(std::string_view path) {
-  std::vector<std::string> out;
+template <typename Segment>
+std::vector<Segment> split_path(std::string_view path) {
+  std::vector<Segment> out;
   std::size_t start = 0;
   if (!path.empty() && path.front() == '/')
     start = 1;
@@ -29,11 +30,12 @@ bool is_tail_capture(const std::string& segment) {
   return is_capture(segment) && segment[segment.size() - 2] == '*';
 }
 
-// Matches path segments against a pattern; fills captures. The path's own segments are not
+// Matches path segments (split once per request, not once per route: the split is most of a
+// match's cost) against a pattern; fills captures. The path's own segments are not
 // percent-decoded here: handlers decode the captures they use.
-bool match_segments(const std::vector<std::string>& pattern, std::string_view path,
+bool match_segments(const std::vector<std::string>& pattern,
+                    const std::vector<std::string_view>& parts,
                     std::map<std::string, std::string>& captures) {
-  const auto parts = split_path(path);
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     const auto& seg = pattern[i];
     if (is_tail_capture(seg)) {
@@ -51,7 +53,7 @@ bool match_segments(const std::vector<std::string>& pattern, std::string_view pa
     if (is_capture(seg)) {
       if (parts[i].empty())
         return false;
-      captures[seg.substr(1, seg.size() - 2)] = parts[i];
+      captures[seg.substr(1, seg.size() - 2)] = std::string(parts[i]);
     } else if (seg != parts[i]) {
       return false;
     }
@@ -63,7 +65,12 @@ bool match_segments(const std::vector<std::string>& pattern, std::string_view pa
 
 void router::add(std::string method, std::string pattern, std::string name, handler h,
                  route_options options) {
-  route r{std::move(method), split_path(pattern), std::move(name), std::move(h), 0, options};
+  route r{std::move(method),
+          split_path<std::string>(pattern),
+          std::move(name),
+          std::move(h),
+          0,
+          options};
   r.literal_count = static_cast<int>(std::count_if(r.segments.begin(), r.segments.end(),
                                                    [](const auto& s) { return !is_capture(s); }));
   routes_.push_back(std::move(r));
@@ -74,9 +81,10 @@ router::match router::find(request& req) const {
   const route* best = nullptr;
   const route* best_other_method = nullptr;  // names a 405 in metrics: the path is a route
   std::map<std::string, std::string> best_captures;
+  const auto parts = split_path<std::string_view>(req.path);
   for (const auto& r : routes_) {
     std::map<std::string, std::string> captures;
-    if (!match_segments(r.segments, req.path, captures))
+    if (!match_segments(r.segments, parts, captures))
       continue;
     if (r.method != req.method) {
       result.allowed.push_back(r.method);
@@ -109,9 +117,10 @@ router::match router::find(request& req) const {
 }
 
 bool router::has(std::string_view method, std::string_view path) const {
+  const auto parts = split_path<std::string_view>(path);
   for (const auto& r : routes_) {
     std::map<std::string, std::string> captures;
-    if (r.method == method && match_segments(r.segments, path, captures))
+    if (r.method == method && match_segments(r.segments, parts, captures))
       return true;
   }
   return false;

@@ -68,6 +68,14 @@ TEST_F(route_resolve_routes_test, an_active_route_answers_its_url) {
   EXPECT_EQ(lookup_.asked[0], (routing::route_key{"acme", "orders", "prod", "v1"}));
 }
 
+TEST_F(route_resolve_routes_test, the_url_is_escaped_as_json) {
+  const std::string odd = "http://h/\\q\"x\x01\x1f";
+  lookup_.next = {routing::resolve_result::hit, odd, {}};
+  const auto r = get(full);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["url"], odd) << r.body;
+}
+
 TEST_F(route_resolve_routes_test, a_stale_route_answers_its_url_too) {
   lookup_.next = {routing::resolve_result::stale, "http://orders/", {}};
   EXPECT_EQ(get(full).status, 200);
