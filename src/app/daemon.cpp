@@ -36,11 +36,11 @@
 #include "sluice/push/push_service.hpp"
 #include "sluice/relay/queue_modes.hpp"
 #include "sluice/relay/relay_service.hpp"
-#include "sluice/routing/route_event_publisher.hpp"
-#include "sluice/routing/route_store.hpp"
 #include "sluice/requests/async_request_submitter.hpp"
 #include "sluice/requests/request_routes.hpp"
 #include "sluice/requests/response_store.hpp"
+#include "sluice/routing/route_event_publisher.hpp"
+#include "sluice/routing/route_store.hpp"
 #include "sluice/services/env_services.hpp"
 #include "sluice/services/service_catalog.hpp"
 #include "sluice/store/message_store.hpp"
@@ -515,13 +515,13 @@ int run_daemon(const config::settings& settings) {
         io.get_executor(), rabbitmq_relay->client(), route_events_pool, metrics, reo);
     route_events->start();
   }
-  api::add_route_routes(routes, api::route_api{.store = route_registry,
-                                               .statement_timeout = settings.db_statement_timeout,
-                                               .on_change =
-                                                   [&route_events](const routing::change_result&) {
-                                                     if (route_events)
-                                                       route_events->wake();
-                                                   }});
+  api::add_route_routes(routes,
+                        api::route_api{.store = route_registry,
+                                       .statement_timeout = settings.db_statement_timeout,
+                                       .on_change = [&route_events](const routing::change_result&) {
+                                         if (route_events)
+                                           route_events->wake();
+                                       }});
   // ---- end route registry
 
   // Request proxy, ingress role: on the relay's AMQP connection, with a channel of its own.
