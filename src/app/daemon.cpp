@@ -15,6 +15,7 @@
 #include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_checks.hpp"
+#include "sluice/api/route_routes.hpp"
 #include "sluice/api/service_routes.hpp"
 #include "sluice/api/subscription_routes.hpp"
 #include "sluice/buffer/buffer_log.hpp"
@@ -38,6 +39,8 @@
 #include "sluice/requests/async_request_submitter.hpp"
 #include "sluice/requests/request_routes.hpp"
 #include "sluice/requests/response_store.hpp"
+#include "sluice/routing/route_event_publisher.hpp"
+#include "sluice/routing/route_store.hpp"
 #include "sluice/services/env_services.hpp"
 #include "sluice/services/service_catalog.hpp"
 #include "sluice/store/message_store.hpp"
@@ -496,6 +499,31 @@ int run_daemon(const config::settings& settings) {
     return pushes.status().failover.stats.pending_records > 0;
   });
 
+  // ---- route registry (issue #11): the store on the main pool, its API, and the publisher of
+  // its change events to the sluice.route-events exchange on the relay's AMQP connection, with
+  // a pool of its own (a batch holds its connection while RabbitMQ confirms). Every instance
+  // with RabbitMQ runs a publisher; the advisory lock of each batch lets one publish at a time.
+  routing::route_store route_registry(pool);
+  store::pool_options route_events_pool_opts = pool_opts;
+  route_events_pool_opts.max_connections = 1;
+  store::pg_pool route_events_pool(io.get_executor(), route_events_pool_opts);
+  std::shared_ptr<routing::route_event_publisher> route_events;
+  if (rabbitmq_relay) {
+    routing::route_event_publisher_options reo;
+    reo.statement_timeout = settings.db_statement_timeout;
+    route_events = routing::route_event_publisher::create(
+        io.get_executor(), rabbitmq_relay->client(), route_events_pool, metrics, reo);
+    route_events->start();
+  }
+  api::add_route_routes(routes,
+                        api::route_api{.store = route_registry,
+                                       .statement_timeout = settings.db_statement_timeout,
+                                       .on_change = [&route_events](const routing::change_result&) {
+                                         if (route_events)
+                                           route_events->wake();
+                                       }});
+  // ---- end route registry
+
   // Request proxy, ingress role: on the relay's AMQP connection, with a channel of its own.
   std::unique_ptr<proxy::proxy_service> proxy_ingress;
   if (settings.role_ingress && rabbitmq_relay) {
@@ -572,6 +600,9 @@ int run_daemon(const config::settings& settings) {
             co_await proxy_ingress->stop();
           co_await service_catalog.stop();
           co_await subscription_catalog.stop();
+          if (route_events)
+            co_await route_events->stop();
+          route_events_pool.shutdown();
           // A few seconds for the confirms of what is in flight and their marks: each one
           // saves a duplicate publish by the next sweeper.
           if (rabbitmq_relay)

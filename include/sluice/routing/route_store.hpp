@@ -1,9 +1,12 @@
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sluice/routing/route.hpp"
@@ -32,6 +35,10 @@ struct route_event {
 //  "actor","created_at"} (before/after: the route object or null).
 std::string to_json(const route_event& e);
 
+// A route object as to_json(route) writes it and as the events' before/after columns hold it
+// (any RFC 3339 times, keys in any order); nullopt when a field is missing or of another type.
+std::optional<route> parse_route_json(std::string_view text);
+
 enum class change_outcome {
   done,
   conflict,   // create: the key exists
@@ -56,12 +63,17 @@ struct lookup_result {
 
 struct events_result {
   store::statement_status status;
-  std::vector<route_event> events;  // ascending registry_version
+  std::vector<route_event> events;  // ascending registry_version (list_events: descending)
 };
 
 struct route_filter {
   std::optional<std::string> tenant, service, env, version;
   std::optional<bool> active;
+};
+
+struct list_result {
+  store::statement_status status;
+  std::vector<route> routes;  // ascending key (tenant, service, env, version)
 };
 
 struct event_filter {
@@ -97,6 +109,19 @@ class route_store {
   // The registry's version now (readiness, catch-up start).
   boost::asio::awaitable<std::pair<store::statement_status, std::int64_t>> current_version(
       store::clock::time_point deadline);
+
+  // Routes matching `filter` whose key is after `after` (a page's last key), at most `limit`,
+  // ascending by key.
+  boost::asio::awaitable<list_result> list(const route_filter& filter,
+                                           const std::optional<route_key>& after, std::size_t limit,
+                                           store::clock::time_point deadline);
+
+  // The audit log: events matching `filter` with registry_version below `before_version` (a
+  // page's last one), at most `limit`, newest first (descending registry_version).
+  boost::asio::awaitable<events_result> list_events(const event_filter& filter,
+                                                    std::optional<std::int64_t> before_version,
+                                                    std::size_t limit,
+                                                    store::clock::time_point deadline);
 
   // Changes after `after_version`, at most `limit`, ascending; on the follower's own
   // connection (it holds LISTEN) or the pool.

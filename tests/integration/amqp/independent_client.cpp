@@ -96,6 +96,19 @@ void independent_client::delete_queue(const std::string& name) {
   check_rpc("queue.delete");
 }
 
+void independent_client::declare_exchange(const std::string& name, const std::string& type,
+                                          bool durable) {
+  amqp_exchange_declare(state_, 1, bytes(name), bytes(type), 0, durable ? 1 : 0, 0, 0,
+                        amqp_empty_table);
+  check_rpc("exchange.declare");
+}
+
+void independent_client::bind_queue(const std::string& queue, const std::string& exchange,
+                                    const std::string& routing_key) {
+  amqp_queue_bind(state_, 1, bytes(queue), bytes(exchange), bytes(routing_key), amqp_empty_table);
+  check_rpc("queue.bind");
+}
+
 void independent_client::delete_exchange(const std::string& name) {
   amqp_exchange_delete(state_, 1, bytes(name), 0);
   check_rpc("exchange.delete");

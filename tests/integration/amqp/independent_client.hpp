@@ -50,6 +50,9 @@ class independent_client {
 
   void declare_queue(const std::string& name, bool durable, const std::string& queue_type = "");
   void delete_queue(const std::string& name);
+  void declare_exchange(const std::string& name, const std::string& type, bool durable);
+  void bind_queue(const std::string& queue, const std::string& exchange,
+                  const std::string& routing_key = "");
   void delete_exchange(const std::string& name);
   std::uint32_t message_count(const std::string& queue);
   void publish(const std::string& exchange, const std::string& routing_key, const std::string& body,
