@@ -348,6 +348,7 @@ int run_daemon(const config::settings& settings) {
     worker::worker_options wo;
     wo.defaults = service_catalog.defaults();
     wo.stop_grace = settings.shutdown_grace;
+    wo.routes = nullptr;  // route_resolver: wired when the registry lands
     workers = worker::worker_service::create(io.get_executor(), worker_amqp,
                                              service_catalog.registry(), *upstream, metrics, wo);
     workers->set_response_sink(&async_responses);
@@ -433,6 +434,7 @@ int run_daemon(const config::settings& settings) {
                                   : amqp::queue_type::classic;
     dso.breaker.failure_threshold = settings.delivery_breaker_failures;
     dso.breaker.open_initial = settings.delivery_breaker_open;
+    dso.routes = nullptr;  // route_resolver: wired when the registry lands
     deliveries = delivery::delivery_service::create(io.get_executor(), worker_amqp,
                                                     subscription_catalog.registry(), queue_modes,
                                                     *upstream, metrics, std::move(ds), dso);
