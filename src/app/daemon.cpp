@@ -37,13 +37,13 @@
 #include "sluice/push/push_service.hpp"
 #include "sluice/relay/queue_modes.hpp"
 #include "sluice/relay/relay_service.hpp"
-#include "sluice/routing/route_event_publisher.hpp"
-#include "sluice/routing/route_store.hpp"
 #include "sluice/requests/async_request_submitter.hpp"
 #include "sluice/requests/request_routes.hpp"
 #include "sluice/requests/response_store.hpp"
+#include "sluice/routing/route_event_publisher.hpp"
 #include "sluice/routing/route_follower.hpp"
 #include "sluice/routing/route_resolver.hpp"
+#include "sluice/routing/route_store.hpp"
 #include "sluice/services/env_services.hpp"
 #include "sluice/services/service_catalog.hpp"
 #include "sluice/store/message_store.hpp"
@@ -336,14 +336,14 @@ int run_daemon(const config::settings& settings) {
   // ---- end route registry
 
   // push_service has one schema-ready hook: the relay's (set above) and the followers'.
-  pushes.on_schema_ready([relay = rabbitmq_relay.get(), &service_catalog, &subscription_catalog,
-                          &route_follower] {
-    if (relay)
-      relay->schema_ready();
-    service_catalog.schema_ready();
-    subscription_catalog.schema_ready();
-    route_follower.poke();
-  });
+  pushes.on_schema_ready(
+      [relay = rabbitmq_relay.get(), &service_catalog, &subscription_catalog, &route_follower] {
+        if (relay)
+          relay->schema_ready();
+        service_catalog.schema_ready();
+        subscription_catalog.schema_ready();
+        route_follower.poke();
+      });
 
   // Async proxy requests (Prefer: respond-async): made durable through the push path, their
   // outcomes stored by the workers, polled at GET /api/v1/requests/{id}. Two connections of
@@ -383,6 +383,7 @@ int run_daemon(const config::settings& settings) {
     worker::worker_options wo;
     wo.defaults = service_catalog.defaults();
     wo.stop_grace = settings.shutdown_grace;
+    wo.routes = &route_resolver;
     workers = worker::worker_service::create(io.get_executor(), worker_amqp,
                                              service_catalog.registry(), *upstream, metrics, wo);
     workers->set_response_sink(&async_responses);
@@ -468,6 +469,7 @@ int run_daemon(const config::settings& settings) {
                                   : amqp::queue_type::classic;
     dso.breaker.failure_threshold = settings.delivery_breaker_failures;
     dso.breaker.open_initial = settings.delivery_breaker_open;
+    dso.routes = &route_resolver;
     deliveries = delivery::delivery_service::create(io.get_executor(), worker_amqp,
                                                     subscription_catalog.registry(), queue_modes,
                                                     *upstream, metrics, std::move(ds), dso);
@@ -561,13 +563,13 @@ int run_daemon(const config::settings& settings) {
         io.get_executor(), rabbitmq_relay->client(), route_events_pool, metrics, reo);
     route_events->start();
   }
-  api::add_route_routes(routes, api::route_api{.store = route_registry,
-                                               .statement_timeout = settings.db_statement_timeout,
-                                               .on_change =
-                                                   [&route_events](const routing::change_result&) {
-                                                     if (route_events)
-                                                       route_events->wake();
-                                                   }});
+  api::add_route_routes(routes,
+                        api::route_api{.store = route_registry,
+                                       .statement_timeout = settings.db_statement_timeout,
+                                       .on_change = [&route_events](const routing::change_result&) {
+                                         if (route_events)
+                                           route_events->wake();
+                                       }});
   // ---- end route registry
 
   // Request proxy, ingress role: on the relay's AMQP connection, with a channel of its own.

@@ -187,13 +187,14 @@ signing_keys signing_keys_of(const subscription& s, std::size_t* bad) {
 
 http::client_request compose_delivery(const subscription& s, const signing_keys& keys,
                                       const incoming_message& in, std::int64_t unix_seconds,
-                                      std::uint64_t random) {
+                                      std::uint64_t random, const target_address* to) {
   const parked_message& m = in.message;
+  const target_address& address = to ? *to : s.address;
   http::client_request r;
   r.method = s.method.empty() ? "POST" : s.method;
-  r.host = s.address.host;
-  r.port = s.address.port;
-  r.target = s.address.target;
+  r.host = address.host;
+  r.port = address.port;
+  r.target = address.target;
   const std::string id = m.message_id.to_string();
   r.headers.reserve(8 + s.headers.size());
   r.headers.emplace_back("Content-Type", "application/json");
@@ -211,9 +212,10 @@ http::client_request compose_delivery(const subscription& s, const signing_keys&
 
 http::client_request compose_batch(const subscription& s, const signing_keys& keys,
                                    std::string body, std::size_t items, std::string_view batch_id,
-                                   std::int64_t unix_seconds) {
+                                   std::int64_t unix_seconds, const target_address* route_to) {
   http::client_request r;
-  const target_address& to = s.batch_address ? *s.batch_address : s.address;
+  const target_address& to =
+      route_to ? *route_to : (s.batch_address ? *s.batch_address : s.address);
   r.method = "POST";
   r.host = to.host;
   r.port = to.port;

@@ -38,6 +38,7 @@ delivery_service::delivery_service(asio::any_io_executor executor,
   context_->recorder = stores.recorder;
   context_->on_parked = std::move(stores.on_parked);
   context_->options = options_.delivery;
+  context_->routes = options_.routes;
 }
 
 delivery_service::~delivery_service() = default;

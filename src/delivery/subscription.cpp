@@ -8,7 +8,7 @@ namespace {
 auto spec_of(const subscription& s) {
   return std::tie(s.queue, s.name, s.url, s.method, s.headers, s.timeout, s.concurrency,
                   s.retry.max_attempts, s.retry.initial_backoff, s.retry.max_backoff,
-                  s.rate_limit_per_sec, s.secrets, s.ordering, s.paused);
+                  s.rate_limit_per_sec, s.secrets, s.ordering, s.paused, s.route);
 }
 
 bool same_batch(const std::optional<batch_spec>& a, const std::optional<batch_spec>& b) {

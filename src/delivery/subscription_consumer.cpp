@@ -7,6 +7,7 @@
 #include "sluice/delivery/attempt_verdict.hpp"
 #include "sluice/delivery/batch_protocol.hpp"
 #include "sluice/delivery/retry_delay.hpp"
+#include "sluice/delivery/subscription_target.hpp"
 #include "sluice/relay/message_format.hpp"
 #include "sluice/store/errc.hpp"
 
@@ -144,7 +145,31 @@ subscription_consumer::subscription_consumer(std::shared_ptr<delivery_context> c
 std::string subscription_consumer::target_of(const subscription& s) {
   if (s.batch && s.batch_address)
     return breaker_board::key_of(s.batch_address->host, s.batch_address->port);
+  if (s.url.empty())
+    return {};
   return breaker_board::key_of(s.address.host, s.address.port);
+}
+
+asio::awaitable<bool> subscription_consumer::resolve_target(bool for_batch,
+                                                            std::optional<target_address>& to,
+                                                            std::string& target,
+                                                            attempt_outcome& out) {
+  subscription_target t = co_await choose_subscription_target(context_->routes, *sub_, for_batch);
+  if (!t.error.empty()) {
+    // Not the target's failure: the breaker and the concurrency limit learn nothing from it.
+    out.attempted_ms = unix_ms_now();
+    out.error = std::move(t.error);
+    if (const auto suppressed = log_throttle_.admit())
+      spdlog::warn("delivery: {}/{} has no target ({}); the delivery is retried{}", sub_->queue,
+                   sub_->name, out.error,
+                   *suppressed ? fmt::format(" ({} similar lines suppressed)", *suppressed) : "");
+    co_return false;
+  }
+  target = breaker_board::key_of(t.address.host, t.address.port);
+  // status() and the breakers' clean-up follow the target in use.
+  target_ = target;
+  to = std::move(t.address);
+  co_return true;
 }
 
 subscription_consumer::~subscription_consumer() {
@@ -347,7 +372,10 @@ asio::awaitable<void> subscription_consumer::run() {
         spdlog::info(
             "delivery: consuming queue={} subscription={} amqp_queue={} prefetch={} "
             "target={}{}{}",
-            sub_->queue, sub_->name, amqp_queue_, prefetch16, target_,
+            sub_->queue, sub_->name, amqp_queue_, prefetch16,
+            sub_->route ? "route " + routing::to_string(*sub_->route) +
+                              (sub_->url.empty() && !sub_->batch ? "" : ", fallback " + target_)
+                        : target_,
             sub_->batch ? " (batch mode)" : "", ordered ? " (ordered by partition)" : "");
         while (!stopping_ && !ended_ && ch->is_open())
           co_await event_.wait_until(clock::time_point::max());
@@ -633,15 +661,22 @@ struct slot_guard {
 asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::send_one(
     held_message& h) {
   attempt_outcome out;
+  std::optional<target_address> to;
+  std::string target = target_;
+  if (sub_->route) {
+    const bool resolved = co_await resolve_target(false, to, target, out);
+    if (!resolved)
+      co_return out;
+  }
   // Everything before the request goes out waits at most this long (README: no delivery stays
   // unacknowledged longer than its timeout plus this bound).
   const auto hold_until = clock::now() + hold_bound_;
   if (!co_await wait_for_rate(hold_until, out))
     co_return out;
   bool probe = false;
-  if (!co_await admit(target_, hold_until, out, probe))
+  if (!co_await admit(target, hold_until, out, probe))
     co_return out;
-  probe_guard pg{context_->breakers, target_, probe};
+  probe_guard pg{context_->breakers, target, probe};
   if (!co_await take_slot(hold_until, out))
     co_return out;
   const auto release = [this] { release_slot(); };
@@ -650,7 +685,8 @@ asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::s
     out.cancelled = true;
     co_return out;
   }
-  http::client_request request = compose_delivery(*sub_, keys_, h.in, unix_ms_now() / 1000, rng_());
+  http::client_request request =
+      compose_delivery(*sub_, keys_, h.in, unix_ms_now() / 1000, rng_(), to ? &*to : nullptr);
   const auto started = clock::now();
   out.attempted_ms = unix_ms_now();
   auto [ec, response] = co_await context_->http.send(std::move(request), started + sub_->timeout);
@@ -670,7 +706,7 @@ asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::s
       out.excerpt = excerpt_of(response.body);
   }
   pg.armed = false;
-  learn(target_, out, probe);
+  learn(target, out, probe);
   co_return out;
 }
 
@@ -720,17 +756,26 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
     b->results.assign(b->items.size(), common);
     co_return;
   }
+  std::optional<target_address> to;
+  std::string target = target_;
+  if (sub_->route) {
+    const bool resolved = co_await resolve_target(true, to, target, common);
+    if (!resolved) {
+      b->results.assign(b->items.size(), common);
+      co_return;
+    }
+  }
   const auto hold_until = clock::now() + hold_bound_;
   if (!co_await wait_for_rate(hold_until, common)) {
     b->results.assign(b->items.size(), common);
     co_return;
   }
   bool probe = false;
-  if (!co_await admit(target_, hold_until, common, probe)) {
+  if (!co_await admit(target, hold_until, common, probe)) {
     b->results.assign(b->items.size(), common);
     co_return;
   }
-  probe_guard pg{context_->breakers, target_, probe};
+  probe_guard pg{context_->breakers, target, probe};
   if (!co_await take_slot(hold_until, common)) {
     b->results.assign(b->items.size(), common);
     co_return;
@@ -757,7 +802,7 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
   }
   http::client_request request =
       compose_batch(*sub_, keys_, encode_batch(sub_->queue, items), items.size(),
-                    "batch_" + random_hex(rng_), unix_ms_now() / 1000);
+                    "batch_" + random_hex(rng_), unix_ms_now() / 1000, to ? &*to : nullptr);
   const auto started = clock::now();
   common.attempted_ms = unix_ms_now();
   auto [ec, response] = co_await context_->http.send(std::move(request), started + sub_->timeout);
@@ -792,11 +837,11 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
   if (common.batch_failed) {
     if (const auto suppressed = log_throttle_.admit())
       spdlog::warn("delivery: batch of {} to {} for {}/{} failed ({}); every item is retried{}",
-                   items.size(), target_, sub_->queue, sub_->name, common.error,
+                   items.size(), target, sub_->queue, sub_->name, common.error,
                    *suppressed ? fmt::format(" ({} similar lines suppressed)", *suppressed) : "");
   }
   pg.armed = false;
-  learn(target_, common, probe);
+  learn(target, common, probe);
   if (!statuses) {
     b->results.assign(b->items.size(), common);
     co_return;

@@ -174,6 +174,37 @@ batch_spec batch_from(const json& value, target_address& address) {
   return out;
 }
 
+// "route":{"tenant","env","version","service"}; service defaults to the subscription's name.
+routing::route_key route_from(const json& value, std::string_view name) {
+  require_object(value, "route");
+  refuse_unknown(value, {"tenant", "service", "env", "version"}, "route.");
+  routing::route_key key;
+  const auto part = [&](const char* field, std::string& into, bool required) {
+    const std::string at = std::string("route.") + field;
+    const auto it = value.find(field);
+    if (it == value.end()) {
+      if (required)
+        fail(at, "is required");
+      return;
+    }
+    into = string_of(*it, at);
+    if (const auto problem = routing::name_problem(into))
+      fail(at, *problem);
+  };
+  part("tenant", key.tenant, true);
+  part("env", key.env, true);
+  part("version", key.version, true);
+  key.service = std::string(name);
+  part("service", key.service, false);
+  if (!value.contains("service")) {
+    if (const auto problem = routing::name_problem(key.service))
+      fail("route.service",
+           "defaults to the subscription's name, which cannot be a route's service (it " +
+               *problem + "): give one");
+  }
+  return key;
+}
+
 std::vector<std::string> secrets_from(const json& value) {
   if (!value.is_array())
     fail("secrets", "must be an array of \"whsec_<base64>\" strings");
@@ -196,8 +227,8 @@ subscription subscription_from(std::string_view queue, std::string_view name, co
     fail("name", "must be 1 to 100 bytes of letters, digits, '-' and '_'");
   require_object(body, "body");
   refuse_unknown(body,
-                 {"queue", "name", "url", "method", "headers", "timeoutMs", "concurrency", "retry",
-                  "rateLimitPerSec", "batch", "secrets", "ordering"},
+                 {"queue", "name", "url", "route", "method", "headers", "timeoutMs", "concurrency",
+                  "retry", "rateLimitPerSec", "batch", "secrets", "ordering"},
                  "");
   subscription out;
   out.queue = std::string(queue);
@@ -208,12 +239,17 @@ subscription subscription_from(std::string_view queue, std::string_view name, co
   if (const auto it = body.find("name"); it != body.end() && string_of(*it, "name") != name)
     fail("name", "must be the subscription's name in the path, " + std::string(name));
 
+  if (const auto it = body.find("route"); it != body.end() && !it->is_null())
+    out.route = route_from(*it, name);
   const auto url = body.find("url");
-  if (url == body.end())
-    fail("url", "is required");
-  auto [text, address] = url_of(*url, "url");
-  out.url = std::move(text);
-  out.address = std::move(address);
+  if (url == body.end() || url->is_null()) {
+    if (!out.route)
+      fail("url", "is required (or a route)");
+  } else {
+    auto [text, address] = url_of(*url, "url");
+    out.url = std::move(text);
+    out.address = std::move(address);
+  }
 
   if (const auto it = body.find("method"); it != body.end()) {
     out.method = string_of(*it, "method");
@@ -257,7 +293,18 @@ subscription subscription_from(std::string_view queue, std::string_view name, co
 
 nlohmann::ordered_json spec_json(const subscription& s, bool mask) {
   nlohmann::ordered_json out;
-  out["url"] = s.url;
+  if (s.url.empty())
+    out["url"] = nullptr;
+  else
+    out["url"] = s.url;
+  if (s.route) {
+    out["route"] = {{"tenant", s.route->tenant},
+                    {"service", s.route->service},
+                    {"env", s.route->env},
+                    {"version", s.route->version}};
+  } else {
+    out["route"] = nullptr;
+  }
   out["method"] = s.method;
   nlohmann::ordered_json headers = nlohmann::ordered_json::object();
   for (const auto& [k, v] : s.headers)

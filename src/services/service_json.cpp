@@ -75,6 +75,30 @@ std::string url_of(const json& value, const std::string& field) {
   return v;
 }
 
+// "route":{"tenant","env","version"}; the route's service is the service's name.
+routing::route_key route_of(const json& value, std::string_view service, const std::string& field) {
+  require_object(value, field);
+  refuse_unknown(value, {"tenant", "env", "version"}, field + ".");
+  routing::route_key key;
+  if (const auto problem = routing::name_problem(service))
+    fail(field, "the service's name is the route's service, and " + std::string(service) +
+                    " cannot be one: it " + *problem);
+  key.service = std::string(service);
+  const auto part = [&](const char* name, std::string& into) {
+    const auto it = value.find(name);
+    const std::string at = field + "." + name;
+    if (it == value.end())
+      fail(at, "is required");
+    into = string_of(*it, at);
+    if (const auto problem = routing::name_problem(into))
+      fail(at, *problem);
+  };
+  part("tenant", key.tenant);
+  part("env", key.env);
+  part("version", key.version);
+  return key;
+}
+
 std::string index_field(const std::string& prefix, const char* array, std::size_t i) {
   return prefix + array + "[" + std::to_string(i) + "]";
 }
@@ -174,7 +198,7 @@ service service_from(std::string_view name, const json& body, const service_defa
   for (std::size_t i = 0; i < list->size(); ++i) {
     const std::string at = index_field("", "flavours", i);
     const json& entry = require_object((*list)[i], at);
-    refuse_unknown(entry, {"name", "url"}, at + ".");
+    refuse_unknown(entry, {"name", "url", "route"}, at + ".");
     const auto fname = entry.find("name");
     if (fname == entry.end())
       fail(at + ".name", "is required");
@@ -182,9 +206,12 @@ service service_from(std::string_view name, const json& body, const service_defa
     f.name = name_of(*fname, at + ".name");
     if (out.find_flavour(f.name))
       fail(at + ".name", "names flavour " + f.name + " a second time");
-    // No url (or null) means the derived one, <scheme>://<service>-<flavour>.<namespace>.
+    // No url (or null) means the derived one, <scheme>://<service>-<flavour>.<namespace>,
+    // unless a route is given: then no url means no fallback.
     if (const auto url = entry.find("url"); url != entry.end() && !url->is_null())
       f.url = url_of(*url, at + ".url");
+    if (const auto route = entry.find("route"); route != entry.end() && !route->is_null())
+      f.route = route_of(*route, name, at + ".route");
     out.flavours.push_back(std::move(f));
   }
 
@@ -270,6 +297,9 @@ std::string to_json(const service& s) {
     one["name"] = f.name;
     if (!f.url.empty())
       one["url"] = f.url;
+    if (f.route)
+      one["route"] = {
+          {"tenant", f.route->tenant}, {"env", f.route->env}, {"version", f.route->version}};
     flavours.push_back(std::move(one));
   }
   out["flavours"] = std::move(flavours);
@@ -292,7 +322,7 @@ std::string to_json(const schedule& s) {
 }
 
 std::string target_base_url(const service& s, const flavour& f, const service_defaults& defaults) {
-  if (!f.url.empty())
+  if (!f.url.empty() || f.route)
     return f.url;
   std::string out = defaults.scheme + "://" + s.name + "-" + f.name + "." + s.namespace_;
   if (defaults.port)

@@ -42,7 +42,7 @@ bool consumer_config::same_as(const consumer_config& o) const {
                   batch->max_wait == o.batch->max_wait && same_origin(batch_url, o.batch_url)));
   return service == o.service && flavour == o.flavour && queue == o.queue &&
          prefetch == o.prefetch && timeout == o.timeout && same_origin(target, o.target) &&
-         target_error == o.target_error && same_batch;
+         target_error == o.target_error && same_batch && route == o.route && has_url == o.has_url;
 }
 
 worker_context::worker_context(asio::any_io_executor ex, std::shared_ptr<amqp::client> client,
@@ -56,12 +56,30 @@ flavour_consumer::flavour_consumer(std::shared_ptr<worker_context> context, cons
       predecessor_(std::move(predecessor)),
       metrics_(context_->metrics, config_.service, config_.flavour, config_.queue),
       handlers_(context_->executor, "request") {
+  if (config_.route) {
+    std::optional<target_origin> fallback;
+    if (config_.has_url)
+      fallback = config_.batch ? config_.batch_url : config_.target;
+    route_.emplace(*config_.route, std::move(fallback), config_.target_error);
+  }
   if (config_.batch) {
     const auto ctx = context_.get();
-    const target_origin url = config_.batch_url;
-    batch_assembler::sender send = [ctx, url](const std::vector<batch_assembler::item>& items,
-                                              batch_assembler::clock::time_point deadline)
+    const target_origin fixed = config_.batch_url;
+    // The route (when there is one) outlives the assembler: both are this consumer's, and run()
+    // stops the assembler before it returns.
+    flavour_route* route = route_ ? &*route_ : nullptr;
+    batch_assembler::sender send = [ctx, fixed, route](
+                                       const std::vector<batch_assembler::item>& items,
+                                       batch_assembler::clock::time_point deadline)
         -> asio::awaitable<std::vector<rpc::rpc_reply>> {
+      target_origin url = fixed;
+      if (route) {
+        // One call to one URL: the batch resolves the flavour's key once, without overrides.
+        flavour_route::pick p = co_await route->choose(ctx->routes, nullptr);
+        if (p.error)
+          co_return std::vector<rpc::rpc_reply>(items.size(), *p.error);
+        url = std::move(p.origin);
+      }
       http_transport transport = [ctx](http::client_request request,
                                        http::client::clock::time_point until) {
         return ctx->http.send(std::move(request), until);
@@ -146,9 +164,15 @@ asio::awaitable<void> flavour_consumer::run() {
         consuming_ = true;
         last_error_.clear();
         const target_origin& to = config_.batch ? config_.batch_url : config_.target;
-        spdlog::info("worker: consuming queue={} prefetch={} target={}:{}{}{}", config_.queue,
-                     config_.prefetch, to.host, to.port, to.base_path,
-                     config_.batch ? " (batch mode)" : "");
+        if (route_)
+          spdlog::info("worker: consuming queue={} prefetch={} route={} fallback={}:{}{}{}",
+                       config_.queue, config_.prefetch, routing::to_string(route_->key()),
+                       config_.has_url ? to.host : "none", to.port, to.base_path,
+                       config_.batch ? " (batch mode)" : "");
+        else
+          spdlog::info("worker: consuming queue={} prefetch={} target={}:{}{}{}", config_.queue,
+                       config_.prefetch, to.host, to.port, to.base_path,
+                       config_.batch ? " (batch mode)" : "");
         while (!stopping_ && !ended_ && ch->is_open())
           co_await event_.wait_until(clock::time_point::max());
         consuming_ = false;
@@ -267,7 +291,8 @@ asio::awaitable<void> flavour_consumer::handle(amqp::delivery d) {
 asio::awaitable<rpc::rpc_reply> flavour_consumer::forward(const rpc::rpc_request& request,
                                                           const std::string& correlation_id,
                                                           clock::time_point deadline) {
-  if (!config_.target_error.empty())
+  // With a route, target_error is about the fallback only: the route's choose() decides.
+  if (!config_.target_error.empty() && !route_)
     co_return error_reply(502, upstream_unavailable, config_.target_error);
   if (batches_) {
     batch_assembler::item item;
@@ -276,7 +301,15 @@ asio::awaitable<rpc::rpc_reply> flavour_consumer::forward(const rpc::rpc_request
     item.deadline = deadline;
     co_return co_await batches_->submit(std::move(item));
   }
-  http::client_request out = compose_request(request, config_.target);
+  http::client_request out;
+  if (route_) {
+    flavour_route::pick p = co_await route_->choose(context_->routes, &request.headers);
+    if (p.error)
+      co_return std::move(*p.error);
+    out = compose_request(request, p.origin);
+  } else {
+    out = compose_request(request, config_.target);
+  }
   auto [ec, response] = co_await context_->http.send(std::move(out), deadline);
   if (ec == http::client_errc::cancelled)
     throw boost::system::system_error(asio::error::operation_aborted);

@@ -1,6 +1,8 @@
 #include "sluice/worker/forward_outcome.hpp"
 
 #include "sluice/http/message.hpp"
+#include "sluice/services/route_target.hpp"
+#include "sluice/worker/flavour_route.hpp"
 #include "sluice/worker/target_request.hpp"
 
 namespace sluice::worker {
@@ -17,6 +19,10 @@ const char* to_string(outcome o) {
       return "expired";
     case outcome::malformed:
       return "malformed";
+    case outcome::no_route:
+      return "no_route";
+    case outcome::invalid_route_header:
+      return "invalid_route_header";
   }
   return "unknown";
 }
@@ -49,6 +55,11 @@ outcome outcome_of(const rpc::rpc_reply& reply) {
     return outcome::ok;
   if (reply.error_code == upstream_timeout)
     return outcome::timeout;
+  if (reply.error_code == services::no_route_error ||
+      reply.error_code == services::route_unavailable_error)
+    return outcome::no_route;
+  if (reply.error_code == invalid_route_header_error)
+    return outcome::invalid_route_header;
   return outcome::upstream_error;
 }
 

@@ -27,7 +27,9 @@ consumer_metrics::consumer_metrics(worker_metrics& m, const std::string& service
                  &m.messages.with({service, flavour, to_string(outcome::upstream_error)}),
                  &m.messages.with({service, flavour, to_string(outcome::timeout)}),
                  &m.messages.with({service, flavour, to_string(outcome::expired)}),
-                 &m.messages.with({service, flavour, to_string(outcome::malformed)})},
+                 &m.messages.with({service, flavour, to_string(outcome::malformed)}),
+                 &m.messages.with({service, flavour, to_string(outcome::no_route)}),
+                 &m.messages.with({service, flavour, to_string(outcome::invalid_route_header)})},
       forward_seconds(m.forward_seconds.with({service, flavour})),
       in_flight(m.in_flight.with({queue})),
       store_retries(m.store_retries.with({service})) {}

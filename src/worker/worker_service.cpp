@@ -42,6 +42,7 @@ worker_service::worker_service(asio::any_io_executor executor, std::shared_ptr<a
       options_(std::move(options)),
       loops_(executor, "consumer") {
   context_->stop_grace = options_.stop_grace;
+  context_->routes = options_.routes;
 }
 
 worker_service::~worker_service() = default;
@@ -62,6 +63,7 @@ std::vector<consumer_config> worker_service::configs_of(
     c.queue = s->queue(f.name);
     c.prefetch = static_cast<std::uint16_t>(std::clamp<std::uint32_t>(s->concurrency, 1, 65'535));
     c.timeout = s->timeout;
+    c.route = f.route;
     std::string why;
     if (s->batch) {
       // Batch mode calls the batch URL only.
@@ -70,6 +72,8 @@ std::vector<consumer_config> worker_service::configs_of(
         c.batch_url = origin_of(*parsed);
       else
         c.target_error = "the batch URL " + s->batch->url + " is unusable: " + why;
+    } else if (f.route && f.url.empty()) {
+      c.has_url = false;
     } else {
       const std::string url = services::target_base_url(*s, f, d);
       if (const auto parsed = services::parse_http_url(url, &why))

@@ -143,10 +143,11 @@ bench_machine_facts() {
   M[rabbitmq]=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)
 }
 
+# bench_start_postgres [SETTING=VALUE...]: the settings go into its postgresql.conf.
 bench_start_postgres() {
   svc_pick_port PG_PORT
   PG_DATA=$TMP/pg/data
-  svc_pg_init "$PG_DATA" "$PG_PORT" || die "initdb failed"
+  svc_pg_init "$PG_DATA" "$PG_PORT" "$@" || die "initdb failed"
   svc_pg_start "$PG_DATA" 60 || die "postgres did not start"
   PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
 }

@@ -47,15 +47,17 @@ signing_keys signing_keys_of(const subscription& s, std::size_t* bad = nullptr);
 // X-Sluice-Attempt, traceparent (traceparent_for), the subscription's own headers (one whose
 // name is one of those above, or a webhook-* name, is left out: sluice's win), and with keys
 // webhook-id (the message id), webhook-timestamp (`unix_seconds`), webhook-signature.
+// `to`: where it goes when not to s.address (the url of the subscription's route).
 http::client_request compose_delivery(const subscription& s, const signing_keys& keys,
                                       const incoming_message& m, std::int64_t unix_seconds,
-                                      std::uint64_t random);
+                                      std::uint64_t random, const target_address* to = nullptr);
 
 // The request of one batch (batch_protocol.hpp's body, to the batch url): Content-Type,
 // X-Sluice-Queue, X-Sluice-Batch-Size, the subscription's headers, and with keys the Standard
-// Webhooks headers with `batch_id` as webhook-id.
+// Webhooks headers with `batch_id` as webhook-id. `to`: where it goes when not to the batch url
+// (the url of the subscription's route).
 http::client_request compose_batch(const subscription& s, const signing_keys& keys,
                                    std::string body, std::size_t items, std::string_view batch_id,
-                                   std::int64_t unix_seconds);
+                                   std::int64_t unix_seconds, const target_address* to = nullptr);
 
 }  // namespace sluice::delivery

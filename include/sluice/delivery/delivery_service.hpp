@@ -33,6 +33,8 @@ struct delivery_service_options {
   // what the consumers run in: a queue switched to broadcast moves its subscription to its own
   // queue within this.
   std::chrono::milliseconds mode_check_interval{3'000};
+  // What subscriptions with a route resolve through; null: no registry.
+  routing::route_lookup* routes = nullptr;
 };
 
 // The stores and hooks the consumers use (delivery_context); all optional, see there.

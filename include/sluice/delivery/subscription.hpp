@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/routing/route.hpp"
+
 namespace sluice::delivery {
 
 // The retry policy of a subscription: attempt n (1-based) that fails retryably waits a delay
@@ -44,8 +46,11 @@ struct target_address {
 struct subscription {
   std::string queue;
   std::string name;  // letters, digits, '-', '_' (no '.', '/' or '~': it is part of AMQP names)
-  std::string url;
+  std::string url;   // "" only with a route: no fallback when no route is active
   target_address address;  // parsed url
+  // Resolved through the route registry before each delivery (batch mode: each batch); its
+  // active url wins over `url` (batch mode: over batch.url).
+  std::optional<routing::route_key> route = std::nullopt;
   std::string method = "POST";
   std::vector<std::pair<std::string, std::string>> headers;  // sent with every delivery
   std::chrono::milliseconds timeout{30'000};

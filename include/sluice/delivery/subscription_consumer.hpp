@@ -27,6 +27,7 @@
 #include "sluice/delivery/subscription.hpp"
 #include "sluice/delivery/subscription_store.hpp"
 #include "sluice/http/client.hpp"
+#include "sluice/routing/route_lookup.hpp"
 #include "sluice/worker/task_group.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -73,6 +74,9 @@ struct delivery_context {
   attempt_recorder* recorder = nullptr;
   // A retry row was written due at this time (the retry scheduler's wake-up).
   std::function<void(std::chrono::system_clock::time_point)> on_parked;
+  // What subscriptions with a route resolve through; null: no registry (no_route unless they
+  // have a url).
+  routing::route_lookup* routes = nullptr;
   delivery_options options;
 };
 
@@ -134,8 +138,10 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   consumer_status status() const;
   const std::shared_ptr<const subscription>& definition() const { return sub_; }
   bool broadcast() const { return broadcast_; }
-  const std::string& target() const { return target_; }  // its breaker's key
-  // The breaker key of where a subscription's requests go (batch mode: its batch url).
+  // Its breaker's key (with a route: of the target last resolved, "" before the first).
+  const std::string& target() const { return target_; }
+  // The breaker key of where a subscription's requests go (batch mode: its batch url); with a
+  // route, of its fallback url ("" without one): the resolved target's key is known per attempt.
   static std::string target_of(const subscription& s);
   std::size_t held() const { return held_.size(); }
   // sluice_delivery_lag_seconds: now - the acceptance time of the oldest message held; with
@@ -158,6 +164,10 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   boost::asio::awaitable<attempt_outcome> attempt(held_message& h);
   boost::asio::awaitable<attempt_outcome> send_one(held_message& h);
   boost::asio::awaitable<attempt_outcome> join_batch(held_message& h);
+  // With a route: where this attempt goes and its breaker key, or false and `out` failed
+  // retryably (no_route, route_unavailable).
+  boost::asio::awaitable<bool> resolve_target(bool for_batch, std::optional<target_address>& to,
+                                              std::string& target, attempt_outcome& out);
   boost::asio::awaitable<void> flush_batch(std::shared_ptr<batch> b);
   boost::asio::awaitable<bool> wait_for_rate(clock::time_point hold_until, attempt_outcome& out);
   boost::asio::awaitable<bool> admit(const std::string& target, clock::time_point bound,
@@ -182,7 +192,8 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   bool broadcast_;
   std::shared_ptr<subscription_consumer> predecessor_;
   std::string amqp_queue_;
-  std::string target_;  // breaker key of the url (batch mode: of the batch url)
+  std::string
+      target_;  // breaker key of the url (batch mode: of the batch url; route: see target())
   signing_keys keys_;
   consumer_series series_;
   adaptive_limit limit_;

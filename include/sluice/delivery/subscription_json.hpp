@@ -25,8 +25,11 @@ struct subscription_error {
 bool valid_subscription_name(std::string_view name);
 
 // The body of PUT /api/v1/queues/{queue}/subscriptions/{name} (README, "Delivery:
-// subscriptions"). Only "url" is required; defaults: method POST, headers {}, timeoutMs 30000,
-// concurrency `default_concurrency` (CONCURRENCY_PER_QUEUE), retry {maxAttempts 10,
+// subscriptions"). Only "url" is required, or "route" ({"tenant","env","version"} and an
+// optional "service", default the subscription's name; names as routing::name_problem, errors
+// name e.g. "route.env"), or both (the active route wins, the url is the fallback). Defaults:
+// method POST, headers {}, timeoutMs 30000, concurrency `default_concurrency`
+// (CONCURRENCY_PER_QUEUE), retry {maxAttempts 10,
 // initialBackoffMs 1000, maxBackoffMs 300000}, rateLimitPerSec 0 (unlimited), no batch (when
 // given: maxItems 100, maxWaitMs 100, url required), secrets [], ordering "none". "queue" and
 // "name" may be given when they equal the path's. Unknown and repeated fields are refused.

@@ -8,13 +8,18 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/routing/route.hpp"
+
 namespace sluice::services {
 
 // One way of running a service (e.g. "std", "green"): where its requests go. An empty url
-// means the derived one (target_base_url in service_json.hpp).
+// means the derived one (target_base_url in service_json.hpp) for a flavour without a route;
+// with a route it means "no fallback": no active route answers 502 no_route (README).
 struct flavour {
   std::string name;
   std::string url;
+  // Resolved through the route registry before each call; key.service is the service's name.
+  std::optional<routing::route_key> route = std::nullopt;
 
   bool operator==(const flavour&) const = default;
 };

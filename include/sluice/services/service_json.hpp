@@ -28,11 +28,14 @@ bool valid_namespace(std::string_view name);
 
 // PUT /api/v1/services/{name}'s body:
 //   {"namespace":"default","defaultFlavour":"std","flavours":[{"name":"std","url":"http://…"},
-//    {"name":"green"}],"timeoutMs":60000,"concurrency":32,
+//    {"name":"green"},{"name":"blue","route":{"tenant":"acme","env":"prod","version":"v2"}}],
+//    "timeoutMs":60000,"concurrency":32,
 //    "batch":{"maxRequests":10,"maxWaitMs":50,"url":"http://…"},"schedule":{…}}
 // Only "flavours" is required; absent fields take `defaults`; defaultFlavour defaults to the
 // first flavour. "schedule" is accepted here (SERVICES_FILE carries it) and validated like
-// parse_schedule. Unknown fields are refused (a typo must not be silently ignored).
+// parse_schedule. Unknown fields are refused (a typo must not be silently ignored). A flavour's
+// "route" names its route in the registry (its service is the service's name); its names must
+// pass routing::name_problem (a failure names e.g. "flavours[1].route.env").
 std::variant<service, parse_error> parse_service(std::string_view name, std::string_view json,
                                                  const service_defaults& defaults);
 
@@ -48,7 +51,8 @@ std::string to_json(const service& s);
 std::string to_json(const schedule& s);
 
 // The base URL requests of `f` go to: f.url when set, else
-// <scheme>://<service>-<flavour>.<namespace>[:port] from `defaults`.
+// <scheme>://<service>-<flavour>.<namespace>[:port] from `defaults`; "" for a flavour with a
+// route and no url (no fallback: its route is the only way to a target).
 std::string target_base_url(const service& s, const flavour& f, const service_defaults& defaults);
 
 // Seconds until the service's schedule expires (negative once expired); nullopt without one.

@@ -11,8 +11,10 @@
 #include "sluice/core/async_event.hpp"
 #include "sluice/core/log_throttle.hpp"
 #include "sluice/http/client.hpp"
+#include "sluice/routing/route_lookup.hpp"
 #include "sluice/services/service.hpp"
 #include "sluice/worker/batch_assembler.hpp"
+#include "sluice/worker/flavour_route.hpp"
 #include "sluice/worker/response_sink.hpp"
 #include "sluice/worker/target_request.hpp"
 #include "sluice/worker/task_group.hpp"
@@ -34,6 +36,10 @@ struct consumer_config {
   std::string target_error;  // set: the URL in use is unusable, every request gets 502
   std::optional<batch_limits> batch;
   target_origin batch_url;
+  // The flavour's route: resolved per request (batch mode: per batch); its active url wins over
+  // `target` (batch mode: `batch_url`), which is then the fallback when has_url.
+  std::optional<routing::route_key> route;
+  bool has_url = true;  // false: a route without a url (no fallback)
   // Declared on every (re)connect, as the ingress declares it.
   std::shared_ptr<const services::service> definition;
 
@@ -59,6 +65,7 @@ struct worker_context {
   std::shared_ptr<amqp::client> amqp;
   http::client& http;
   response_sink* sink = nullptr;
+  routing::route_lookup* routes = nullptr;  // null: no registry, routes never resolve
   worker_metrics metrics;
   std::chrono::milliseconds stop_grace{5'000};
   bool warned_no_sink = false;
@@ -108,6 +115,7 @@ class flavour_consumer : public std::enable_shared_from_this<flavour_consumer> {
   consumer_config config_;
   std::shared_ptr<flavour_consumer> predecessor_;
   consumer_metrics metrics_;
+  std::optional<flavour_route> route_;
   std::unique_ptr<batch_assembler> batches_;
   task_group handlers_;
   async_event event_;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -16,7 +17,10 @@ enum class outcome {
   timeout,         // the target did not answer before the request's deadline
   expired,         // the caller had given up before a worker got the request: never forwarded
   malformed,       // not an rpc request: rejected without requeue
+  no_route,        // a flavour with a route found no target: 502 no_route, 503 route_unavailable
+  invalid_route_header,  // an X-Sluice-Tenant/-Env/-Version override is not a route name: 400
 };
+inline constexpr std::size_t outcome_count = 7;
 const char* to_string(outcome o);
 
 // The error codes callers see (in rpc_reply::error_code and the ingress's JSON error).

@@ -28,7 +28,7 @@ struct consumer_metrics {
 
   metrics::counter& count(outcome o);
 
-  metrics::counter* by_outcome[5];
+  metrics::counter* by_outcome[outcome_count];
   metrics::histogram& forward_seconds;
   metrics::gauge& in_flight;
   metrics::counter& store_retries;

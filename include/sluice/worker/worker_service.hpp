@@ -10,6 +10,7 @@
 #include "sluice/amqp/client.hpp"
 #include "sluice/http/client.hpp"
 #include "sluice/metrics/registry.hpp"
+#include "sluice/routing/route_lookup.hpp"
 #include "sluice/services/service.hpp"
 #include "sluice/services/service_registry.hpp"
 #include "sluice/worker/flavour_consumer.hpp"
@@ -25,6 +26,9 @@ struct worker_options {
   worker_options() = default;
 
   services::service_defaults defaults;  // for derived target URLs
+  // What flavours with a route resolve through; null: no registry (they get no_route unless
+  // they have a url).
+  routing::route_lookup* routes = nullptr;
   // At stop, how long requests in flight may take to finish before they are cancelled (left
   // unacked: the broker redelivers them to another worker).
   std::chrono::milliseconds stop_grace{5'000};

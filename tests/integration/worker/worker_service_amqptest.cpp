@@ -1,6 +1,7 @@
 // worker_service in process against the shared RabbitMQ and a target on the same loop: the
 // consumers follow the registry (added, changed, removed services), async outcomes are acked
-// only once the response sink took them, and a stop leaves unfinished deliveries to the broker.
+// only once the response sink took them, a stop leaves unfinished deliveries to the broker, and
+// flavours with a route go where a (fake) route registry points them.
 #include "sluice/amqp/connection.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/http/client.hpp"
@@ -14,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include "../../unit/fake_route_lookup.hpp"
 #include "independent_client.hpp"
 #include "test_support.hpp"
 
@@ -65,7 +67,7 @@ class flaky_sink : public response_sink {
 
 // Everything one test needs on its loop.
 struct rig {
-  explicit rig(asio::io_context& io) : io_(io) {
+  explicit rig(asio::io_context& io, routing::route_lookup* route_lookup = nullptr) : io_(io) {
     const http::handler h = [this](http::request& req) -> asio::awaitable<http::response> {
       seen.push_back(req);
       while (hold && !released)
@@ -85,6 +87,7 @@ struct rig {
     upstream = std::make_unique<http::client>(io.get_executor(), http::client_options{});
     worker_options wo;
     wo.stop_grace = 300ms;
+    wo.routes = route_lookup;
     workers = worker_service::create(io.get_executor(), client, registry, *upstream, metrics, wo);
   }
 
@@ -117,8 +120,10 @@ struct rig {
       throw std::runtime_error("topology");
   }
 
-  void publish(const std::string& id, const std::string& flavour, bool async) {
+  void publish(const std::string& id, const std::string& flavour, bool async,
+               rpc::header_list headers = {}) {
     rpc::rpc_request r;
+    r.headers = std::move(headers);
     r.id = id;
     r.service = name;
     r.flavour = flavour;
@@ -172,6 +177,14 @@ struct rig {
   std::shared_ptr<amqp::connection> ingress;
   std::shared_ptr<amqp::channel> ingress_ch;
 };
+
+double messages_total(const rig& r, const char* flavour, const char* outcome) {
+  const std::string series = "sluice_worker_messages_total{service=\"" + r.name + "\",flavour=\"" +
+                             flavour + "\",outcome=\"" + outcome + "\"} ";
+  const std::string text = r.metrics.expose();
+  const auto at = text.find(series);
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size()));
+}
 
 std::uint32_t messages_in(const std::string& queue) {
   amqp::test::independent_client admin(amqp::test::broker_url());
@@ -287,6 +300,58 @@ TEST(worker_service, a_stop_cancels_requests_in_flight_after_the_grace) {
     const auto queue = r.service().queue("std");
     co_await r.shut();
     EXPECT_EQ(messages_in(queue), 1u);
+    r.remove_objects();
+  });
+}
+
+TEST(worker_service, flavours_with_a_route_go_where_the_registry_points) {
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    test::fake_route_lookup lookup;
+    rig r(io, &lookup);
+    const std::string base = "http://127.0.0.1:" + std::to_string(r.port);
+    // std: a route and a url (the fallback); green: only a route.
+    auto s = r.service();
+    s.flavours[0].route = test::key_of("acme", r.name, "prod", "v1");
+    s.flavours[1].url.clear();
+    s.flavours[1].route = test::key_of("acme", r.name, "prod", "v1");
+    lookup.active(test::key_of("acme", r.name, "prod", "v1"), base + "/routed");
+    r.client->start();
+    r.workers->start();
+    co_await r.open_ingress();
+    r.registry.put(s);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming() == 2; }, 10s));
+
+    // The active route wins over the url; the request's target is appended to its path.
+    r.publish("r1", "std", false);
+    EXPECT_TRUE(co_await eventually([&] { return r.seen.size() == 1; }, 10s));
+    EXPECT_EQ(r.seen.at(0).target, "/routed/t");
+    // An override to a version without an active route: std falls back to its url ...
+    r.publish("r2", "std", false, {{"X-Sluice-Version", "v2"}});
+    EXPECT_TRUE(co_await eventually([&] { return r.seen.size() == 2; }, 10s));
+    EXPECT_EQ(r.seen.at(1).target, "/std/t");
+    // ... and green, without one, answers no_route without calling anything.
+    r.publish("r3", "green", false, {{"X-Sluice-Version", "v2"}});
+    EXPECT_TRUE(
+        co_await eventually([&] { return messages_total(r, "green", "no_route") == 1; }, 10s));
+    // An invalid override calls nothing either.
+    r.publish("r4", "green", false, {{"X-Sluice-Env", "prod eu"}});
+    EXPECT_TRUE(co_await eventually(
+        [&] { return messages_total(r, "green", "invalid_route_header") == 1; }, 10s));
+    // Without headers green resolves the flavour's key.
+    r.publish("r5", "green", false);
+    EXPECT_TRUE(co_await eventually([&] { return r.seen.size() == 3; }, 10s));
+    EXPECT_EQ(r.seen.at(2).target, "/routed/t");
+    // The route deactivated: std falls back to its url, green has no target.
+    lookup.answers.clear();
+    r.publish("r6", "std", false);
+    EXPECT_TRUE(co_await eventually([&] { return r.seen.size() == 4; }, 10s));
+    EXPECT_EQ(r.seen.at(3).target, "/std/t");
+    r.publish("r7", "green", false);
+    EXPECT_TRUE(
+        co_await eventually([&] { return messages_total(r, "green", "no_route") == 2; }, 10s));
+    EXPECT_EQ(r.seen.size(), 4u);
+    EXPECT_EQ(messages_total(r, "std", "ok"), 3);
+    co_await r.shut();
     r.remove_objects();
   });
 }
