@@ -42,9 +42,10 @@ route_resolver::route_resolver(asio::any_io_executor executor, route_lookup_fn l
                                       "cache applied (one per changed key).")
                          .get()),
       clears_(metrics
-                  .add_counter("sluice_route_cache_clears_total",
-                               "Times the route cache was emptied because a catch-up after a "
-                               "reconnect was too long to replay.")
+                  .add_counter(
+                      "sluice_route_cache_clears_total",
+                      "Times the route cache was emptied: by the follower's first catch-up after "
+                      "start, and by a catch-up too long to replay.")
                   .get()),
       lookups_ok_(metrics
                       .add_counter("sluice_route_lookups_total",
