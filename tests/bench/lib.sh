@@ -144,6 +144,7 @@ bench_machine_facts() {
 }
 
 # bench_start_postgres [SETTING=VALUE...]: the settings go into its postgresql.conf.
+# shellcheck disable=SC2120 # the settings are optional
 bench_start_postgres() {
   svc_pick_port PG_PORT
   PG_DATA=$TMP/pg/data
