@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "sluice_test/env.hpp"
+#include "sluice_test/eventually.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
@@ -24,16 +25,6 @@ using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
 const std::map<std::string, std::string> json_type{{"Content-Type", "application/json"}};
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within) {
-  const auto deadline = steady::now() + within;
-  while (steady::now() < deadline) {
-    if (done())
-      return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
 
 // Message ids with n in their last digits: sorted by n.
 std::string id_of(int n) {

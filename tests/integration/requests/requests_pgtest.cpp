@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sluice_test/env.hpp"
+#include "sluice_test/eventually.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
@@ -46,16 +47,6 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done())
-      return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return done();
-}
 
 // Service names: letters, digits, '-', '_', '.'; unique per run so the shared broker's objects
 // of other runs never interfere.

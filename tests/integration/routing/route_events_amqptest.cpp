@@ -15,6 +15,7 @@
 
 #include "independent_client.hpp"
 #include "sluice_test/env.hpp"
+#include "sluice_test/eventually.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
@@ -30,16 +31,6 @@ using steady = std::chrono::steady_clock;
 using amqp::test::received_message;
 
 const std::map<std::string, std::string> json_type{{"Content-Type", "application/json"}};
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within) {
-  const auto deadline = steady::now() + within;
-  while (steady::now() < deadline) {
-    if (done())
-      return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
 
 // The value of an unlabelled metric in a /metrics text, -1 when absent.
 double metric(std::uint16_t port, const std::string& name) {

@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "sluice_test/env.hpp"
+#include "sluice_test/eventually.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
@@ -35,24 +36,6 @@ using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
 const std::map<std::string, std::string> json_type{{"Content-Type", "application/json"}};
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within) {
-  const auto deadline = steady::now() + within;
-  while (steady::now() < deadline) {
-    if (done())
-      return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return done();
-}
-
-std::optional<std::chrono::milliseconds> time_until(const std::function<bool()>& done,
-                                                    std::chrono::milliseconds within) {
-  const auto start = steady::now();
-  if (!eventually(done, within))
-    return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
-}
 
 double metric(std::uint16_t port, const std::string& series) {
   const std::string text = http_call(port, "GET", "/metrics").body;

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "sluice_test/env.hpp"
+#include "sluice_test/eventually.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
@@ -25,16 +26,6 @@ using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
 const std::map<std::string, std::string> json_type{{"Content-Type", "application/json"}};
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within) {
-  const auto deadline = steady::now() + within;
-  while (steady::now() < deadline) {
-    if (done())
-      return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
 
 std::string key_body(const std::string& service, const std::string& version = "v1") {
   return R"({"tenant":"acme","service":")" + service + R"(","env":"prod","version":")" + version +

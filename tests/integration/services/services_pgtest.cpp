@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "sluice_test/env.hpp"
+#include "sluice_test/eventually.hpp"
 #include "sluice_test/http_client.hpp"
 #include "sluice_test/pg.hpp"
 #include "sluice_test/sluice_process.hpp"
@@ -34,25 +35,6 @@ constexpr const char* payments_body =
 
 constexpr const char* green_schedule =
     R"({"flavours":[{"name":"green","weight":70},{"name":"std","weight":30}],"validUntil":"2030-01-01T00:00:00Z"})";
-
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds within) {
-  const auto deadline = steady::now() + within;
-  while (steady::now() < deadline) {
-    if (done())
-      return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
-
-// Polls `done` every few milliseconds; the time it took, or nullopt after `within`.
-std::optional<std::chrono::milliseconds> time_until(const std::function<bool()>& done,
-                                                    std::chrono::milliseconds within) {
-  const auto start = steady::now();
-  if (!eventually(done, within))
-    return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
-}
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
