@@ -3,19 +3,13 @@
 #include <algorithm>
 #include <cctype>
 
+#include "sluice/core/ascii_lower.hpp"
 #include "sluice/core/percent_decode.hpp"
 
 #include <nlohmann/json.hpp>
 
 namespace sluice::http {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string decode_query_component(std::string_view in) {
   std::string out;
@@ -39,7 +33,7 @@ std::string decode_query_component(std::string_view in) {
 
 std::optional<std::string_view> request::header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (iequals(key, name))
+    if (ascii_iequals(key, name))
       return std::string_view(value);
   }
   return std::nullopt;

@@ -5,17 +5,10 @@
 #include <charconv>
 #include <vector>
 
+#include "sluice/core/ascii_lower.hpp"
+
 namespace sluice::proxy {
 namespace {
-
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
@@ -29,7 +22,7 @@ std::string_view trim(std::string_view s) {
 std::vector<std::string_view> connection_tokens(const http::request& req) {
   std::vector<std::string_view> out;
   for (const auto& [name, value] : req.headers) {
-    if (!iequals(name, "Connection"))
+    if (!ascii_iequals(name, "Connection"))
       continue;
     std::string_view rest = value;
     while (!rest.empty()) {
@@ -82,10 +75,10 @@ bool is_hop_by_hop(std::string_view name) {
   static constexpr std::array<std::string_view, 8> names = {
       "connection",        "keep-alive", "te",   "trailer",
       "transfer-encoding", "upgrade",    "host", "proxy-connection"};
-  if (name.size() >= 6 && iequals(name.substr(0, 6), "proxy-"))
+  if (name.size() >= 6 && ascii_iequals(name.substr(0, 6), "proxy-"))
     return true;  // Proxy-Authorization, Proxy-Authenticate, Proxy-Connection
   return std::any_of(names.begin(), names.end(),
-                     [name](std::string_view n) { return iequals(n, name); });
+                     [name](std::string_view n) { return ascii_iequals(n, name); });
 }
 
 bool valid_traceparent(std::string_view v) {
@@ -131,28 +124,28 @@ rpc::header_list forward_request_headers(const http::request& req, const forward
   std::size_t last_xff = SIZE_MAX;
   for (const auto& [name, value] : req.headers) {
     // Content-Length frames this hop's body; the worker frames the body it sends itself.
-    if (is_hop_by_hop(name) || iequals(name, "Content-Length") ||
+    if (is_hop_by_hop(name) || ascii_iequals(name, "Content-Length") ||
         std::any_of(listed.begin(), listed.end(),
-                    [&name](std::string_view t) { return iequals(t, name); }))
+                    [&name](std::string_view t) { return ascii_iequals(t, name); }))
       continue;
-    if (iequals(name, "X-Request-Id")) {
+    if (ascii_iequals(name, "X-Request-Id")) {
       if (request_id)
         continue;  // one id per request: the first, made the request's own
       request_id = true;
       out.emplace_back(name, info.request_id);
       continue;
     }
-    if (iequals(name, "traceparent")) {
+    if (ascii_iequals(name, "traceparent")) {
       if (traceparent)
         continue;  // the spec allows one; a second would make the trace ambiguous
       traceparent = true;
       out.emplace_back(name, next_traceparent(value, rng));
       continue;
     }
-    if (iequals(name, "X-Forwarded-For"))
+    if (ascii_iequals(name, "X-Forwarded-For"))
       last_xff = out.size();
-    proto = proto || iequals(name, "X-Forwarded-Proto");
-    forwarded_host = forwarded_host || iequals(name, "X-Forwarded-Host");
+    proto = proto || ascii_iequals(name, "X-Forwarded-Proto");
+    forwarded_host = forwarded_host || ascii_iequals(name, "X-Forwarded-Host");
     out.emplace_back(name, value);
   }
   if (!request_id)
@@ -181,9 +174,10 @@ void reply_headers(const rpc::header_list& from, http::response& into) {
   bool content_type = false;
   into.headers.reserve(into.headers.size() + from.size());
   for (const auto& [name, value] : from) {
-    if (is_hop_by_hop(name) || iequals(name, "Content-Length") || iequals(name, "X-Request-Id"))
+    if (is_hop_by_hop(name) || ascii_iequals(name, "Content-Length") ||
+        ascii_iequals(name, "X-Request-Id"))
       continue;
-    if (iequals(name, "Content-Type") && !content_type) {
+    if (ascii_iequals(name, "Content-Type") && !content_type) {
       content_type = true;
       into.content_type = value;
       continue;
@@ -230,7 +224,7 @@ std::optional<std::int64_t> parse_timeout_ms(std::string_view value) {
 preferences parse_prefer(const http::request& req) {
   preferences out;
   for (const auto& [name, value] : req.headers) {
-    if (!iequals(name, "Prefer"))
+    if (!ascii_iequals(name, "Prefer"))
       continue;
     std::string_view rest = value;
     while (!rest.empty()) {
@@ -240,9 +234,9 @@ preferences parse_prefer(const http::request& req) {
       pref = trim(pref.substr(0, pref.find(';')));  // parameters of a preference: unused
       const auto eq = pref.find('=');
       const auto token = trim(pref.substr(0, eq));
-      if (iequals(token, "respond-async")) {
+      if (ascii_iequals(token, "respond-async")) {
         out.respond_async = true;
-      } else if (iequals(token, "wait") && eq != std::string_view::npos) {
+      } else if (ascii_iequals(token, "wait") && eq != std::string_view::npos) {
         auto v = trim(pref.substr(eq + 1));
         if (v.size() >= 2 && v.front() == '"' && v.back() == '"')
           v = v.substr(1, v.size() - 2);

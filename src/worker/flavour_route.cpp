@@ -1,22 +1,11 @@
 #include "sluice/worker/flavour_route.hpp"
 
+#include "sluice/core/ascii_lower.hpp"
 #include "sluice/services/target_url.hpp"
 #include "sluice/worker/forward_outcome.hpp"
 
 namespace sluice::worker {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto x = static_cast<unsigned char>(a[i]);
-    const auto y = static_cast<unsigned char>(b[i]);
-    if ((x >= 'A' && x <= 'Z' ? x + 32 : x) != (y >= 'A' && y <= 'Z' ? y + 32 : y))
-      return false;
-  }
-  return true;
-}
 
 constexpr std::string_view prefix = "x-sluice-";
 
@@ -30,18 +19,18 @@ std::optional<rpc::rpc_reply> apply_route_overrides(const rpc::header_list& head
   bool version = false;
   for (const auto& [name, value] : headers) {
     // Most requests carry none: one size and prefix check per header before any comparison.
-    if (name.size() < prefix.size() + 3 || !iequals(name.substr(0, prefix.size()), prefix))
+    if (name.size() < prefix.size() + 3 || !ascii_iequals(name.substr(0, prefix.size()), prefix))
       continue;
     const std::string_view rest = std::string_view(name).substr(prefix.size());
     std::string routing::route_key::*part = nullptr;
     bool* seen = nullptr;
-    if (iequals(rest, "tenant")) {
+    if (ascii_iequals(rest, "tenant")) {
       part = &routing::route_key::tenant;
       seen = &tenant;
-    } else if (iequals(rest, "env")) {
+    } else if (ascii_iequals(rest, "env")) {
       part = &routing::route_key::env;
       seen = &env;
-    } else if (iequals(rest, "version")) {
+    } else if (ascii_iequals(rest, "version")) {
       part = &routing::route_key::version;
       seen = &version;
     } else {

@@ -2,22 +2,10 @@
 
 #include <array>
 
+#include "sluice/core/ascii_lower.hpp"
+
 namespace sluice::worker {
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto x = static_cast<unsigned char>(a[i]);
-    const auto y = static_cast<unsigned char>(b[i]);
-    if ((x >= 'A' && x <= 'Z' ? x + 32 : x) != (y >= 'A' && y <= 'Z' ? y + 32 : y))
-      return false;
-  }
-  return true;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 bool is_hop_by_hop(std::string_view name) {
   static constexpr std::array<std::string_view, 10> names{
@@ -25,14 +13,14 @@ bool is_hop_by_hop(std::string_view name) {
       "trailer",           "upgrade",       "proxy-authorization", "proxy-authenticate",
       "transfer-encoding", "content-length"};
   for (const auto n : names) {
-    if (iequals(name, n))
+    if (ascii_iequals(name, n))
       return true;
   }
   return false;
 }
 
 bool is_content_length(std::string_view name) {
-  return iequals(name, "content-length");
+  return ascii_iequals(name, "content-length");
 }
 
 std::string compose_target(std::string_view base_path, std::string_view rpc_target) {
@@ -52,7 +40,7 @@ std::string compose_target(std::string_view base_path, std::string_view rpc_targ
 
 std::string idempotency_key(const rpc::rpc_request& request) {
   for (const auto& [name, value] : request.headers) {
-    if (iequals(name, "idempotency-key"))
+    if (ascii_iequals(name, "idempotency-key"))
       return value;
   }
   return request.id;
@@ -63,9 +51,9 @@ rpc::header_list compose_headers(const rpc::rpc_request& request) {
   out.reserve(request.headers.size() + 2);
   bool has_key = false;
   for (const auto& [name, value] : request.headers) {
-    if (iequals(name, "host") || iequals(name, "x-flavour") || is_hop_by_hop(name))
+    if (ascii_iequals(name, "host") || ascii_iequals(name, "x-flavour") || is_hop_by_hop(name))
       continue;
-    if (iequals(name, "idempotency-key"))
+    if (ascii_iequals(name, "idempotency-key"))
       has_key = true;
     out.emplace_back(name, value);
   }

@@ -9,4 +9,7 @@ namespace sluice {
 // (setting values, media types), never for text in other scripts.
 std::string ascii_lower(std::string_view text);
 
+// a == b ignoring the case of A-Z (header names, tokens).
+bool ascii_iequals(std::string_view a, std::string_view b);
+
 }  // namespace sluice
