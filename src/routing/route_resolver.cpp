@@ -152,10 +152,19 @@ asio::awaitable<resolve_outcome> route_resolver::resolve(route_key key) {
   // ignores it.
   const auto give_up =
       async_event::clock::now() + options_.lookup_timeout + std::chrono::seconds(1);
-  while (!f->done) {
-    const auto wake = co_await f->finished.wait_until(give_up);
-    if (wake == async_event::wake::timed_out)
-      break;
+  // A caller cancelled meanwhile (a worker's handlers are when their channel goes) gets
+  // operation_aborted from the next co_await: its slot is given back before that leaves. Not
+  // a guard object: a frame destroyed unresumed with the io_context may outlive the resolver.
+  try {
+    while (!f->done) {
+      const auto wake = co_await f->finished.wait_until(give_up);
+      if (wake == async_event::wake::timed_out)
+        break;
+    }
+  } catch (...) {
+    --waiters_;
+    update_gauges();
+    throw;
   }
   --waiters_;
   update_gauges();

@@ -3,9 +3,12 @@
 // invalidation racing a lookup in flight.
 #include "sluice/routing/route_resolver.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/system/system_error.hpp>
 #include <gtest/gtest.h>
 
 namespace sluice::routing {
@@ -319,6 +322,37 @@ TEST_F(route_resolver_test, clear_empties_the_cache) {
   resolver_->clear(100);
   EXPECT_EQ(resolver_->cache().size(), 0u);
   EXPECT_EQ(resolve(key("a")).result, resolve_result::miss);
+}
+
+// A worker's handlers are cancelled when their consumer's channel goes (task_group::cancel_all):
+// a handler waiting in resolve() must give its waiter slot back, or after max_waiters such
+// cancellations every miss of the process answers unavailable.
+TEST_F(route_resolver_test, a_resolve_cancelled_while_it_waits_gives_its_waiter_slot_back) {
+  store_.rows["a"] = active(key("a"), "http://a/");
+  store_.open = false;
+  asio::cancellation_signal cancel;
+  bool aborted = false;
+  asio::co_spawn(
+      io_,
+      [this, &aborted]() -> asio::awaitable<void> {
+        try {
+          co_await resolver_->resolve(key("a"));
+        } catch (const boost::system::system_error& e) {
+          aborted = e.code() == asio::error::operation_aborted;
+        }
+      },
+      asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+  run();
+  ASSERT_EQ(resolver_->waiters(), 1u);
+  cancel.emit(asio::cancellation_type::terminal);
+  run();
+  EXPECT_TRUE(aborted);
+  EXPECT_EQ(resolver_->waiters(), 0u);
+  EXPECT_EQ(metrics_.add_gauge("sluice_route_lookup_waiters", "").get().value(), 0);
+  store_.release();
+  run();
+  EXPECT_EQ(resolver_->lookups_in_flight(), 0u);
+  EXPECT_EQ(resolve(key("a")).url, "http://a/");
 }
 
 TEST_F(route_resolver_test, stop_waits_for_the_flights_and_refuses_new_misses) {
