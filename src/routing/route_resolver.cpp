@@ -196,11 +196,15 @@ asio::awaitable<void> route_resolver::run_flight(route_key key, std::shared_ptr<
     lookups_ok_.inc();
     const cache_view v = cache_.fill(key, r.found, r.registry_version, now_());
     f->ok = true;
-    if (v.state == cache_state::positive) {
+    if (v.superseded) {
+      // A change newer than the read is known: it answers, whatever TTL it has left.
+      if (!v.url.empty())
+        f->url = v.url;
+    } else if (v.state == cache_state::positive) {
       f->url = v.url;
     } else if (v.state == cache_state::absent && r.found && r.found->is_active) {
-      // Not cached (a change fenced it, or negatives are not cached): the read itself is the
-      // answer, once.
+      // Not cached and nothing newer known (a clear or an invalidation fenced it): the read
+      // itself is the answer, once.
       f->url = r.found->url;
     }
   }
