@@ -65,18 +65,37 @@ void route_cache::abandon_fill(const route_key& key) {
     fills_.erase(it);
 }
 
+void route_cache::fence_unknown(fill_state& f, std::int64_t version) {
+  if (version >= f.fence) {
+    f.fence = version;
+    f.fence_known = false;
+    f.fence_url.reset();
+  }
+}
+
 cache_view route_cache::fill(const route_key& key, const std::optional<route>& found,
                              std::int64_t snapshot_version, clock::time_point now) {
-  std::int64_t fence = 0;
+  fill_state state;
   if (const auto it = fills_.find(key); it != fills_.end()) {
-    fence = it->second.fence;
+    state = it->second;
     if (--it->second.lookups <= 0)
       fills_.erase(it);
   }
   const auto current = entries_.find(key);
   const bool entry_newer = current != entries_.end() && current->second->version > snapshot_version;
-  if (fence > snapshot_version || entry_newer)
-    return current == entries_.end() ? cache_view{} : view_of(*current->second, now);
+  if (state.fence > snapshot_version || entry_newer) {
+    // The read lost to newer content; the resolves that waited for it get that content too,
+    // even when its TTL ran out while the lookup was in flight.
+    cache_view v;
+    if (current != entries_.end()) {
+      v = view_of(*current->second, now);
+      v.superseded = true;
+    } else if (state.fence_known) {
+      v.url = state.fence_url.value_or(std::string());
+      v.superseded = true;
+    }
+    return v;
+  }
   std::optional<std::string> url;
   if (found && found->is_active)
     url = found->url;
@@ -91,7 +110,7 @@ cache_view route_cache::fill(const route_key& key, const std::optional<route>& f
 
 bool route_cache::invalidate(const route_key& key, std::int64_t version) {
   if (const auto it = fills_.find(key); it != fills_.end())
-    it->second.fence = std::max(it->second.fence, version);
+    fence_unknown(it->second, version);
   const auto found = entries_.find(key);
   if (found == entries_.end() || found->second->version >= version)
     return false;
@@ -100,18 +119,21 @@ bool route_cache::invalidate(const route_key& key, std::int64_t version) {
 }
 
 bool route_cache::apply(const route_event& event, clock::time_point now) {
+  std::optional<std::string> url;
+  if (event.after && event.after->is_active)
+    url = event.after->url;
   const auto fill = fills_.find(event.key);
   const bool filling = fill != fills_.end();
-  if (filling)
-    fill->second.fence = std::max(fill->second.fence, event.registry_version);
+  if (filling && event.registry_version >= fill->second.fence) {
+    fill->second.fence = event.registry_version;
+    fill->second.fence_known = true;
+    fill->second.fence_url = url;
+  }
   const auto found = entries_.find(event.key);
   if (found == entries_.end() && !filling)
     return false;
   if (found != entries_.end() && found->second->version >= event.registry_version)
     return false;
-  std::optional<std::string> url;
-  if (event.after && event.after->is_active)
-    url = event.after->url;
   if (!url && options_.negative_ttl.count() == 0) {
     if (found != entries_.end())
       erase(found->second);
@@ -125,7 +147,7 @@ void route_cache::clear(std::int64_t version) {
   lru_.clear();
   entries_.clear();
   for (auto& [key, state] : fills_)
-    state.fence = std::max(state.fence, version);
+    fence_unknown(state, version);
 }
 
 void route_cache::put(const route_key& key, std::optional<std::string> url, std::int64_t version,

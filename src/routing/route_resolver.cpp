@@ -152,10 +152,19 @@ asio::awaitable<resolve_outcome> route_resolver::resolve(route_key key) {
   // ignores it.
   const auto give_up =
       async_event::clock::now() + options_.lookup_timeout + std::chrono::seconds(1);
-  while (!f->done) {
-    const auto wake = co_await f->finished.wait_until(give_up);
-    if (wake == async_event::wake::timed_out)
-      break;
+  // A caller cancelled meanwhile (a worker's handlers are when their channel goes) gets
+  // operation_aborted from the next co_await: its slot is given back before that leaves. Not
+  // a guard object: a frame destroyed unresumed with the io_context may outlive the resolver.
+  try {
+    while (!f->done) {
+      const auto wake = co_await f->finished.wait_until(give_up);
+      if (wake == async_event::wake::timed_out)
+        break;
+    }
+  } catch (...) {
+    --waiters_;
+    update_gauges();
+    throw;
   }
   --waiters_;
   update_gauges();
@@ -187,11 +196,15 @@ asio::awaitable<void> route_resolver::run_flight(route_key key, std::shared_ptr<
     lookups_ok_.inc();
     const cache_view v = cache_.fill(key, r.found, r.registry_version, now_());
     f->ok = true;
-    if (v.state == cache_state::positive) {
+    if (v.superseded) {
+      // A change newer than the read is known: it answers, whatever TTL it has left.
+      if (!v.url.empty())
+        f->url = v.url;
+    } else if (v.state == cache_state::positive) {
       f->url = v.url;
     } else if (v.state == cache_state::absent && r.found && r.found->is_active) {
-      // Not cached (a change fenced it, or negatives are not cached): the read itself is the
-      // answer, once.
+      // Not cached and nothing newer known (a clear or an invalidation fenced it): the read
+      // itself is the answer, once.
       f->url = r.found->url;
     }
   }

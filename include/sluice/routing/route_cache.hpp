@@ -33,6 +33,11 @@ struct cache_view {
   std::string url;  // positive and expired
   // Until when an expired route may be served stale (positive TTL end + stale_max).
   std::chrono::steady_clock::time_point stale_until{};
+  // fill() only: the lookup's read was older than what the cache knows (an event applied while
+  // it was in flight, or a newer entry), and `url` is that newer content whatever TTL it has
+  // left (empty: no active route). False for a dropped read whose newer content is unknown (a
+  // clear or an invalidation fenced it): the read is then the only answer there is.
+  bool superseded = false;
 };
 
 // The resolver's in-process cache: positive and negative entries with TTLs, at most
@@ -65,7 +70,7 @@ class route_cache {
   // The lookup's answer, read at registry version `snapshot_version`: `found` is the row
   // (nullopt = no row; an inactive row is cached as negative). Dropped when an event or clear
   // newer than the snapshot was applied meanwhile, or when the entry is already newer. Answers
-  // the key's state after it.
+  // the key's state after it (`superseded`: what the lookup's waiters are told instead).
   cache_view fill(const route_key& key, const std::optional<route>& found,
                   std::int64_t snapshot_version, clock::time_point now);
   // The lookup failed: nothing to store.
@@ -107,11 +112,15 @@ class route_cache {
   lru_list lru_;
   std::unordered_map<route_key, lru_list::iterator, route_key_hash> entries_;
   // Keys with a lookup in flight: how many, and the newest version an event or clear fenced
-  // them at (0 = none).
+  // them at (0 = none), with that event's content (the entry it left may be evicted, and with
+  // APP_NEGATIVE_CACHE_TTL=0 a deactivation leaves none).
   struct fill_state {
     int lookups = 0;
     std::int64_t fence = 0;
+    bool fence_known = false;              // an event fenced it (not a clear or invalidation)
+    std::optional<std::string> fence_url;  // that event's active url; nullopt = no route
   };
+  static void fence_unknown(fill_state& f, std::int64_t version);
   std::unordered_map<route_key, fill_state, route_key_hash> fills_;
 };
 

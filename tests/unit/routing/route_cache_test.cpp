@@ -170,6 +170,27 @@ TEST_F(route_cache_test, a_lookup_older_than_an_event_applied_meanwhile_does_not
   EXPECT_EQ(cache_.filling(), 0u);
 }
 
+TEST_F(route_cache_test, a_superseded_lookup_is_told_the_fencing_event_even_once_evicted) {
+  cache_.begin_fill(key("a"));
+  cache_.apply(event(key("a"), 5, active(key("a"), "http://new/")), t0_);
+  fill(key("b"), active(key("b"), "http://b/"), 5);
+  fill(key("c"), active(key("c"), "http://c/"), 5);
+  fill(key("d"), active(key("d"), "http://d/"), 5);
+  const auto v = cache_.fill(key("a"), active(key("a"), "http://old/"), 4, t0_);
+  EXPECT_TRUE(v.superseded);
+  EXPECT_EQ(v.url, "http://new/");
+  EXPECT_EQ(cache_.find(key("a"), t0_).state, cache_state::absent) << "the old read is not kept";
+}
+
+TEST_F(route_cache_test, a_lookup_dropped_by_a_clear_is_not_superseded_by_known_content) {
+  cache_.begin_fill(key("a"));
+  cache_.apply(event(key("a"), 5, active(key("a"), "http://new/")), t0_);
+  cache_.clear(6);
+  const auto v = cache_.fill(key("a"), active(key("a"), "http://a/"), 4, t0_);
+  EXPECT_FALSE(v.superseded);
+  EXPECT_EQ(v.state, cache_state::absent);
+}
+
 TEST_F(route_cache_test, a_lookup_older_than_an_invalidation_meanwhile_is_not_cached) {
   fill(key("a"), active(key("a"), "http://a/"), 3);
   cache_.begin_fill(key("a"));

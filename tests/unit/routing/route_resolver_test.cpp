@@ -3,9 +3,12 @@
 // invalidation racing a lookup in flight.
 #include "sluice/routing/route_resolver.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/system/system_error.hpp>
 #include <gtest/gtest.h>
 
 namespace sluice::routing {
@@ -319,6 +322,95 @@ TEST_F(route_resolver_test, clear_empties_the_cache) {
   resolver_->clear(100);
   EXPECT_EQ(resolver_->cache().size(), 0u);
   EXPECT_EQ(resolve(key("a")).result, resolve_result::miss);
+}
+
+// A worker's handlers are cancelled when their consumer's channel goes (task_group::cancel_all):
+// a handler waiting in resolve() must give its waiter slot back, or after max_waiters such
+// cancellations every miss of the process answers unavailable.
+TEST_F(route_resolver_test, a_resolve_cancelled_while_it_waits_gives_its_waiter_slot_back) {
+  store_.rows["a"] = active(key("a"), "http://a/");
+  store_.open = false;
+  asio::cancellation_signal cancel;
+  bool aborted = false;
+  asio::co_spawn(
+      io_,
+      [this, &aborted]() -> asio::awaitable<void> {
+        try {
+          co_await resolver_->resolve(key("a"));
+        } catch (const boost::system::system_error& e) {
+          aborted = e.code() == asio::error::operation_aborted;
+        }
+      },
+      asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+  run();
+  ASSERT_EQ(resolver_->waiters(), 1u);
+  cancel.emit(asio::cancellation_type::terminal);
+  run();
+  EXPECT_TRUE(aborted);
+  EXPECT_EQ(resolver_->waiters(), 0u);
+  EXPECT_EQ(metrics_.add_gauge("sluice_route_lookup_waiters", "").get().value(), 0);
+  store_.release();
+  run();
+  EXPECT_EQ(resolver_->lookups_in_flight(), 0u);
+  EXPECT_EQ(resolve(key("a")).url, "http://a/");
+}
+
+// The waiters of a lookup that a change superseded get the change's content, whatever its TTL
+// left: here the event re-warmed the key, then the lookup outlived the positive TTL.
+TEST_F(route_resolver_test, a_lookup_superseded_by_a_change_answers_the_change_even_past_its_ttl) {
+  store_.rows["a"] = active(key("a"), "http://old/");
+  store_.version = 4;
+  store_.open = false;
+  auto waiting = start(key("a"));
+  run();
+  route_event e;
+  e.registry_version = 5;
+  e.action = "updated";
+  e.key = key("a");
+  e.after = active(key("a"), "http://new/");
+  resolver_->apply(e);
+  now_ += 61s;
+  store_.release();
+  run();
+  ASSERT_TRUE(waiting->has_value());
+  EXPECT_EQ((*waiting)->url, "http://new/") << "an active route answered as missing";
+}
+
+// A deactivation applied while the lookup was in flight wins over the lookup's older read, for
+// its waiters too, also once the negative entry it made has expired (or was never kept).
+TEST_F(route_resolver_test, a_lookup_superseded_by_a_deactivation_does_not_answer_its_older_url) {
+  for (const bool keep_negatives : {true, false}) {
+    SCOPED_TRACE(keep_negatives ? "negative entry expired" : "APP_NEGATIVE_CACHE_TTL=0");
+    route_resolver_options o;
+    make(o);
+    if (!keep_negatives) {
+      resolver_.reset();
+      o.cache = {60s, 0s, 100, 300s};
+      resolver_ = std::make_unique<route_resolver>(
+          io_.get_executor(),
+          [this](const route_key& k, clock::time_point) { return store_.lookup(k); }, o, metrics_,
+          [this] { return now_; });
+    }
+    store_.rows["a"] = active(key("a"), "http://old/");
+    store_.version = 4;
+    store_.open = false;
+    auto waiting = start(key("a"));
+    run();
+    route_event e;
+    e.registry_version = 5;
+    e.action = "deactivated";
+    e.key = key("a");
+    e.after = active(key("a"), "http://old/");
+    e.after->is_active = false;
+    resolver_->apply(e);
+    if (keep_negatives)
+      now_ += 11s;
+    store_.release();
+    run();
+    ASSERT_TRUE(waiting->has_value());
+    EXPECT_EQ((*waiting)->url, std::nullopt) << "the read older than the deactivation won";
+    EXPECT_EQ((*waiting)->result, resolve_result::miss);
+  }
 }
 
 TEST_F(route_resolver_test, stop_waits_for_the_flights_and_refuses_new_misses) {
