@@ -12,17 +12,21 @@ namespace asio = boost::asio;
 namespace {
 
 // One round trip for the common case (nothing to publish, or another instance holds the
-// lock): the lock attempt, the backlog for the gauge, and where the batch starts.
+// lock): the lock attempt and the backlog for the gauge. Where the batch starts is read by a
+// statement after it: this one's snapshot predates the lock, so a batch another instance
+// committed while we waited for it would still look unpublished here.
 constexpr std::string_view begin_sql = R"sql(BEGIN;
 SELECT pg_try_advisory_xact_lock(8317151707346054514),
-       (SELECT count(*) FROM sluice_route_events WHERE published_at IS NULL),
-       (SELECT min(registry_version) FROM sluice_route_events WHERE published_at IS NULL))sql";
+       (SELECT count(*) FROM sluice_route_events WHERE published_at IS NULL))sql";
 
 // The batch is the events from `first` to `last`. Events are published in version order, so
 // the unpublished ones are the newest, and new ones only come after `last`.
 constexpr std::string_view mark_sql = R"sql(
 UPDATE sluice_route_events SET published_at = clock_timestamp()
  WHERE registry_version BETWEEN $1 AND $2 AND published_at IS NULL)sql";
+
+constexpr std::string_view first_unpublished_sql =
+    "SELECT min(registry_version) FROM sluice_route_events WHERE published_at IS NULL";
 
 constexpr std::string_view backlog_sql =
     "SELECT count(*) FROM sluice_route_events WHERE published_at IS NULL";
@@ -138,7 +142,14 @@ asio::awaitable<void> route_event_publisher::run() {
       }
     }
     woken_ = false;
-    const round r = co_await publish_round();
+    round r = round::failed;
+    try {
+      r = co_await publish_round();
+    } catch (const std::exception& e) {
+      // A round that throws is a failed round (its transaction dies with the lease): stop()
+      // must still see the loop end, so nothing may escape it.
+      spdlog::error("routing: route event round failed error=\"{}\"", e.what());
+    }
     if (r == round::more || stopping_)
       continue;
     if (r == round::failed) {
@@ -227,7 +238,7 @@ asio::awaitable<route_event_publisher::round> route_event_publisher::publish_rou
   }
   store::pg_connection& conn = *lease;
   const store::pg_result begun = co_await conn.execute(begin_sql, deadline);
-  if (begun.ec || begun.rows.size() != 1 || begun.rows.front().size() != 3) {
+  if (begun.ec || begun.rows.size() != 1 || begun.rows.front().size() != 2) {
     if (const auto suppressed = db_log_.admit()) {
       spdlog::warn("routing: route events not published: PostgreSQL error=\"{}\" suppressed={}",
                    begun.message.empty() ? begun.ec.message() : begun.message, *suppressed);
@@ -248,10 +259,17 @@ asio::awaitable<route_event_publisher::round> route_event_publisher::publish_rou
     co_return round::idle;
   }
 
-  const auto first = integer_of(begun.rows.front()[2]);
-  if (!first) {
+  // A statement of its own, so its snapshot is taken with the lock held (READ COMMITTED).
+  const store::pg_result start = co_await conn.execute(first_unpublished_sql, deadline);
+  if (start.ec || start.rows.size() != 1 || start.rows.front().size() != 1) {
     co_await finish("ROLLBACK");
     co_return round::failed;
+  }
+  const auto first = integer_of(start.rows.front()[0]);
+  if (!first) {
+    // Published by another instance between the two statements' snapshots.
+    co_await finish("ROLLBACK");
+    co_return round::idle;
   }
   // Read as the change log reads them (the same decoding as the caches' catch-up).
   auto batch = co_await route_store::events_since(conn, *first - 1, options_.batch, deadline);
