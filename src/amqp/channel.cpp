@@ -549,9 +549,12 @@ void channel::finish_content() {
   if (in.kind == content_kind::deliver) {
     const auto it = consumers_.find(in.message.consumer_tag);
     if (it == consumers_.end()) {
-      // A delivery racing our basic.cancel; unacked, it returns to the queue with the channel.
+      // A delivery racing our basic.cancel (or after one that failed); unacked, it returns to
+      // the queue with the channel. Until then it is outstanding on the broker, so the window
+      // must know it: a multiple ack of later tags would otherwise ack it unhandled.
       spdlog::debug("amqp: delivery for unknown consumer channel={} tag={}", id_,
                     in.message.consumer_tag);
+      acks_.delivered(in.message.delivery_tag);
       return;
     }
     const auto entry = it->second;
