@@ -289,8 +289,10 @@ std::error_code channel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
   if (!multiple) {
     acks_.settled(delivery_tag);
   } else {
-    // Everything up to the tag is settled by this frame; the window must not send it again.
+    // Everything up to the tag is settled by this frame: the recorded acks leave before it, and
+    // the window forgets the tags it covers (left open, they would block every later run).
     flush_acks();
+    acks_.settled_through(delivery_tag);
   }
   amqp_basic_ack_t args{delivery_tag, multiple};
   return send(AMQP_BASIC_ACK_METHOD, &args);
@@ -301,6 +303,7 @@ std::error_code channel::basic_nack(std::uint64_t delivery_tag, bool multiple, b
     acks_.settled(delivery_tag);
   } else {
     flush_acks();
+    acks_.settled_through(delivery_tag);
   }
   amqp_basic_nack_t args{delivery_tag, multiple, requeue};
   return send(AMQP_BASIC_NACK_METHOD, &args);
