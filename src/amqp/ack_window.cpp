@@ -5,11 +5,15 @@
 namespace sluice::amqp {
 
 void ack_window::delivered(std::uint64_t delivery_tag) {
+  if (!coalescing_) {
+    return;
+  }
   if (!entries_.empty() && entries_.back().tag >= delivery_tag) {
-    // Not possible on one channel; if a broker did it, lookups would go wrong, so start over
-    // with direct acks for the older tags (they are no longer found).
-    entries_.clear();
-    acks_ = 0;
+    // Not possible on one channel. If a broker did it, the window could no longer tell which
+    // tags are outstanding (a multiple ack might cover one nobody handled), so this channel
+    // acks directly from now on; the acks recorded so far still leave at the next take().
+    coalescing_ = false;
+    return;
   }
   entries_.push_back(entry{delivery_tag, state::open});
 }
@@ -24,6 +28,9 @@ std::deque<ack_window::entry>::iterator ack_window::find(std::uint64_t delivery_
 }
 
 bool ack_window::ack(std::uint64_t delivery_tag) {
+  if (!coalescing_) {
+    return false;
+  }
   const auto it = find(delivery_tag);
   if (it == entries_.end() || it->s != state::open) {
     return false;
@@ -57,6 +64,16 @@ void ack_window::settled_through(std::uint64_t delivery_tag) {
 std::vector<ack_window::ack_frame> ack_window::take() {
   std::vector<ack_frame> frames;
   if (acks_ == 0) {
+    return frames;
+  }
+  if (!coalescing_) {
+    for (const auto& e : entries_) {
+      if (e.s == state::ack_recorded) {
+        frames.push_back(ack_frame{e.tag, false});
+      }
+    }
+    entries_.clear();
+    acks_ = 0;
     return frames;
   }
   // The leading run of recorded acks goes as one frame naming its last tag: every other tag

@@ -28,10 +28,12 @@ class ack_window {
     friend bool operator==(const ack_frame&, const ack_frame&) = default;
   };
 
-  // A delivery the application must settle. Tags only grow on a channel.
+  // A delivery the application must settle. Tags only grow on a channel; one that does not
+  // ends coalescing on this channel (every later ack is refused, for a direct send).
   void delivered(std::uint64_t delivery_tag);
   // Records an ack to send at the next take(). False when the tag is not tracked (unknown, or
-  // settled already): send it directly, as before, and let the broker judge it.
+  // settled already) or coalescing ended: send it directly, as before, and let the broker judge
+  // it.
   bool ack(std::uint64_t delivery_tag);
   // The tag was settled by a frame sent directly (nack, reject, explicit ack).
   void settled(std::uint64_t delivery_tag);
@@ -56,6 +58,7 @@ class ack_window {
 
   std::deque<entry> entries_;
   std::size_t acks_ = 0;
+  bool coalescing_ = true;
 };
 
 }  // namespace sluice::amqp
