@@ -146,19 +146,34 @@ asio::awaitable<resolve_outcome> route_resolver::resolve(route_key key) {
   } else {
     f = found->second;
   }
-  ++waiters_;
-  update_gauges();
-  // The flight's lookup has its own deadline; this one only guards against a store call that
-  // ignores it.
-  const auto give_up =
-      async_event::clock::now() + options_.lookup_timeout + std::chrono::seconds(1);
-  while (!f->done) {
-    const auto wake = co_await f->finished.wait_until(give_up);
-    if (wake == async_event::wake::timed_out)
-      break;
+  // A cancelled resolve (its worker's requests cancelled at a stop or a lost channel) leaves by
+  // an exception from the co_await below: the count must drop on that way out too, or every
+  // cancellation during a slow lookup would eat into max_waiters for good.
+  struct waiter_count {
+    route_resolver& r;
+    explicit waiter_count(route_resolver& resolver) : r(resolver) {
+      ++r.waiters_;
+      r.update_gauges();
+    }
+    ~waiter_count() {
+      --r.waiters_;
+      r.update_gauges();
+    }
+    waiter_count(const waiter_count&) = delete;
+    waiter_count& operator=(const waiter_count&) = delete;
+  };
+  {
+    const waiter_count counted(*this);
+    // The flight's lookup has its own deadline; this one only guards against a store call that
+    // ignores it.
+    const auto give_up =
+        async_event::clock::now() + options_.lookup_timeout + std::chrono::seconds(1);
+    while (!f->done) {
+      const auto wake = co_await f->finished.wait_until(give_up);
+      if (wake == async_event::wake::timed_out)
+        break;
+    }
   }
-  --waiters_;
-  update_gauges();
   const auto now = now_();
   if (!f->done)
     co_return count(answer_without_source(key, now, "route lookup did not finish in time"), start);
