@@ -289,8 +289,10 @@ std::error_code channel::basic_ack(std::uint64_t delivery_tag, bool multiple) {
   if (!multiple) {
     acks_.settled(delivery_tag);
   } else {
-    // Everything up to the tag is settled by this frame; the window must not send it again.
+    // Everything up to the tag is settled by this frame: the recorded acks leave before it, and
+    // the window forgets the tags it covers (left open, they would block every later run).
     flush_acks();
+    acks_.settled_through(delivery_tag);
   }
   amqp_basic_ack_t args{delivery_tag, multiple};
   return send(AMQP_BASIC_ACK_METHOD, &args);
@@ -301,6 +303,7 @@ std::error_code channel::basic_nack(std::uint64_t delivery_tag, bool multiple, b
     acks_.settled(delivery_tag);
   } else {
     flush_acks();
+    acks_.settled_through(delivery_tag);
   }
   amqp_basic_nack_t args{delivery_tag, multiple, requeue};
   return send(AMQP_BASIC_NACK_METHOD, &args);
@@ -549,9 +552,12 @@ void channel::finish_content() {
   if (in.kind == content_kind::deliver) {
     const auto it = consumers_.find(in.message.consumer_tag);
     if (it == consumers_.end()) {
-      // A delivery racing our basic.cancel; unacked, it returns to the queue with the channel.
+      // A delivery racing our basic.cancel (or after one that failed); unacked, it returns to
+      // the queue with the channel. Until then it is outstanding on the broker, so the window
+      // must know it: a multiple ack of later tags would otherwise ack it unhandled.
       spdlog::debug("amqp: delivery for unknown consumer channel={} tag={}", id_,
                     in.message.consumer_tag);
+      acks_.delivered(in.message.delivery_tag);
       return;
     }
     const auto entry = it->second;

@@ -172,6 +172,30 @@ asio::awaitable<bool> subscription_consumer::resolve_target(bool for_batch,
   co_return true;
 }
 
+asio::awaitable<bool> subscription_consumer::recheck_target(bool for_batch,
+                                                            std::optional<target_address>& to,
+                                                            std::string& target,
+                                                            clock::time_point hold_until,
+                                                            attempt_outcome& out, bool& probe) {
+  std::optional<target_address> now_to;
+  std::string now_target;
+  const bool resolved = co_await resolve_target(for_batch, now_to, now_target, out);
+  if (!resolved)
+    co_return false;
+  to = std::move(now_to);
+  if (now_target == target)
+    co_return true;
+  // The admission was the old target's. Waiting for the new one's holds the slot meanwhile;
+  // that only happens when the route moved during the wait.
+  if (probe) {
+    context_->breakers.release_probe(target);
+    probe = false;
+  }
+  target = std::move(now_target);
+  const bool admitted = co_await admit(target, hold_until, out, probe);
+  co_return admitted;
+}
+
 subscription_consumer::~subscription_consumer() {
   // Before held_: a held message removes itself from it.
   waiting_.clear();
@@ -691,6 +715,13 @@ asio::awaitable<subscription_consumer::attempt_outcome> subscription_consumer::s
     out.cancelled = true;
     co_return out;
   }
+  if (sub_->route) {
+    // The guard's flag itself: a cancellation inside must find it naming the probe held now.
+    const bool still = co_await recheck_target(false, to, target, hold_until, out, pg.armed);
+    probe = pg.armed;
+    if (!still)
+      co_return out;
+  }
   http::client_request request =
       compose_delivery(*sub_, keys_, h.in, unix_ms_now() / 1000, rng_(), to ? &*to : nullptr);
   const auto started = clock::now();
@@ -792,6 +823,15 @@ asio::awaitable<void> subscription_consumer::flush_batch(std::shared_ptr<batch> 
     common.cancelled = true;
     b->results.assign(b->items.size(), common);
     co_return;
+  }
+  if (sub_->route) {
+    // The guard's flag itself: a cancellation inside must find it naming the probe held now.
+    const bool still = co_await recheck_target(true, to, target, hold_until, common, pg.armed);
+    probe = pg.armed;
+    if (!still) {
+      b->results.assign(b->items.size(), common);
+      co_return;
+    }
   }
   std::vector<batch_item> items;
   std::vector<std::string> ids;

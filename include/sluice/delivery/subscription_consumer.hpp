@@ -168,6 +168,14 @@ class subscription_consumer : public std::enable_shared_from_this<subscription_c
   // retryably (no_route, route_unavailable).
   boost::asio::awaitable<bool> resolve_target(bool for_batch, std::optional<target_address>& to,
                                               std::string& target, attempt_outcome& out);
+  // With a route, once the waits for the rate, the breaker and a slot are over (up to the hold
+  // bound): the route again (a cache hit), so a route changed or deactivated while the attempt
+  // waited is not called. The latest answer is where the call goes; no target any more fails
+  // as resolve_target does; another breaker key gives the old target's probe back and waits for
+  // the new target's admission. False: `out` says why, nothing is called.
+  boost::asio::awaitable<bool> recheck_target(bool for_batch, std::optional<target_address>& to,
+                                              std::string& target, clock::time_point hold_until,
+                                              attempt_outcome& out, bool& probe);
   boost::asio::awaitable<void> flush_batch(std::shared_ptr<batch> b);
   boost::asio::awaitable<bool> wait_for_rate(clock::time_point hold_until, attempt_outcome& out);
   boost::asio::awaitable<bool> admit(const std::string& target, clock::time_point bound,

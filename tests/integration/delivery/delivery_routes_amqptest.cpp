@@ -56,8 +56,50 @@ TEST(delivery_routes, an_active_route_wins_over_the_url) {
                           "\",outcome=\"delivered\"}") == 2;
         },
         5s));
-    EXPECT_EQ(lookup.asked.size(), 2u);
+    // Each delivery resolves before its waits (rate, breaker, slot) and again before its call.
+    EXPECT_EQ(lookup.asked.size(), 4u);
     const std::vector<test_target*> targets{&fallback, &routed};
+    co_await r.shut(targets);
+  });
+}
+
+// A delivery resolves its route, then waits (here for the rate limit's next token; a breaker
+// or a concurrency slot hold it the same way, up to the hold bound). A route changed or
+// deactivated meanwhile must not be called: the change reaches the delivery when its wait ends.
+TEST(delivery_routes, a_route_changed_while_a_delivery_waits_is_not_called) {
+  test::scoped_database db;
+  amqp::test::run([&](asio::io_context& io) -> asio::awaitable<void> {
+    test::fake_route_lookup lookup;
+    rig r(io, db.url(), with_routes(lookup));
+    test_target before(io, {});
+    test_target after(io, {});
+    co_await r.start();
+    const auto queue = r.queue_name("engroute");
+    auto s = r.sub(queue, before);
+    s.url.clear();
+    s.address = {};
+    s.route = test::key_of("acme", "hook", "prod", "v1");
+    s.timeout = 5s;
+    s.concurrency = 2;
+    s.rate_limit_per_sec = 1;  // the second delivery waits about a second for its token
+    lookup.active(*s.route, url_of(before, "/before"));
+    co_await r.put(s);
+    EXPECT_TRUE(co_await eventually([&] { return r.consuming(queue); }, 10s));
+    r.publish(queue, R"({"n": 1})");
+    r.publish(queue, R"({"n": 2})");
+    // The first went out; the second resolved too and waits for the token.
+    EXPECT_TRUE(co_await eventually(
+        [&] { return before.seen.size() == 1 && lookup.asked.size() >= 2; }, 10s));
+    lookup.active(*s.route, url_of(after, "/after"));
+    EXPECT_TRUE(co_await eventually([&] { return after.seen.size() == 1; }, 10s));
+    EXPECT_EQ(before.seen.size(), 1u);
+    EXPECT_TRUE(co_await eventually(
+        [&] {
+          return r.metric("sluice_delivery_attempts_total{queue=\"" + queue +
+                          "\",outcome=\"delivered\"}") == 2;
+        },
+        5s));
+    const std::vector<test_target*> targets{&before, &after};
     co_await r.shut(targets);
   });
 }

@@ -54,7 +54,7 @@ TEST(ack_window, acks_behind_an_unsettled_tag_leave_one_by_one_and_are_not_held)
   EXPECT_TRUE(w.ack(2));
   EXPECT_TRUE(w.ack(1));
   EXPECT_EQ(w.take(), (frames{{2, true}}));
-  EXPECT_EQ(w.tracked(), 2U);  // 4 open, 5 settled behind it
+  EXPECT_EQ(w.tracked(), 1U);  // 4 open; 5 left the window with its own frame
   EXPECT_TRUE(w.ack(4));
   EXPECT_EQ(w.take(), (frames{{4, false}}));
   EXPECT_EQ(w.tracked(), 0U);
@@ -84,7 +84,8 @@ TEST(ack_window, a_run_of_only_nacked_tags_sends_nothing) {
   EXPECT_FALSE(w.has_acks());
   EXPECT_TRUE(w.take().empty());
   EXPECT_TRUE(w.ack(3));
-  EXPECT_EQ(w.take(), (frames{{3, true}}));
+  // 1 and 2 are no longer outstanding: a single ack of 3 is all it takes.
+  EXPECT_EQ(w.take(), (frames{{3, false}}));
 }
 
 TEST(ack_window, a_settle_after_a_recorded_ack_withdraws_the_ack) {
@@ -93,6 +94,53 @@ TEST(ack_window, a_settle_after_a_recorded_ack_withdraws_the_ack) {
   w.settled(1);
   EXPECT_FALSE(w.has_acks());
   EXPECT_TRUE(w.take().empty());
+}
+
+// A consumer that only nacks or rejects (malformed messages, PostgreSQL away so every delivery
+// goes back) records no ack, so no take() ever runs: settled tags must not pile up meanwhile.
+TEST(ack_window, tags_settled_without_any_ack_do_not_accumulate) {
+  ack_window w;
+  for (std::uint64_t tag = 1; tag <= 10'000; ++tag) {
+    w.delivered(tag);
+    w.settled(tag);
+  }
+  EXPECT_EQ(w.tracked(), 0U);
+  EXPECT_TRUE(w.take().empty());
+}
+
+// One delivery that is never settled (held for long, or settled outside the window) must not make
+// the window keep everything delivered after it.
+TEST(ack_window, tags_settled_behind_a_stuck_one_do_not_accumulate) {
+  ack_window w;
+  w.delivered(1);
+  for (std::uint64_t tag = 2; tag <= 10'000; ++tag) {
+    w.delivered(tag);
+    if (tag % 2 == 0) {
+      EXPECT_TRUE(w.ack(tag));
+    } else {
+      w.settled(tag);
+    }
+    if (tag % 100 == 0) {
+      EXPECT_EQ(w.take().size(), 50U);
+    }
+  }
+  EXPECT_EQ(w.tracked(), 1U);
+  EXPECT_TRUE(w.ack(1));
+  EXPECT_EQ(w.take(), (frames{{1, false}}));
+  EXPECT_EQ(w.tracked(), 0U);
+}
+
+// basic.ack/basic.nack with multiple=true sent directly settle every tag up to theirs: they must
+// not stay open in the window, blocking every later run and keeping what follows.
+TEST(ack_window, a_direct_multiple_settle_releases_every_tag_up_to_it) {
+  auto w = delivered({1, 2, 3, 4, 5});
+  w.settled_through(3);
+  EXPECT_EQ(w.tracked(), 2U);
+  EXPECT_FALSE(w.ack(2));
+  EXPECT_TRUE(w.ack(4));
+  EXPECT_TRUE(w.ack(5));
+  EXPECT_EQ(w.take(), (frames{{5, true}}));
+  EXPECT_EQ(w.tracked(), 0U);
 }
 
 TEST(ack_window, unknown_or_twice_acked_tags_are_refused_for_a_direct_send) {
@@ -114,14 +162,21 @@ TEST(ack_window, clear_forgets_every_tag_of_a_closed_channel) {
   EXPECT_FALSE(w.ack(2));
 }
 
-TEST(ack_window, a_tag_that_does_not_grow_restarts_the_window) {
+// Restarting the window there would drop the recorded ack of 10 (never sent) and forget 11, still
+// outstanding: a later multiple ack past it would ack it unhandled.
+TEST(ack_window, a_tag_that_does_not_grow_ends_coalescing_and_keeps_the_recorded_acks) {
   auto w = delivered({10, 11});
   EXPECT_TRUE(w.ack(10));
   w.delivered(3);
-  EXPECT_FALSE(w.has_acks());
-  EXPECT_EQ(w.tracked(), 1U);
-  EXPECT_TRUE(w.ack(3));
-  EXPECT_EQ(w.take(), (frames{{3, false}}));
+  w.delivered(4);
+  EXPECT_TRUE(w.has_acks());
+  EXPECT_FALSE(w.ack(3));
+  EXPECT_FALSE(w.ack(4));
+  EXPECT_FALSE(w.ack(11));
+  EXPECT_EQ(w.take(), (frames{{10, false}}));
+  EXPECT_EQ(w.tracked(), 0U);
+  w.delivered(12);
+  EXPECT_FALSE(w.ack(12));
 }
 
 }  // namespace

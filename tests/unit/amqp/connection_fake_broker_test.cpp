@@ -413,6 +413,63 @@ TEST(amqp_connection_fake_broker, acks_coalesce_into_multiple_and_precede_channe
   EXPECT_TRUE(close_after_last_ack);
 }
 
+// A delivery for a consumer the channel no longer knows (its basic.cancel failed, say) is left
+// unacked on purpose, so it is still outstanding on the broker: a multiple ack of the tags after
+// it would ack it too, and the message would be gone without anyone having handled it.
+TEST(amqp_connection_fake_broker, a_multiple_ack_never_covers_a_delivery_of_an_unknown_consumer) {
+  std::vector<seen> settles;
+  run_pair(
+      [&](asio::io_context&, fake_broker& fake) -> asio::awaitable<void> {
+        co_await fake.handshake(131072, 0);
+        while (auto f = co_await fake.next()) {
+          if (f->method == AMQP_CHANNEL_OPEN_METHOD) {
+            amqp_channel_open_ok_t ok{amqp_empty_bytes};
+            co_await fake.send_method(f->channel, AMQP_CHANNEL_OPEN_OK_METHOD, &ok);
+          } else if (f->method == AMQP_BASIC_CONSUME_METHOD) {
+            amqp_basic_consume_ok_t ok{to_amqp_bytes(std::string_view("c1"))};
+            co_await fake.send_method(f->channel, AMQP_BASIC_CONSUME_OK_METHOD, &ok);
+            co_await fake.deliver(f->channel, "gone", 1, "orphan");
+            co_await fake.deliver(f->channel, "c1", 2, "m2");
+            co_await fake.deliver(f->channel, "c1", 3, "m3");
+          } else if (f->method == AMQP_BASIC_ACK_METHOD) {
+            settles.push_back(*f);
+          } else if (f->method == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_ok_t ok{};
+            co_await fake.send_method(f->channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+          } else if (f->method == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_ok_t ok{};
+            co_await fake.send_method(0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+            break;
+          }
+        }
+      },
+      [&](asio::io_context& io, std::uint16_t port) -> asio::awaitable<void> {
+        auto conn = connection::create(io.get_executor(), options_for(port));
+        CO_ASSERT_TRUE(!co_await conn->open());
+        auto [cec, ch] = co_await conn->open_channel();
+        CO_ASSERT_TRUE(!cec);
+        std::vector<delivery> got;
+        delivery_handler on_delivery = [&](delivery d) { got.push_back(std::move(d)); };
+        consume_options options;
+        options.consumer_tag = "c1";
+        auto [ec, tag] = co_await ch->basic_consume("q", on_delivery, options);
+        CO_ASSERT_TRUE(!ec);
+        for (int i = 0; i < 300 && got.size() < 2; ++i) {
+          co_await sleep_for(io, 10ms);
+        }
+        CO_ASSERT_TRUE(got.size() == 2);
+        EXPECT_FALSE(got[0].ack());
+        EXPECT_FALSE(got[1].ack());
+        EXPECT_FALSE(co_await ch->close());
+        EXPECT_FALSE(co_await conn->close());
+      });
+  ASSERT_EQ(settles.size(), 2U);
+  EXPECT_EQ(settles[0].delivery_tag, 2U);
+  EXPECT_FALSE(settles[0].multiple);
+  EXPECT_EQ(settles[1].delivery_tag, 3U);
+  EXPECT_FALSE(settles[1].multiple);
+}
+
 TEST(amqp_connection_fake_broker, blocked_and_unblocked_are_surfaced) {
   std::vector<bool> events;
   bool client_saw_blocked = false;

@@ -133,6 +133,40 @@ TEST_F(route_resolver_test, a_thousand_concurrent_resolves_of_a_cold_key_make_on
   EXPECT_EQ(total("miss"), 1000);
 }
 
+// A worker's requests are cancelled (terminal) when it stops or loses its channel; a resolve
+// cancelled while waiting for a lookup must give its waiter place back, or enough of them would
+// leave every later miss "too many resolves waiting" for good.
+TEST_F(route_resolver_test, a_cancelled_resolve_gives_its_waiter_place_back) {
+  route_resolver_options o;
+  o.max_waiters = 1;
+  make(o);
+  store_.rows["a"] = active(key("a"), "http://a/");
+  store_.open = false;
+  asio::cancellation_signal cancel;
+  bool ended = false;
+  asio::co_spawn(
+      io_, [this]() -> asio::awaitable<void> { co_await resolver_->resolve(key("a")); },
+      asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr) { ended = true; }));
+  run();
+  EXPECT_EQ(resolver_->waiters(), 1u);
+  cancel.emit(asio::cancellation_type::terminal);
+  run();
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(resolver_->waiters(), 0u);
+  store_.release();
+  run();
+  // The place is free again: a resolve waits for its lookup instead of being refused.
+  now_ += 120s;
+  store_.open = false;
+  auto slot = start(key("a"));
+  run();
+  EXPECT_EQ(resolver_->waiters(), 1u);
+  store_.release();
+  run();
+  ASSERT_TRUE(slot->has_value());
+  EXPECT_EQ((*slot)->result, resolve_result::miss);
+}
+
 TEST_F(route_resolver_test, a_cached_route_is_a_hit_without_a_lookup_until_its_ttl) {
   store_.rows["a"] = active(key("a"), "http://a/");
   EXPECT_EQ(resolve(key("a")).result, resolve_result::miss);
