@@ -335,13 +335,7 @@ asio::awaitable<void> subscription_consumer::run() {
   milliseconds delay = consume_retry_initial;
   const std::weak_ptr<subscription_consumer> weak = weak_from_this();
   const bool ordered = sub_->ordering == ordering::partition;
-  // Twice the concurrency: a quorum queue hands out more messages only once an ack's Raft entry
-  // is written, so with a prefetch of exactly the concurrency the requests waited on that round
-  // trip (the bench at the default 32: latency-bound at 0.30 × the relay's rate). The slots still
-  // bound the requests in flight; a message waiting for one waits about one request's time,
-  // within the hold bound.
-  std::uint32_t prefetch = static_cast<std::uint32_t>(
-      std::min<std::uint64_t>(65'535, 2ULL * sub_->concurrency));
+  std::uint32_t prefetch = sub_->concurrency;
   // Batch mode: room for a few batches (one being answered, the next ones filling), or the next
   // batch only starts to fill once the previous one is answered and acked: with a prefetch of
   // maxItems the bench measured one batch in flight at any concurrency.

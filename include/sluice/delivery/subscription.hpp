@@ -54,7 +54,7 @@ struct subscription {
   std::string method = "POST";
   std::vector<std::pair<std::string, std::string>> headers;  // sent with every delivery
   std::chrono::milliseconds timeout{30'000};
-  std::uint32_t concurrency = 32;  // upper bound of in-flight deliveries (the prefetch is twice it)
+  std::uint32_t concurrency = 32;  // upper bound of in-flight deliveries (and the prefetch)
   retry_policy retry;
   double rate_limit_per_sec = 0;  // 0: unlimited
   std::optional<batch_spec> batch;

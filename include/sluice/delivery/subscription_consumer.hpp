@@ -98,7 +98,7 @@ struct consumer_status {
 // the relay's arguments; broadcast: the fanout exchange sluice.<queue>, the queue
 // sluice.<queue>~<name> with the same arguments plus x-single-active-consumer for ordering
 // "partition", and the binding), for ordered subscriptions reads the blocked partitions, sets
-// the prefetch (2 × concurrency; in batch mode at least batch.maxItems) and consumes.
+// the prefetch (concurrency; in batch mode at least batch.maxItems) and consumes.
 //
 // Each delivery: rate limiter -> the target's circuit breaker (waiting at most max_hold for a
 // probe slot, else parked "deferred" with the same attempt number) -> a slot under the AIMD
