@@ -237,8 +237,11 @@ TEST_F(retry_store_test, concurrent_claimers_never_get_the_same_row) {
   };
   run(io_, both());
 
-  EXPECT_GT(got_a.size(), 0u);
-  EXPECT_GT(got_b.size(), 0u);
+  // How the rows split is up to the scheduler (one claimer can take every batch before the
+  // other's first claim returns, seen in a CI rehearsal): only "never the same row" is the
+  // promise.
+  RecordProperty("claimed_by_a", static_cast<int>(got_a.size()));
+  RecordProperty("claimed_by_b", static_cast<int>(got_b.size()));
   std::set<uuid> all(got_a.begin(), got_a.end());
   for (const auto& id : got_b)
     EXPECT_TRUE(all.insert(id).second) << "claimed twice: " << id.to_string();
