@@ -364,7 +364,9 @@ TEST_F(retry_scheduler_test, expect_wakes_the_loop_at_the_due_time) {
     EXPECT_EQ(got[0].message_id, m.message_id.to_string());
     // Due times are stored in milliseconds: at most 1 ms early.
     EXPECT_GE(arrived, due - 1ms) << i;
-    EXPECT_LE(arrived, due + 100ms)
+    // Well below the 60 s poll, so only expect() can have woken it; the slack is for a loaded
+    // machine under ASan (118 ms late in a CI rehearsal against a bound of 100 ms).
+    EXPECT_LE(arrived, due + 1s)
         << i << ": " << std::chrono::duration_cast<std::chrono::milliseconds>(arrived - due).count()
         << " ms late";
   }
