@@ -263,6 +263,15 @@ TEST_F(route_events_test, changes_made_while_rabbitmq_is_cut_off_go_out_when_it_
                 .status,
             201);
   EXPECT_EQ(versions_of(receive(1)), one_to(1)) << a.log();
+  // The message reaches a consumer before its confirm reaches sluice: wait for the mark, or a
+  // cut before it would (rightly) publish version 1 again.
+  pg_session marks(db_.url());
+  ASSERT_TRUE(eventually(
+      [&] {
+        return marks.scalar(
+                   "SELECT count(*) FROM sluice_route_events WHERE published_at IS NULL") == "0";
+      },
+      5s));
 
   proxy.cut();
   // Changes made once the client knows the connection is gone (none in flight at the cut).
