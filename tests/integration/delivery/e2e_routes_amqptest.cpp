@@ -99,8 +99,15 @@ TEST_F(e2e_routes, deliveries_follow_the_route_and_wait_while_it_is_deactivated)
   ASSERT_EQ(call(s, "POST", "/api/v1/routes/deactivate", key()), 200);
   const auto before_first = first.count();
   const auto before_second = second.count();
-  // The deactivation reaches the cache within milliseconds; a message pushed right after it
-  // could still be resolved before, so wait for the metric of a no_route retry first.
+  // The deactivation reaches this instance's cache through the change notification, a few
+  // milliseconds after the 200 (slower under ASan): a message resolved before that rightly goes
+  // to the still-cached url. Workers and the resolve endpoint share one cache, so push once the
+  // endpoint says the route is gone.
+  const auto resolve_path =
+      "/api/v1/routes/resolve?tenant=acme&service=" + service_ + "&env=prod&version=v1";
+  ASSERT_TRUE(eventually(
+      [&] { return sluice::test::http_call(s.port(), "GET", resolve_path, "", {}).status == 404; },
+      5s));
   const auto waiting = push(s, items(q, 5, "waiting"));
   ASSERT_TRUE(eventually(
       [&] {
