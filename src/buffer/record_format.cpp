@@ -9,7 +9,10 @@ namespace sluice::buffer {
 namespace {
 
 constexpr char magic[4] = {'S', 'L', 'B', 'F'};
-constexpr std::uint8_t known_flags = 0x0f;
+// Bits 0-3: the optional strings below; bit 4: an event time (8 bytes after them). Records
+// without an event time are byte for byte what builds before it wrote.
+constexpr std::uint8_t known_flags = 0x1f;
+constexpr std::uint8_t event_time_flag = 0x10;
 
 void put_u8(std::string& out, std::uint8_t v) {
   out.push_back(static_cast<char>(v));
@@ -88,6 +91,8 @@ std::size_t body_size(const message& m) noexcept {
     if (*opt)
       n += 4 + (*opt)->size();
   }
+  if (m.event_us)
+    n += 8;
   return n;
 }
 
@@ -105,11 +110,15 @@ void put_message_body(const message& m, std::string& out) {
     flags |= 4;
   if (m.transaction_id)
     flags |= 8;
+  if (m.event_us)
+    flags |= event_time_flag;
   put_u8(out, flags);
   for (const auto* opt : {&m.namespace_, &m.task, &m.trace_id, &m.transaction_id}) {
     if (*opt)
       put_str(out, **opt);
   }
+  if (m.event_us)
+    put_le(out, static_cast<std::uint64_t>(*m.event_us), 8);
   put_str(out, m.payload);
 }
 
@@ -146,6 +155,11 @@ bool read_message_body(body_reader& r, message& m) {
     } else {
       opt->reset();
     }
+  }
+  if (flags & event_time_flag) {
+    m.event_us = static_cast<std::int64_t>(r.le(8));
+  } else {
+    m.event_us.reset();
   }
   m.payload = r.str();
   return r.ok() && r.at_end();

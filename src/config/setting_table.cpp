@@ -101,6 +101,19 @@ std::string format_size(std::uint64_t bytes) {
   return std::to_string(bytes);
 }
 
+bool parse_flag(const std::string& value) {
+  const std::string v = ascii_lower(value);
+  for (const char* yes : {"1", "true", "yes", "on"}) {
+    if (v == yes)
+      return true;
+  }
+  for (const char* no : {"", "0", "false", "no", "off"}) {
+    if (v == no)
+      return false;
+  }
+  throw bad_value{"1, true, yes, on, or 0, false, no, off"};
+}
+
 struct setting_spec {
   std::string name;
   std::string description;
@@ -514,27 +527,68 @@ const std::vector<setting_spec>& table() {
          s.route_stale_max = std::chrono::seconds(parse_unsigned(v, 0, 86'400));
        },
        [](const settings& s) { return std::to_string(s.route_stale_max.count()); }},
+      count("DEFAULT_PAGE_SIZE",
+            "Items a list or query page holds when the request gives no limit.",
+            &settings::default_page_size, 1, 100'000),
+      count("MAX_PAGE_SIZE", "Largest limit a list or query page accepts; more is a 400.",
+            &settings::max_page_size, 1, 100'000),
+      size("INGEST_MAX_BYTES",
+           "Largest body of one streaming ingest upload (/api/v1/queues/{queue}/ingest); more "
+           "gets 413.",
+           &settings::ingest_max_bytes, 1024, 1ULL << 40),
+      {"AUTH_TOKEN",
+       "Static bearer token with every role; set (or AUTH_TOKENS_FILE, or a JWT key) = every /api "
+       "call needs a token.",
+       [](settings& s, const std::string& v) { s.auth_token = v; },
+       [](const settings& s) {
+         return (s.auth_token.empty() ? std::string() : std::string("(set)"));
+       },
+       true},
+      {"AUTH_TOKENS_FILE",
+       "JSON file of named tokens by SHA-256 with roles and name prefixes, re-read on SIGHUP; "
+       "empty = none.",
+       [](settings& s, const std::string& v) { s.auth_tokens_file = v; },
+       [](const settings& s) { return s.auth_tokens_file; }},
+      {"AUTH_JWT_HS256_SECRET", "Secret of HS256-signed JWT bearer tokens; empty = none.",
+       [](settings& s, const std::string& v) { s.auth_jwt_hs256_secret = v; },
+       [](const settings& s) {
+         return (s.auth_jwt_hs256_secret.empty() ? std::string() : std::string("(set)"));
+       },
+       true},
+      {"AUTH_JWT_PUBLIC_KEY_FILE",
+       "PEM public key of RS256 or ES256 JWT bearer tokens; empty = none.",
+       [](settings& s, const std::string& v) { s.auth_jwt_public_key_file = v; },
+       [](const settings& s) { return s.auth_jwt_public_key_file; }},
+      {"AUTH_JWT_ROLES_CLAIM", "JWT claim holding the caller's roles (read, write, admin).",
+       [](settings& s, const std::string& v) {
+         if (v.empty())
+           throw bad_value{"a claim name"};
+         s.auth_jwt_roles_claim = v;
+       },
+       [](const settings& s) { return s.auth_jwt_roles_claim; }},
+      {"AUTH_JWT_ISSUER", "Required iss of JWTs; empty = not checked.",
+       [](settings& s, const std::string& v) { s.auth_jwt_issuer = v; },
+       [](const settings& s) { return s.auth_jwt_issuer; }},
+      {"AUTH_JWT_AUDIENCE", "Required aud of JWTs; empty = not checked.",
+       [](settings& s, const std::string& v) { s.auth_jwt_audience = v; },
+       [](const settings& s) { return s.auth_jwt_audience; }},
+      {"METRICS_AUTH", "1 (or true, yes, on): /metrics needs a token with the read role too.",
+       [](settings& s, const std::string& value) { s.metrics_auth = parse_flag(value); },
+       [](const settings& s) { return s.metrics_auth ? "1" : "0"; }},
+      {"SLUICE_TLS_CERT",
+       "PEM certificate chain; with SLUICE_TLS_KEY the HTTP listeners speak only HTTPS. Re-read on "
+       "SIGHUP.",
+       [](settings& s, const std::string& v) { s.tls_cert_file = v; },
+       [](const settings& s) { return s.tls_cert_file; }},
+      {"SLUICE_TLS_KEY", "PEM private key of SLUICE_TLS_CERT. Re-read on SIGHUP.",
+       [](settings& s, const std::string& v) { s.tls_key_file = v; },
+       [](const settings& s) { return s.tls_key_file; }},
       count("METRICS_MAX_QUEUE_LABELS",
             "Distinct queue names sluice_push_items_total keeps apart; pushes to further queues "
             "are counted under queue=\"(other)\".",
             &settings::metrics_max_queue_labels, 1, 1'000'000),
       {"DEBUG", "1 (or true, yes, on) logs at debug level unless LOG_LEVEL is set.",
-       [](settings& s, const std::string& value) {
-         const std::string v = ascii_lower(value);
-         for (const char* yes : {"1", "true", "yes", "on"}) {
-           if (v == yes) {
-             s.debug = true;
-             return;
-           }
-         }
-         for (const char* no : {"", "0", "false", "no", "off"}) {
-           if (v == no) {
-             s.debug = false;
-             return;
-           }
-         }
-         throw bad_value{"1, true, yes, on, or 0, false, no, off"};
-       },
+       [](settings& s, const std::string& value) { s.debug = parse_flag(value); },
        [](const settings& s) { return s.debug ? "1" : "0"; }},
       {"LOG_LEVEL", "trace, debug, info, warn, error or off. DEBUG=1 is a shorthand for debug.",
        [](settings& s, const std::string& v) {

@@ -65,14 +65,18 @@ bool match_segments(const std::vector<std::string>& pattern,
 
 void router::add(std::string method, std::string pattern, std::string name, handler h,
                  route_options options) {
+  auto segments = split_path<std::string>(pattern);
   route r{std::move(method),
-          split_path<std::string>(pattern),
+          std::move(pattern),
+          std::move(segments),
           std::move(name),
           std::move(h),
           0,
           options};
   r.literal_count = static_cast<int>(std::count_if(r.segments.begin(), r.segments.end(),
                                                    [](const auto& s) { return !is_capture(s); }));
+  if (r.options.stream_body)
+    max_stream_body_bytes_ = std::max(max_stream_body_bytes_, r.options.max_body_bytes);
   routes_.push_back(std::move(r));
 }
 
@@ -102,6 +106,7 @@ router::match router::find(request& req) const {
     result.target = &best->h;
     result.route_name = best->name;
     result.watch_client = best->options.watch_client;
+    result.options = &best->options;
     result.allowed.clear();
     req.params = std::move(best_captures);
     return result;
@@ -114,6 +119,14 @@ router::match router::find(request& req) const {
     result.route_name = best_other_method->name;
   }
   return result;
+}
+
+std::vector<router::route_info> router::list() const {
+  std::vector<route_info> out;
+  out.reserve(routes_.size());
+  for (const auto& r : routes_)
+    out.push_back({r.method, r.pattern, r.name, &r.options});
+  return out;
 }
 
 bool router::has(std::string_view method, std::string_view path) const {

@@ -1,8 +1,10 @@
 #include "sluice/http/server.hpp"
 
+#include <algorithm>
 #include <list>
 
 #include "sluice/core/uuid.hpp"
+#include "sluice/http/body_reader.hpp"
 #include "sluice/http/client_watch.hpp"
 #include "sluice/http/response_wire.hpp"
 
@@ -101,6 +103,70 @@ bool acceptable_request_id(std::string_view id) {
   }
   return true;
 }
+
+// A streamed request body, read straight from the connection into the handler's string
+// (Beast's buffer_body), so only one read's worth is ever held here.
+class stream_reader final : public body_reader {
+ public:
+  stream_reader(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                bhttp::request_parser<bhttp::buffer_body>& parser,
+                std::chrono::milliseconds read_timeout)
+      : stream_(stream), buffer_(buffer), parser_(parser), read_timeout_(read_timeout) {}
+
+  asio::awaitable<std::error_code> read_some(std::string& out, std::size_t max_bytes) override {
+    if (failed_)
+      co_return failed_;
+    const std::size_t start = out.size();
+    // A read may carry only chunk framing and no body byte: read again until one comes.
+    while (!parser_.is_done() && out.size() == start && max_bytes > 0) {
+      out.resize(start + max_bytes);
+      auto& body = parser_.get().body();
+      body.data = out.data() + start;
+      body.size = max_bytes;
+      stream_.expires_after(read_timeout_);
+      auto [ec, ignored] = co_await bhttp::async_read_some(stream_, buffer_, parser_, use_tuple);
+      const std::size_t got = max_bytes - body.size;
+      body.data = nullptr;
+      body.size = 0;
+      out.resize(start + got);
+      read_ += got;
+      if (ec == bhttp::error::need_buffer)
+        ec = {};
+      if (ec) {
+        failed_ = classify(ec);
+        co_return failed_;
+      }
+    }
+    co_return std::error_code{};
+  }
+
+  bool done() const noexcept override { return parser_.is_done(); }
+  std::size_t bytes_read() const noexcept override { return read_; }
+  std::optional<std::size_t> content_length() const noexcept override {
+    const auto n = parser_.content_length();
+    return n ? std::optional<std::size_t>(*n) : std::nullopt;
+  }
+
+ private:
+  static std::error_code classify(const beast::error_code& ec) {
+    if (ec == bhttp::error::body_limit)
+      return body_errc::too_large;
+    if (ec == beast::error::timeout)
+      return body_errc::timeout;
+    if (ec == asio::error::eof || ec == bhttp::error::partial_message ||
+        ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted)
+      return body_errc::closed;
+    return body_errc::malformed;
+  }
+
+  beast::tcp_stream& stream_;
+  beast::flat_buffer& buffer_;
+  bhttp::request_parser<bhttp::buffer_body>& parser_;
+  std::chrono::milliseconds read_timeout_;
+  std::size_t read_ = 0;
+  std::error_code failed_;
+};
 
 }  // namespace
 
@@ -271,7 +337,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-      parser.body_limit(options.max_body_bytes);
+      // Held to the found route's limit once the header is routed.
+      parser.body_limit(std::max(options.max_body_bytes, routes.max_stream_body_bytes()));
       conn.stream.expires_after(options.read_timeout);
       auto [ec, header_bytes] =
           co_await bhttp::async_read_header(conn.stream, buffer, parser, use_tuple);
@@ -289,7 +356,9 @@ struct server::impl : std::enable_shared_from_this<impl> {
         co_return;
       }
       if (ec == bhttp::error::body_limit) {  // a declared Content-Length over the limit
-        co_await reject(conn, 11, "unmatched", "OTHER", body_too_large());
+        co_await reject(
+            conn, 11, "unmatched", "OTHER",
+            body_too_large(std::max(options.max_body_bytes, routes.max_stream_body_bytes())));
         co_return;
       }
       if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
@@ -325,68 +394,87 @@ struct server::impl : std::enable_shared_from_this<impl> {
           co_return;
         }
       }
-      // curl and others wait for "100 Continue" before sending a large body.
-      // Not to HTTP/1.0 clients: they must not be sent a 1xx (RFC 9110, 15.2).
-      if (auto expect = header[bhttp::field::expect];
-          version >= 11 && beast::iequals(expect, "100-continue")) {
-        // A body no route will take is not asked for: the final answer comes instead of
-        // "100 Continue" (RFC 9110 10.1.1), and the connection ends, its body unread.
-        request probe;
-        probe.method = std::string(header.method_string());
-        const std::string target = origin_form(header.target());
-        probe.path = target.substr(0, target.find('?'));
-        const auto found = routes.find(probe);
-        if (auto error = routing_error(found, probe)) {
-          co_await reject(conn, version, found.route_name, method, std::move(*error));
-          co_return;
-        }
-        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-        co_await asio::async_write(conn.stream, asio::buffer(continue_line), use_tuple);
-      }
-      if (!parser.is_done()) {
-        auto [body_ec, ignored] =
-            co_await bhttp::async_read(conn.stream, buffer, parser, use_tuple);
-        if (body_ec == bhttp::error::body_limit) {
-          co_await reject(conn, version, "unmatched", method, body_too_large());
-          co_return;
-        }
-        if (body_ec) {
-          if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
-              body_ec != bhttp::error::partial_message) {
-            co_await reject(
-                conn, version, "unmatched", method,
-                error_response(400, "bad_request", "malformed HTTP body: " + body_ec.message()));
-          }
-          co_return;
-        }
-      }
 
       const auto started = std::chrono::steady_clock::now();
-      auto beast_req = parser.release();
-      request req;
-      req.method = std::string(beast_req.method_string());
-      req.target = origin_form(beast_req.target());
-      const auto q = req.target.find('?');
-      req.path = req.target.substr(0, q);
-      if (q != std::string::npos)
-        req.query = req.target.substr(q + 1);
-      for (const auto& field : beast_req) {
-        req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-      }
-      req.body = std::move(beast_req.body());
-      req.remote_address = conn.remote_address;
-      const auto given_id = req.header("X-Request-Id");
-      req.request_id = given_id && acceptable_request_id(*given_id) ? std::string(*given_id)
-                                                                    : ids.next().to_string();
-      const bool keep_alive = beast_req.keep_alive();
-
+      request req = request_of(header, conn);
+      const bool keep_alive = header.keep_alive();
       // HEAD is GET without the body (RFC 9110 9.3.2): routed as GET, the body cut off below,
       // Content-Length kept.
       // A route that takes HEAD itself (the proxy) gets it as it came.
       const bool head = req.method == "HEAD";
       if (head && !routes.has("HEAD", req.path))
         req.method = "GET";
-      auto [result, route_name] = co_await dispatch(conn, buffer, req);
+      // Routed and authorized on the header alone, so a body nobody will take (no route, no
+      // permission, too large for the route) is refused before it is read.
+      const auto found = routes.find(req);
+      std::optional<response> early = routing_error(found, req);
+      const route_options* route =
+          found.outcome == router::match::kind::found ? found.options : nullptr;
+      if (!early && route != nullptr && options.authorize)
+        early = options.authorize(req, *route);
+      const bool streamed = !early && route != nullptr && route->stream_body;
+      const std::size_t body_limit = streamed ? route->max_body_bytes : options.max_body_bytes;
+      const auto declared = parser.content_length();
+      const bool oversized = declared && *declared > body_limit;
+      // A refused request whose body will not be read (too large, or a streaming route's,
+      // possibly huge) is answered from its header, then the connection ends.
+      if (early && (oversized || (route != nullptr && route->stream_body && !parser.is_done()))) {
+        co_await reject(conn, version, found.route_name, method, std::move(*early));
+        co_return;
+      }
+      if (oversized) {
+        co_await reject(conn, version, found.route_name, method, body_too_large(body_limit));
+        co_return;
+      }
+      parser.body_limit(body_limit);  // chunked bodies count down from here
+      // curl and others wait for "100 Continue" before sending a large body.
+      // Not to HTTP/1.0 clients: they must not be sent a 1xx (RFC 9110, 15.2).
+      if (auto expect = header[bhttp::field::expect];
+          version >= 11 && beast::iequals(expect, "100-continue")) {
+        // A body no route will take is not asked for: the final answer comes instead of
+        // "100 Continue" (RFC 9110 10.1.1), and the connection ends, its body unread.
+        if (early) {
+          co_await reject(conn, version, found.route_name, method, std::move(*early));
+          co_return;
+        }
+        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await asio::async_write(conn.stream, asio::buffer(continue_line), use_tuple);
+      }
+
+      std::pair<response, std::string> answer;
+      bool body_complete = true;
+      if (streamed) {
+        bhttp::request_parser<bhttp::buffer_body> body_parser(std::move(parser));
+        stream_reader reader(conn.stream, buffer, body_parser, options.read_timeout);
+        req.body_stream = &reader;
+        answer = co_await dispatch(conn, buffer, req, found);
+        req.body_stream = nullptr;
+        body_complete = reader.done();
+      } else {
+        if (!parser.is_done()) {
+          auto [body_ec, ignored] =
+              co_await bhttp::async_read(conn.stream, buffer, parser, use_tuple);
+          if (body_ec == bhttp::error::body_limit) {
+            co_await reject(conn, version, "unmatched", method, body_too_large(body_limit));
+            co_return;
+          }
+          if (body_ec) {
+            if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
+                body_ec != bhttp::error::partial_message) {
+              co_await reject(
+                  conn, version, "unmatched", method,
+                  error_response(400, "bad_request", "malformed HTTP body: " + body_ec.message()));
+            }
+            co_return;
+          }
+        }
+        req.body = std::move(parser.get().body());
+        if (early)
+          answer = {std::move(*early), found.route_name};
+        else
+          answer = co_await dispatch(conn, buffer, req, found);
+      }
+      auto& [result, route_name] = answer;
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       record(route_name, method, result.status, seconds);
@@ -394,7 +482,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
                     head ? "HEAD" : req.method, printable(req.path), result.status, route_name,
                     seconds * 1000, req.request_id);
 
-      const bool again = keep_alive && !stopping;
+      // A streamed body the handler left unread cannot be skipped safely: the connection ends.
+      const bool again = keep_alive && !stopping && body_complete;
       serialize_response(result, version, again, req.request_id, wire);
       if (head)
         wire.resize(wire.size() - result.body.size());
@@ -407,10 +496,29 @@ struct server::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  response body_too_large() const {
-    return error_response(
-        413, "body_too_large",
-        "request body exceeds " + std::to_string(options.max_body_bytes) + " bytes");
+  response body_too_large() const { return body_too_large(options.max_body_bytes); }
+  static response body_too_large(std::size_t limit) {
+    return error_response(413, "body_too_large",
+                          "request body exceeds " + std::to_string(limit) + " bytes");
+  }
+
+  // The handler's view of a request, built from the header (the body comes later, or never).
+  request request_of(const bhttp::request_parser<bhttp::string_body>::value_type& header,
+                     const connection& conn) {
+    request req;
+    req.method = std::string(header.method_string());
+    req.target = origin_form(header.target());
+    const auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos)
+      req.query = req.target.substr(q + 1);
+    for (const auto& field : header)
+      req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    req.remote_address = conn.remote_address;
+    const auto given_id = req.header("X-Request-Id");
+    req.request_id = given_id && acceptable_request_id(*given_id) ? std::string(*given_id)
+                                                                  : ids.next().to_string();
+    return req;
   }
 
   // The 404 or 405 for a request no route takes; nothing when one does.
@@ -468,11 +576,9 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
   asio::awaitable<std::pair<response, std::string>> dispatch(connection& conn,
                                                              beast::flat_buffer& buffer,
-                                                             request& req) {
-    auto found = routes.find(req);
-    if (auto error = routing_error(found, req))
-      co_return std::pair{std::move(*error), found.route_name};
-    if (!found.watch_client)
+                                                             request& req,
+                                                             const router::match& found) {
+    if (!found.watch_client || req.body_stream != nullptr)
       co_return co_await call(found, req);
     using namespace asio::experimental::awaitable_operators;
     auto watch = std::make_shared<client_watch>();

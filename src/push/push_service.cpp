@@ -383,7 +383,7 @@ asio::awaitable<push_outcome> push_service::push(push_request request) {
       m.id = d.id;
       out.items[i].id = d.id;
     } else if (m.transaction_id) {
-      owned.push_back(message{m.id, 0, m.queue, {}, {}, {}, {}, m.transaction_id, {}});
+      owned.push_back(message{m.id, 0, m.queue, {}, {}, {}, {}, m.transaction_id, {}, {}});
     }
     slots.push_back(i);
     to_write.push_back(std::move(m));

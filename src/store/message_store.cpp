@@ -20,9 +20,10 @@ namespace {
 constexpr std::string_view insert_unnest_sql = R"sql(
 WITH stored AS (
   INSERT INTO sluice_messages
-    (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at)
+    (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at,
+     event_time)
   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::text[], $8::json[], $9::timestamptz[])
+                       $7::text[], $8::json[], $9::timestamptz[], $10::timestamptz[])
   ON CONFLICT DO NOTHING
   RETURNING id),
 outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
@@ -31,8 +32,9 @@ SELECT id FROM stored)sql";
 constexpr std::string_view insert_row_sql = R"sql(
 WITH stored AS (
   INSERT INTO sluice_messages
-    (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    (id, queue, partition, namespace, task, trace_id, transaction_id, payload, created_at,
+     event_time)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
   ON CONFLICT DO NOTHING
   RETURNING id),
 outbox AS (INSERT INTO sluice_relay_outbox (id) SELECT id FROM stored)
@@ -84,7 +86,8 @@ pg_statement unnest_statement(const std::vector<message>& batch,
     payload_bytes += batch[i].payload.size() + 4;
   array_builder ids(pg_type::uuid, n * 20), queues(pg_type::text), partitions(pg_type::text),
       namespaces(pg_type::text), tasks(pg_type::text), traces(pg_type::text), txns(pg_type::text),
-      payloads(pg_type::json, payload_bytes), created(pg_type::timestamptz, n * 12);
+      payloads(pg_type::json, payload_bytes), created(pg_type::timestamptz, n * 12),
+      events(pg_type::timestamptz, n * 4);
   for (std::size_t i : items) {
     const message& m = batch[i];
     ids.add_uuid(m.id);
@@ -96,6 +99,11 @@ pg_statement unnest_statement(const std::vector<message>& batch,
     add_optional(txns, m.transaction_id);
     payloads.add(m.payload);
     created.add_int64(pg_binary::timestamptz_from_unix_ms(m.created_ms));
+    if (m.event_us) {
+      events.add_int64(pg_binary::timestamptz_from_unix_us(*m.event_us));
+    } else {
+      events.add_null();
+    }
   }
   pg_statement s{.sql = insert_unnest_sql, .name = insert_unnest_name};
   s.params.add_binary(ids.bytes(), pg_type::uuid_array);
@@ -107,6 +115,7 @@ pg_statement unnest_statement(const std::vector<message>& batch,
   s.params.add_binary(txns.bytes(), pg_type::text_array);
   s.params.add_binary(payloads.bytes(), pg_type::json_array);
   s.params.add_binary(created.bytes(), pg_type::timestamptz_array);
+  s.params.add_binary(events.bytes(), pg_type::timestamptz_array);
   return s;
 }
 
@@ -130,6 +139,13 @@ std::vector<pg_statement> row_statements(const std::vector<message>& batch,
     created.clear();
     pg_binary::put_int64(created, pg_binary::timestamptz_from_unix_ms(m.created_ms));
     s.params.add_binary(created, pg_type::timestamptz);
+    if (m.event_us) {
+      std::string event;
+      pg_binary::put_int64(event, pg_binary::timestamptz_from_unix_us(*m.event_us));
+      s.params.add_binary(event, pg_type::timestamptz);
+    } else {
+      s.params.add_null(pg_type::timestamptz);
+    }
   }
   return out;
 }

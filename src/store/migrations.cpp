@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
 SELECT version FROM sluice_schema_migrations ORDER BY version;
 )sql";
 
-constexpr std::array<migration, 7> all_migrations{{
+constexpr std::array<migration, 8> all_migrations{{
     {1, "messages", R"sql(
 CREATE TABLE sluice_messages (
   id uuid PRIMARY KEY,               -- uuidv7 minted by sluice at acceptance: time-ordered
@@ -268,6 +268,12 @@ CREATE INDEX sluice_route_events_key ON sluice_route_events (tenant, service, en
 CREATE INDEX sluice_route_events_time ON sluice_route_events (created_at);
 CREATE INDEX sluice_route_events_unpublished ON sluice_route_events (registry_version)
   WHERE published_at IS NULL;
+)sql"},
+    {8, "query", R"sql(
+-- The event time of a message: the ingest's time_field value (POST /api/v1/queues/{q}/ingest).
+-- NULL means the acceptance time, created_at, so a push writes nothing here and adding the
+-- column rewrites no row. Queries read coalesce(event_time, created_at) as eventTime.
+ALTER TABLE sluice_messages ADD COLUMN event_time timestamptz;
 )sql"},
 }};
 

@@ -33,6 +33,10 @@ std::int64_t timestamptz_from_unix_ms(std::int64_t unix_ms) {
   return (unix_ms - postgres_epoch_unix_ms) * 1000;
 }
 
+std::int64_t timestamptz_from_unix_us(std::int64_t unix_us) {
+  return unix_us - postgres_epoch_unix_ms * 1000;
+}
+
 array_builder::array_builder(oid element_type, std::size_t reserve_bytes)
     : element_type_(element_type) {
   out_.reserve(header_size + reserve_bytes);

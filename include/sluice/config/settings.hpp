@@ -114,6 +114,27 @@ struct settings {
   // How long a cached route past its TTL still resolves while PostgreSQL cannot answer.
   std::chrono::seconds route_stale_max{300};
 
+  // Query API (issue #12)
+  std::size_t default_page_size = 100;
+  std::size_t max_page_size = 1'000;
+
+  // Streaming ingest (POST /api/v1/queues/{queue}/ingest)
+  std::uint64_t ingest_max_bytes = 16ULL << 30;
+
+  // Authentication: all empty = the API is open (as before)
+  std::string auth_token;                // one static bearer token with every role
+  std::string auth_tokens_file;          // JSON {"tokens":[{name, sha256, roles, prefixes}]}
+  std::string auth_jwt_hs256_secret;     // HS256 JWTs signed with this secret
+  std::string auth_jwt_public_key_file;  // RS256/ES256 JWTs verified with this PEM key
+  std::string auth_jwt_roles_claim = "roles";
+  std::string auth_jwt_issuer;    // empty = iss not checked
+  std::string auth_jwt_audience;  // empty = aud not checked
+  bool metrics_auth = false;      // /metrics needs a token with read
+
+  // TLS on the HTTP listeners: both set = HTTPS only
+  std::string tls_cert_file;  // SLUICE_TLS_CERT, PEM chain
+  std::string tls_key_file;   // SLUICE_TLS_KEY, PEM private key
+
   // Metrics
   std::size_t metrics_max_queue_labels = 1'000;
 

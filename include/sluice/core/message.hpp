@@ -21,6 +21,9 @@ struct message {
   std::optional<std::string> trace_id;
   std::optional<std::string> transaction_id;  // idempotency key within the queue
   std::string payload;                        // raw JSON text
+  // The event time the producer gave (ingest's time_field), Unix epoch microseconds; none =
+  // created_ms is the event time.
+  std::optional<std::int64_t> event_us;
 };
 
 }  // namespace sluice

@@ -10,7 +10,9 @@
 
 namespace sluice::http {
 
+class body_reader;
 class client_watch;
+struct caller;
 
 // Requests and responses as handlers see them: plain data, so handler code never includes
 // Beast. The session converts to and from Beast's types in one place (server.cpp).
@@ -26,6 +28,12 @@ struct request {
   std::string remote_address;                 // the peer's IP address, e.g. "127.0.0.1"
   // Set only for routes added with route_options::watch_client (client_watch.hpp).
   std::shared_ptr<client_watch> client;
+  // Set only for routes added with route_options::stream_body: read the body from here;
+  // `body` stays empty.
+  body_reader* body_stream = nullptr;
+  // Who is calling, when server_options::authorize found out (null when authentication is
+  // off or the route is open).
+  std::shared_ptr<const http::caller> caller;
 
   // Case-insensitive lookup of the first header with this name.
   std::optional<std::string_view> header(std::string_view name) const;

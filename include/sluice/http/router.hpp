@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/http/caller.hpp"
 #include "sluice/http/message.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -19,6 +20,17 @@ struct route_options {
   // handlers that wait long enough for a client to give up. Off by default: the watch costs
   // a socket read and its cancellation per request.
   bool watch_client = false;
+  // What the caller needs once authentication is configured (server_options::authorize).
+  // Admin unless the route says otherwise, so a route nobody classified is closed, not open.
+  access required = access::admin;
+  // The path capture naming the queue or service the request acts on: the caller's prefixes
+  // must cover it (empty: the route names none, or its handler checks the names it meets).
+  std::string resource_param;
+  // The handler reads the body itself through request::body_stream (body_reader.hpp) instead
+  // of the server reading it into request::body first. Not with watch_client.
+  bool stream_body = false;
+  // For stream_body routes: the body's limit instead of server_options::max_body_bytes.
+  std::size_t max_body_bytes = 0;
 };
 
 // Routes by method and path pattern. Patterns are segments separated by '/'; a segment
@@ -38,6 +50,7 @@ class router {
     std::string route_name = "unmatched";
     std::vector<std::string> allowed;  // for 405's Allow header, sorted
     bool watch_client = false;
+    const route_options* options = nullptr;  // the found route's
   };
   // True when some route takes `method` on `path` (the server routes HEAD as GET unless one
   // takes HEAD itself).
@@ -45,9 +58,22 @@ class router {
   // Fills req.params on success.
   match find(request& req) const;
 
+  struct route_info {
+    std::string method;
+    std::string pattern;
+    std::string name;
+    const route_options* options;
+  };
+  // Every route in the order added: for the API document's tests and the auth matrix.
+  std::vector<route_info> list() const;
+  // The largest max_body_bytes of a stream_body route (0 without one): the server lets a
+  // declared Content-Length up to it past the header, then holds it to the found route's.
+  std::size_t max_stream_body_bytes() const noexcept { return max_stream_body_bytes_; }
+
  private:
   struct route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;
     std::string name;
     handler h;
@@ -55,6 +81,7 @@ class router {
     route_options options;
   };
   std::vector<route> routes_;
+  std::size_t max_stream_body_bytes_ = 0;
 };
 
 }  // namespace sluice::http

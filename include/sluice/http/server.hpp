@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sluice/http/router.hpp"
@@ -21,6 +23,10 @@ struct server_options {
   std::chrono::milliseconds read_timeout{10'000};  // a started request must arrive within this
   std::chrono::milliseconds idle_timeout{60'000};  // keep-alive wait for the next request
   std::size_t max_connections = 10'000;
+  // Called for every routed request once its header is read and before its body is: a
+  // response (401, 403) answers the request instead of the handler, and a refused upload is
+  // never read. It may set request::caller. Unset: everything is allowed.
+  std::function<std::optional<response>(request&, const route_options&)> authorize;
 };
 
 // An HTTP/1.1 server on one executor: one coroutine per connection, keep-alive, limits and

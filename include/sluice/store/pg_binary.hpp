@@ -18,6 +18,7 @@ void put_int64(std::string& out, std::int64_t value);
 
 // timestamptz on the wire: microseconds since 2000-01-01 00:00:00 UTC.
 std::int64_t timestamptz_from_unix_ms(std::int64_t unix_ms);
+std::int64_t timestamptz_from_unix_us(std::int64_t unix_us);
 
 // A one-dimensional array in binary format:
 //   int32 ndim (1, or 0 when empty) | int32 has_nulls | oid element type |

@@ -42,23 +42,23 @@ TEST_F(migrations_test, applies_once_then_is_idempotent) {
   pg_pool pool(io_.get_executor(), options());
   const migration_result first = test::run(io_, apply_migrations(pool, in(10s)));
   EXPECT_FALSE(first.ec) << first.message;
-  EXPECT_EQ(first.applied, (std::vector<int>{1, 2, 3, 4, 5, 6, 7}));
-  EXPECT_EQ(first.schema_version, 7);
+  EXPECT_EQ(first.applied, (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(first.schema_version, 8);
 
   const migration_result second = test::run(io_, apply_migrations(pool, in(10s)));
   EXPECT_FALSE(second.ec) << second.message;
   EXPECT_TRUE(second.applied.empty());
-  EXPECT_EQ(second.schema_version, 7);
+  EXPECT_EQ(second.schema_version, 8);
 
   EXPECT_EQ(db_.scalar("SELECT string_agg(version || ':' || name, ',') FROM "
                        "sluice_schema_migrations"),
-            "1:messages,2:relay,3:relay_outbox,4:services,5:rpc_responses,6:deliveries,7:routes");
+            "1:messages,2:relay,3:relay_outbox,4:services,5:rpc_responses,6:deliveries,7:routes,8:query");
   EXPECT_EQ(db_.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY "
                        "ordinal_position) FROM information_schema.columns WHERE table_name = "
                        "'sluice_messages'"),
             "id uuid, queue text, partition text, namespace text, task text, trace_id text, "
             "transaction_id text, payload json, created_at timestamp with time zone, stored_at "
-            "timestamp with time zone");
+            "timestamp with time zone, event_time timestamp with time zone");
   EXPECT_EQ(db_.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY "
                        "ordinal_position) FROM information_schema.columns WHERE table_name = "
                        "'sluice_relay_outbox'"),
@@ -93,7 +93,7 @@ TEST_F(migrations_test, version_3_moves_unpublished_rows_and_their_claims_into_t
   pg_pool pool(io_.get_executor(), options());
   const migration_result r = test::run(io_, apply_migrations(pool, in(10s)));
   ASSERT_FALSE(r.ec) << r.message;
-  EXPECT_EQ(r.applied, (std::vector<int>{3, 4, 5, 6, 7}));
+  EXPECT_EQ(r.applied, (std::vector<int>{3, 4, 5, 6, 7, 8}));
   EXPECT_EQ(db_.scalar("SELECT string_agg(right(id::text, 1) || ' ' || "
                        "(claimed_until IS NOT NULL)::text, ',' ORDER BY id) FROM "
                        "sluice_relay_outbox"),
@@ -118,10 +118,10 @@ TEST_F(migrations_test, concurrent_instances_apply_each_version_once) {
   ASSERT_TRUE(ra && rb);
   EXPECT_FALSE(ra->ec) << ra->message;
   EXPECT_FALSE(rb->ec) << rb->message;
-  EXPECT_EQ(ra->applied.size() + rb->applied.size(), 7u) << "each version applied exactly once";
-  EXPECT_EQ(ra->schema_version, 7);
-  EXPECT_EQ(rb->schema_version, 7);
-  EXPECT_EQ(db_.scalar("SELECT count(*) FROM sluice_schema_migrations"), "7");
+  EXPECT_EQ(ra->applied.size() + rb->applied.size(), 8u) << "each version applied exactly once";
+  EXPECT_EQ(ra->schema_version, 8);
+  EXPECT_EQ(rb->schema_version, 8);
+  EXPECT_EQ(db_.scalar("SELECT count(*) FROM sluice_schema_migrations"), "8");
 }
 
 }  // namespace

@@ -61,6 +61,8 @@ inline message make_message(int n, std::string queue = "orders", std::size_t pay
     m.trace_id = "trace-" + std::to_string(n);
   if (n % 5 == 0)
     m.transaction_id = "tx-" + std::to_string(n);
+  if (n % 6 == 0)
+    m.event_us = -1'000'000 + n;  // before 1970: an event time is any instant
   m.payload =
       "{\"n\":" + std::to_string(n) + ",\"pad\":\"" + std::string(payload_size, 'x') + "\"}";
   return m;
@@ -76,7 +78,8 @@ inline std::vector<message> make_messages(int first, int count, std::size_t payl
 inline bool same_message(const message& a, const message& b) {
   return a.id == b.id && a.created_ms == b.created_ms && a.queue == b.queue &&
          a.partition == b.partition && a.namespace_ == b.namespace_ && a.task == b.task &&
-         a.trace_id == b.trace_id && a.transaction_id == b.transaction_id && a.payload == b.payload;
+         a.trace_id == b.trace_id && a.transaction_id == b.transaction_id &&
+         a.payload == b.payload && a.event_us == b.event_us;
 }
 
 // Runs `aw` to completion on `ioc` (10 s deadline) and returns its result.

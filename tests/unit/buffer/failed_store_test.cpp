@@ -35,6 +35,7 @@ std::vector<message> same_size(int n) {
   m.task.reset();
   m.trace_id.reset();
   m.transaction_id.reset();
+  m.event_us.reset();
   m.payload = "{\"p\":\"" + std::string(400, 'x') + "\"}";
   return {m};
 }

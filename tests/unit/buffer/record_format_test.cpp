@@ -128,7 +128,7 @@ TEST(record_format, body_decoder_rejects_truncation_trailing_bytes_and_unknown_f
   encode_message_record(plain, plain_bytes);
   std::string plain_body = plain_bytes.substr(record_header_size);
   const std::size_t flags_at = 16 + 8 + 4 + plain.queue.size() + 4 + plain.partition.size();
-  plain_body[flags_at] = static_cast<char>(0x10);
+  plain_body[flags_at] = static_cast<char>(0x20);
   EXPECT_FALSE(decode_message_body(plain_body, ec));
 }
 

@@ -3,12 +3,14 @@
 #include "sluice/http/server.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <thread>
 
 #include "sluice/core/async_event.hpp"
+#include "sluice/http/body_reader.hpp"
 #include "sluice/http/client_watch.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -200,6 +202,122 @@ TEST(server, a_watched_route_still_serves_pipelined_requests_and_head_as_head) {
   const auto second_status = heads.find("\r\n\r\nHTTP/1.1 200 OK\r\n");
   EXPECT_NE(second_status, std::string::npos) << heads;
   EXPECT_TRUE(heads.ends_with("\r\n\r\n")) << heads;
+}
+
+}  // namespace
+}  // namespace sluice::http
+
+namespace sluice::http {
+namespace {
+
+// Reads a streamed body in small pieces, answering how many bytes came and whether it ended.
+asio::awaitable<response> streamed_size_handler(request& req) {
+  std::string piece;
+  std::size_t total = 0;
+  for (;;) {
+    piece.clear();
+    const auto ec = co_await req.body_stream->read_some(piece, 1000);
+    total += piece.size();
+    if (ec)
+      co_return error_response(ec == body_errc::too_large ? 413 : 400, "body", ec.message());
+    if (req.body_stream->done())
+      break;
+  }
+  co_return response::json(200, "{\"bytes\":" + std::to_string(total) + "}");
+}
+
+std::string chunked(const std::string& body, std::size_t piece) {
+  std::string out;
+  for (std::size_t at = 0; at < body.size(); at += piece) {
+    const auto part = body.substr(at, piece);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", part.size());
+    out += size + part + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+TEST(server, a_stream_body_route_reads_bodies_past_the_server_limit_and_holds_its_own) {
+  running_server s;
+  s.options.max_body_bytes = 64 * 1024;
+  route_options streamed;
+  streamed.stream_body = true;
+  streamed.max_body_bytes = 1024 * 1024;
+  s.routes.add("POST", "/stream", "stream", streamed_size_handler, streamed);
+  s.routes.add("POST", "/size", "size", size_handler);
+  s.start();
+
+  test::http_connection conn(s.port);
+  const auto big = conn.request("POST", "/stream", std::string(600 * 1024, 'a'));
+  EXPECT_EQ(big.body, "{\"bytes\":614400}");
+  EXPECT_EQ(conn.request("POST", "/stream", "").body, "{\"bytes\":0}");
+  EXPECT_EQ(conn.request("POST", "/size", "tiny").body, "{\"bytes\":4}") << "kept alive";
+  // The stream route's larger limit lets a big Content-Length past the header; another route
+  // still holds it to the server's.
+  test::http_connection other(s.port);
+  EXPECT_EQ(other.request("POST", "/size", std::string(100 * 1024, 'b')).status, 413);
+  test::http_connection over(s.port);
+  EXPECT_EQ(over.request("POST", "/stream", std::string(1024 * 1024 + 1, 'c')).status, 413);
+
+  const std::string body(300 * 1024, 'd');
+  const auto wire = test::send_raw(s.port,
+                                   "POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                   "chunked\r\nConnection: close\r\n\r\n" +
+                                       chunked(body, 7000),
+                                   std::chrono::seconds(5));
+  EXPECT_NE(wire.find("{\"bytes\":307200}"), std::string::npos) << wire.substr(0, 300);
+  const auto too_long = test::send_raw(s.port,
+                                       "POST /stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                       "chunked\r\nConnection: close\r\n\r\n" +
+                                           chunked(std::string(1100 * 1024, 'e'), 64 * 1024),
+                                       std::chrono::seconds(5));
+  EXPECT_NE(too_long.find("HTTP/1.1 413"), std::string::npos) << too_long.substr(0, 300);
+}
+
+TEST(server, authorize_answers_before_the_handler_and_sets_the_caller) {
+  running_server s;
+  std::atomic<int> called{0};
+  route_options readers;
+  readers.required = access::read;
+  s.routes.add(
+      "GET", "/who", "who",
+      [&called](request& req) -> asio::awaitable<response> {
+        ++called;
+        co_return response::json(200,
+                                 "{\"name\":\"" + (req.caller ? req.caller->name : "") + "\"}");
+      },
+      readers);
+  route_options streamed;
+  streamed.stream_body = true;
+  streamed.max_body_bytes = 1 << 30;
+  streamed.required = access::write;
+  s.routes.add("POST", "/upload", "upload", streamed_size_handler, streamed);
+  s.options.authorize = [](request& req, const route_options& route) -> std::optional<response> {
+    if (req.header("Authorization") != "Bearer good")
+      return error_response(401, "unauthorized", "no");
+    auto c = std::make_shared<caller>();
+    c->name = "reader";
+    c->read = true;
+    if (!c->may(route.required))
+      return error_response(403, "forbidden", "no");
+    req.caller = std::move(c);
+    return std::nullopt;
+  };
+  s.start();
+
+  test::http_connection conn(s.port);
+  EXPECT_EQ(conn.request("GET", "/who").status, 401);
+  EXPECT_EQ(called, 0);
+  const auto ok = conn.request("GET", "/who", "", {{"Authorization", "Bearer good"}});
+  EXPECT_EQ(ok.status, 200) << "the same connection serves on after a 401";
+  EXPECT_EQ(ok.json()["name"], "reader");
+  // A refused upload is answered from its header; its (huge) body is never read.
+  test::raw_connection upload(s.port);
+  upload.send(
+      "POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n"
+      "Content-Length: 1000000000\r\n\r\n");
+  EXPECT_NE(upload.receive(std::chrono::seconds(5)).find("HTTP/1.1 403"), std::string::npos);
+  EXPECT_TRUE(upload.closed_by_peer(std::chrono::seconds(5)));
 }
 
 }  // namespace
