@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "sluice/amqp/settings.hpp"
+#include "sluice/api/api_document_routes.hpp"
 #include "sluice/api/directory_watch.hpp"
 #include "sluice/api/dlq_routes.hpp"
 #include "sluice/api/health_routes.hpp"
@@ -589,6 +590,9 @@ int run_daemon(const config::settings& settings) {
     proxy_ingress->set_async_submitter(&async_submitter);
     proxy::add_proxy_routes(routes, *proxy_ingress);
   }
+  api::add_api_document_routes(routes);
+  // One line, for the API document's test (every route documented, every documented one routed).
+  spdlog::debug("http[api]: routes {}", api::route_table_json(routes));
   http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
 
   http::router metrics_routes;

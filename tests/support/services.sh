@@ -24,7 +24,8 @@ SVC_RABBITMQ_BIN=${SVC_RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 # Adding a library? Add it here and to both stages of docker/Dockerfile (its runtime package).
 # shellcheck disable=SC2034 # the package lists are read by the scripts that source this file
 SVC_BUILD_PACKAGES=(build-essential cmake ninja-build ccache g++ libboost1.81-dev
-  nlohmann-json3-dev libspdlog-dev libpq-dev librabbitmq-dev libssl-dev libjemalloc-dev)
+  nlohmann-json3-dev libspdlog-dev libpq-dev librabbitmq-dev libssl-dev libjemalloc-dev
+  libyaml-cpp-dev)
 # shellcheck disable=SC2034
 SVC_SERVICE_PACKAGES=(postgresql-15 postgresql-client-15 rabbitmq-server erlang-base curl procps
   ca-certificates util-linux iproute2)
