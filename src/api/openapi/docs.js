@@ -188,19 +188,20 @@ function exampleOf(doc, schema, depth) {
   return null;
 }
 
-function contentHtml(doc, content) {
+// `depth` 0 shows the schema's name only (errors: the Error schema is shown once, below).
+function contentHtml(doc, content, depth) {
   let html = "";
   for (const [type, media] of Object.entries(content || {})) {
     html += '<div class="media"><div class="media-type">' + escapeHtml(type) + "</div>";
     const schema = media.schema;
-    if (schema && Object.keys(schema).length) html += schemaHtml(doc, schema, 2);
+    if (schema && Object.keys(schema).length) html += schemaHtml(doc, schema, depth);
     let example = media.example;
     let generated = false;
     if (example === undefined && media.examples) {
       const first = Object.values(media.examples)[0];
       example = first && first.value;
     }
-    if (example === undefined && type.includes("json") && schema && Object.keys(schema).length) {
+    if (example === undefined && depth > 0 && type.includes("json") && schema && Object.keys(schema).length) {
       example = exampleOf(doc, schema, 0);
       generated = true;
     }
@@ -246,7 +247,7 @@ function operationHtml(doc, path, method, op, pathItem) {
   if (op.requestBody) {
     const body = deref(doc, op.requestBody);
     html += "<h4>Request body" + (body.required ? ' <span class="required">required</span>' : "") + "</h4>";
-    html += markdown(body.description) + contentHtml(doc, body.content);
+    html += markdown(body.description) + contentHtml(doc, body.content, 3);
   }
   html += "<h4>Responses</h4>";
   for (const [status, ref] of Object.entries(op.responses || {})) {
@@ -256,7 +257,7 @@ function operationHtml(doc, path, method, op, pathItem) {
       escapeHtml(status[0]) + '">' + escapeHtml(status) + "</span> " + escapeHtml(response.description || "") + "</summary>";
     const headers = Object.keys(response.headers || {}).filter((h) => h !== "X-Request-Id");
     if (headers.length) html += '<div class="facts">headers: ' + escapeHtml(headers.join(", ")) + "</div>";
-    html += contentHtml(doc, response.content) + "</details>";
+    html += contentHtml(doc, response.content, /^[23]/.test(status) ? 3 : 0) + "</details>";
   }
   return html + "</section>";
 }

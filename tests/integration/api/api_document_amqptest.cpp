@@ -133,7 +133,8 @@ class api_document_test : public ::testing::Test {
                           {"target", target},
                           {"status", r.status},
                           {"contentType", r.header("content-type")},
-                          {"body", r.body}});
+                          {"body", r.body},
+                          {"requestBody", body}});
     return r;
   }
 
@@ -153,7 +154,8 @@ class api_document_test : public ::testing::Test {
                                 {"target", target},
                                 {"status", r.status},
                                 {"contentType", r.header("content-type")},
-                                {"body", r.body}});
+                                {"body", r.body},
+                                {"requestBody", body}});
           return true;
         },
         within, 50ms);

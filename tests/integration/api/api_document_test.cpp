@@ -79,6 +79,14 @@ json exchange(const std::string& method, const std::string& target, int status,
           {"body", body}};
 }
 
+// A 200 answer to a request that sent `request`.
+json accepted_request(const std::string& method, const std::string& target,
+                      const std::string& request, const std::string& body) {
+  auto out = exchange(method, target, 200, "application/json", body);
+  out["requestBody"] = request;
+  return out;
+}
+
 TEST(api_document, the_validator_accepts_matching_responses) {
   temp_dir dir;
   const auto r = validate_exchanges(
@@ -89,7 +97,9 @@ TEST(api_document, the_validator_accepts_matching_responses) {
        exchange("DELETE", "/api/v1/services/a", 204, "", ""),
        exchange("GET", "/api/v1/services/a", 404, "application/json",
                 R"({"error":{"code":"service_not_found","message":"no service named a"}})"),
-       exchange("GET", "/proxy/svc/any/deep/path?x=1", 200, "text/plain", "from the target")},
+       exchange("GET", "/proxy/svc/any/deep/path?x=1", 200, "text/plain", "from the target"),
+       accepted_request("PUT", "/api/v1/queues/q", R"({"mode":"broadcast"})",
+                        R"({"queue":"q","mode":"broadcast"})")},
       dir.path());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("0 mismatches"), std::string::npos) << r.output;
@@ -110,7 +120,9 @@ TEST(api_document, the_validator_reports_every_kind_of_mismatch) {
                           exchange("GET", "/health/live", 200, "application/json", "not json"),
                           exchange("DELETE", "/api/v1/services/a", 204, "", "unexpected"),
                           exchange("GET", "/api/v1/services/a", 404, "application/json",
-                                   R"({"error":{"code":"service_not_found"}})")},
+                                   R"({"error":{"code":"service_not_found"}})"),
+                          accepted_request("PUT", "/api/v1/queues/q", R"({"mode":"fanout"})",
+                                           R"({"queue":"q","mode":"queue"})")},
                          dir.path());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   for (const char* expected :
@@ -119,7 +131,7 @@ TEST(api_document, the_validator_reports_every_kind_of_mismatch) {
         "/no/such/path -> 200: the path is not documented", "PATCH /health is not documented",
         "Content-Type text/html is not one of", "the body is not JSON",
         "a body where the document has none", "must have required property 'message'",
-        "9 mismatches"}) {
+        "the server accepted a request body the document refuses", "10 mismatches"}) {
     EXPECT_NE(r.output.find(expected), std::string::npos) << expected << "\n" << r.output;
   }
 }

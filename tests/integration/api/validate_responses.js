@@ -1,11 +1,12 @@
 // Validates recorded HTTP exchanges against the API document, independently of sluice's code:
 // each (method, path) must be a documented operation, each status one of its responses (or
 // `default`), the Content-Type one of that response's media types, and a JSON body must
-// validate against the response's schema (ajv, JSON Schema 2020-12 as OpenAPI 3.1 uses it).
+// validate against the response's schema (ajv, JSON Schema 2020-12 as OpenAPI 3.1 uses it);
+// a JSON request body the server accepted (2xx) must validate against the request schema.
 //
 //   node validate_responses.js INPUT.json
 //   INPUT: {"document": <openapi.json>,
-//           "exchanges": [{"method","target","status","contentType","body"}]}
+//           "exchanges": [{"method","target","status","contentType","body","requestBody"?}]}
 // Prints one line per problem and a summary; exits 1 when any exchange does not match.
 "use strict";
 
@@ -102,6 +103,26 @@ for (const [i, x] of input.exchanges.entries()) {
     continue;
   }
   covered.add(`${x.method} ${template} ${key}`);
+  // A request the server accepted must be one the document allows.
+  if (x.status < 300 && op.requestBody && x.requestBody) {
+    const { node: body, at: bodyAt } = resolve(op.requestBody, ["paths", template, method, "requestBody"]);
+    const json = (body.content || {})["application/json"];
+    if (json && json.schema) {
+      const ref = "openapi.json" + bodyAt + pointer(["content", "application/json", "schema"]).slice(1);
+      if (!validators.has(ref)) validators.set(ref, ajv.compile({ $ref: ref }));
+      const validate = validators.get(ref);
+      let sent;
+      try {
+        sent = JSON.parse(x.requestBody);
+      } catch (e) {
+        sent = undefined;
+      }
+      if (sent === undefined || !validate(sent)) {
+        const errors = (validate.errors || []).map((e) => `${e.instancePath || "/"} ${e.message}`);
+        problems.push(`${where}: the server accepted a request body the document refuses: ${errors.slice(0, 8).join("; ")}\n    request: ${x.requestBody.slice(0, 400)}`);
+      }
+    }
+  }
   const { node: response, at } = resolve(op.responses[key], ["paths", template, method, "responses", key]);
   const content = response.content || {};
   if (Object.keys(content).length === 0) {
