@@ -229,6 +229,10 @@ TEST_F(api_document_test, the_document_and_the_docs_page_are_served_open) {
     const auto r = http_call(s.port(), "GET", page);
     EXPECT_EQ(r.status, 200) << page;
     EXPECT_EQ(r.header("content-type"), "text/html; charset=utf-8") << page;
+    // The browser may load nothing that sluice does not serve.
+    EXPECT_TRUE(
+        r.header("content-security-policy").starts_with("default-src 'none'; script-src 'self';"))
+        << page;
     // Everything the page loads is served by sluice itself.
     EXPECT_EQ(r.body.find("http://"), std::string::npos) << page;
     EXPECT_EQ(r.body.find("https://"), std::string::npos) << page;

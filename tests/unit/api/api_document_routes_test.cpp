@@ -73,6 +73,9 @@ TEST_F(api_document_routes_test, serves_the_docs_page_at_both_paths) {
     EXPECT_EQ(page.status, 200) << path;
     EXPECT_EQ(page.content_type, "text/html; charset=utf-8") << path;
     EXPECT_EQ(page.body, docs_page_html()) << path;
+    ASSERT_EQ(page.headers.size(), 1u) << path;
+    EXPECT_EQ(page.headers[0].first, "Content-Security-Policy");
+    EXPECT_TRUE(page.headers[0].second.starts_with("default-src 'none'; script-src 'self';"));
   }
   const auto script = get("/docs/docs.js");
   EXPECT_EQ(script.status, 200);
