@@ -1,12 +1,12 @@
 #include "sluice/auth/authenticator.hpp"
 
 #include <fstream>
+#include <openssl/crypto.h>
 #include <sstream>
 #include <stdexcept>
 
 #include "sluice/core/ascii_lower.hpp"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 namespace sluice::auth {
@@ -25,9 +25,8 @@ std::string read_file(const std::string& setting, const std::string& path) {
 
 http::response unauthorized(bool token_given, std::string_view message) {
   auto r = http::error_response(401, "unauthorized", message);
-  r.with_header("WWW-Authenticate", token_given
-                                        ? std::string(realm) + R"(, error="invalid_token")"
-                                        : std::string(realm));
+  r.with_header("WWW-Authenticate", token_given ? std::string(realm) + R"(, error="invalid_token")"
+                                                : std::string(realm));
   return r;
 }
 
@@ -97,10 +96,11 @@ authenticator::authenticator(const config::settings& s, metrics::registry& metri
   }
   enabled_ = static_token_ || tokens_ || jwt_;
   if (enabled_) {
-    spdlog::info("auth: bearer tokens required on /api and /proxy (static token: {}, tokens file: "
-                 "{} tokens, JWT: {}); /metrics {}",
-                 static_token_ ? "yes" : "no", tokens_ ? std::to_string(tokens_->size()) : "none",
-                 jwt_ ? jwt_->algorithms() : "off", s.metrics_auth ? "needs read" : "open");
+    spdlog::info(
+        "auth: bearer tokens required on /api and /proxy (static token: {}, tokens file: "
+        "{} tokens, JWT: {}); /metrics {}",
+        static_token_ ? "yes" : "no", tokens_ ? std::to_string(tokens_->size()) : "none",
+        jwt_ ? jwt_->algorithms() : "off", s.metrics_auth ? "needs read" : "open");
   }
 }
 
@@ -148,22 +148,21 @@ std::optional<http::response> authenticator::authorize(http::request& req,
   auto who = identify(*token, why);
   if (!who) {
     invalid_.inc();
-    spdlog::debug("auth: refused {} {} from {}: {}", req.method, req.path, req.remote_address,
-                  why);
+    spdlog::debug("auth: refused {} {} from {}: {}", req.method, req.path, req.remote_address, why);
     return unauthorized(true, why);
   }
   if (!who->may(route.required)) {
     forbidden_.inc();
-    return http::error_response(403, "forbidden",
-                                "token " + who->name + " lacks the " +
-                                    http::access_name(route.required) + " role");
+    return http::error_response(
+        403, "forbidden",
+        "token " + who->name + " lacks the " + http::access_name(route.required) + " role");
   }
   if (!route.resource_param.empty()) {
     const auto it = req.params.find(route.resource_param);
     if (it != req.params.end() && !who->covers(it->second)) {
       forbidden_.inc();
-      return http::error_response(
-          403, "forbidden", "token " + who->name + " does not cover the name " + it->second);
+      return http::error_response(403, "forbidden",
+                                  "token " + who->name + " does not cover the name " + it->second);
     }
   }
   req.caller = std::move(who);

@@ -2,12 +2,6 @@
 
 #include <array>
 #include <cmath>
-#include <stdexcept>
-
-#include "sluice/auth/base64url.hpp"
-#include "sluice/auth/roles.hpp"
-
-#include <nlohmann/json.hpp>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -15,6 +9,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <stdexcept>
+
+#include "sluice/auth/base64url.hpp"
+#include "sluice/auth/roles.hpp"
+
+#include <nlohmann/json.hpp>
 
 namespace sluice::auth {
 namespace {
@@ -63,10 +63,9 @@ bool verify_with_key(EVP_PKEY* key, std::string_view signed_part, std::string_vi
   std::unique_ptr<EVP_MD_CTX, md_ctx_free> ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1)
     return false;
-  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                          signature.size(),
-                          reinterpret_cast<const unsigned char*>(signed_part.data()),
-                          signed_part.size()) == 1;
+  return EVP_DigestVerify(
+             ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+             reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
 }
 
 bool verify_hs256(const std::string& secret, std::string_view signed_part,
@@ -74,10 +73,9 @@ bool verify_hs256(const std::string& secret, std::string_view signed_part,
   std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
   unsigned int size = 0;
   // The one-shot HMAC() is not deprecated in OpenSSL 3 and needs no context to free.
-  const unsigned char* ok =
-      HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-           reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size(),
-           mac.data(), &size);
+  const unsigned char* ok = HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+                                 reinterpret_cast<const unsigned char*>(signed_part.data()),
+                                 signed_part.size(), mac.data(), &size);
   return ok != nullptr && size == 32 && signature.size() == 32 &&
          CRYPTO_memcmp(mac.data(), signature.data(), 32) == 0;
 }
@@ -116,7 +114,8 @@ jwt_verifier::jwt_verifier(jwt_options options) : impl_(std::make_unique<impl>()
   switch (EVP_PKEY_get_base_id(key.get())) {
     case EVP_PKEY_RSA:
       if (EVP_PKEY_get_bits(key.get()) < 2048) {
-        throw std::invalid_argument("an RSA key of " + std::to_string(EVP_PKEY_get_bits(key.get())) +
+        throw std::invalid_argument("an RSA key of " +
+                                    std::to_string(EVP_PKEY_get_bits(key.get())) +
                                     " bits: RS256 needs 2048 or more");
       }
       impl_->key_alg = "RS256";
@@ -186,8 +185,7 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
       valid = verify_with_key(impl_->key.get(), signed_part, *signature);
     }
   } else {
-    return refused("JWT alg " + json(alg_name).dump() + " is not accepted (" + algorithms() +
-                   ")");
+    return refused("JWT alg " + json(alg_name).dump() + " is not accepted (" + algorithms() + ")");
   }
   if (!valid)
     return refused("JWT signature does not verify");

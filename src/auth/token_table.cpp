@@ -1,6 +1,8 @@
 #include "sluice/auth/token_table.hpp"
 
 #include <fstream>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -8,8 +10,6 @@
 #include "sluice/auth/roles.hpp"
 
 #include <nlohmann/json.hpp>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 namespace sluice::auth {
 namespace {

@@ -2,9 +2,9 @@
 
 #include <fstream>
 
-#include "jwt_signer.hpp"
-
 #include <gtest/gtest.h>
+
+#include "jwt_signer.hpp"
 
 namespace sluice::auth {
 namespace {
@@ -176,10 +176,9 @@ TEST_F(authenticator_test, jwt_names_the_caller_by_sub_and_says_why_it_refuses) 
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  auto good = request_to("/api/v1/push", "Authorization",
-                         "Bearer " + signer.sign({{"sub", "pusher"},
-                                                  {"roles", {"write"}},
-                                                  {"exp", now + 300}}));
+  auto good = request_to(
+      "/api/v1/push", "Authorization",
+      "Bearer " + signer.sign({{"sub", "pusher"}, {"roles", {"write"}}, {"exp", now + 300}}));
   EXPECT_FALSE(a.authorize(good, needing(http::access::write)));
   ASSERT_TRUE(good.caller);
   EXPECT_EQ(good.caller->name, "pusher");

@@ -1,15 +1,14 @@
 #include "jwt_signer.hpp"
 
 #include <array>
-#include <stdexcept>
-
-#include "sluice/auth/base64url.hpp"
-
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <stdexcept>
+
+#include "sluice/auth/base64url.hpp"
 
 namespace sluice::test {
 
@@ -59,8 +58,8 @@ std::string jwt_signer::signature(const std::string& signed_part) const {
     std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
     unsigned int size = 0;
     HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-         reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size(),
-         mac.data(), &size);
+         reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size(), mac.data(),
+         &size);
     return std::string(reinterpret_cast<const char*>(mac.data()), size);
   }
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();

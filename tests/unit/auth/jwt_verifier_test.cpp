@@ -1,9 +1,10 @@
 #include "sluice/auth/jwt_verifier.hpp"
 
-#include "jwt_signer.hpp"
 #include "sluice/auth/base64url.hpp"
 
 #include <gtest/gtest.h>
+
+#include "jwt_signer.hpp"
 
 namespace sluice::auth {
 namespace {
@@ -164,24 +165,24 @@ TEST(jwt_verifier, checks_iss_and_aud_when_configured) {
   jwt_verifier verifier(o);
   const json good = {{"iss", "https://idp.example"}, {"aud", "sluice"}};
   EXPECT_TRUE(verifier.verify(hs.sign(claims(good)), now).caller);
-  EXPECT_TRUE(verifier.verify(hs.sign(claims({{"iss", "https://idp.example"},
-                                              {"aud", {"other", "sluice"}}})),
-                              now)
-                  .caller);
+  EXPECT_TRUE(
+      verifier
+          .verify(hs.sign(claims({{"iss", "https://idp.example"}, {"aud", {"other", "sluice"}}})),
+                  now)
+          .caller);
   EXPECT_EQ(
       verifier.verify(hs.sign(claims({{"iss", "https://evil.example"}, {"aud", "sluice"}})), now)
           .error,
       "JWT iss is not the expected issuer");
   EXPECT_EQ(verifier.verify(hs.sign(claims({{"aud", "sluice"}})), now).error,
             "JWT iss is not the expected issuer");
-  EXPECT_EQ(verifier.verify(hs.sign(claims({{"iss", "https://idp.example"}, {"aud", "other"}})),
-                            now)
-                .error,
-            "JWT aud does not name this audience");
+  EXPECT_EQ(
+      verifier.verify(hs.sign(claims({{"iss", "https://idp.example"}, {"aud", "other"}})), now)
+          .error,
+      "JWT aud does not name this audience");
   EXPECT_EQ(verifier.verify(hs.sign(claims({{"iss", "https://idp.example"}})), now).error,
             "JWT aud does not name this audience");
-  EXPECT_EQ(verifier.verify(hs.sign(claims({{"iss", "https://idp.example"}, {"aud", {1, 2}}})),
-                            now)
+  EXPECT_EQ(verifier.verify(hs.sign(claims({{"iss", "https://idp.example"}, {"aud", {1, 2}}})), now)
                 .error,
             "JWT aud does not name this audience");
 }
@@ -245,8 +246,7 @@ TEST(jwt_verifier, refuses_malformed_tokens) {
             "JWT claims are not a JSON object");
   EXPECT_EQ(verifier.verify(signed_with(R"({"alg":"HS256"})", "[1]"), now).error,
             "JWT claims are not a JSON object");
-  EXPECT_EQ(verifier.verify(signed_with(R"({"alg":7})", "{}"), now).error,
-            "JWT header has no alg");
+  EXPECT_EQ(verifier.verify(signed_with(R"({"alg":7})", "{}"), now).error, "JWT header has no alg");
 }
 
 TEST(jwt_verifier, refuses_keys_it_cannot_use) {

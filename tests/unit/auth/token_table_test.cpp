@@ -32,8 +32,7 @@ void expect_refused(const std::string& text, const std::string& where) {
 }
 
 TEST(token_table, sha256_is_the_hex_sha256sum_prints) {
-  EXPECT_EQ(hex(sha256_of("")),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hex(sha256_of("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(hex(sha256_of("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
@@ -98,9 +97,9 @@ TEST(token_table, refuses_each_malformed_file_naming_the_place) {
   expect_refused(R"({"tokens":[{"name":"a","roles":["read"]}]})", "tokens[0].sha256: missing");
   expect_refused(R"({"tokens":[{"name":"a","sha256":"abc","roles":["read"]}]})",
                  "tokens[0].sha256: expected 64 hex digits");
-  expect_refused(R"({"tokens":[{"name":"a","sha256":")" + std::string(64, 'g') +
-                     R"(","roles":["read"]}]})",
-                 "tokens[0].sha256: expected hex digits only");
+  expect_refused(
+      R"({"tokens":[{"name":"a","sha256":")" + std::string(64, 'g') + R"(","roles":["read"]}]})",
+      "tokens[0].sha256: expected hex digits only");
   expect_refused(R"({"tokens":[{"name":"a","sha256":7,"roles":["read"]}]})", "tokens[0].sha256");
   expect_refused(R"({"tokens":[)" + entry("a", "x", "") + "]}", "tokens[0].roles");
   expect_refused(R"({"tokens":[)" + entry("a", "x", R"(,"roles":[])") + "]}", "tokens[0].roles");
