@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "sluice/core/ascii_lower.hpp"
+#include "sluice/core/percent_decode.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -159,10 +160,14 @@ std::optional<http::response> authenticator::authorize(http::request& req,
   }
   if (!route.resource_param.empty()) {
     const auto it = req.params.find(route.resource_param);
-    if (it != req.params.end() && !who->covers(it->second)) {
-      forbidden_.inc();
-      return http::error_response(403, "forbidden",
-                                  "token " + who->name + " does not cover the name " + it->second);
+    if (it != req.params.end()) {
+      // Judged as the handler will read it; a malformed capture is the handler's 400.
+      const auto name = percent_decode(it->second);
+      if (name && !who->covers(*name)) {
+        forbidden_.inc();
+        return http::error_response(403, "forbidden",
+                                    "token " + who->name + " does not cover the name " + *name);
+      }
     }
   }
   req.caller = std::move(who);

@@ -129,6 +129,16 @@ TEST_F(authenticator_test, roles_and_prefixes_of_the_tokens_file_give_403) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 403);
 
+  // Captures are judged decoded, as the handlers read them.
+  auto encoded = request_to("/api/v1/queues/tele%2D2", "Authorization", "Bearer r");
+  encoded.params["queue"] = "tele%2D2";
+  EXPECT_FALSE(a.authorize(encoded, needing(http::access::read, "queue")));
+  auto sneaky = request_to("/api/v1/queues/%62illing", "Authorization", "Bearer r");
+  sneaky.params["queue"] = "%62illing";
+  refused = a.authorize(sneaky, needing(http::access::read, "queue"));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 403);
+
   auto own_queue = request_to("/api/v1/queues/tele-1", "Authorization", "Bearer r");
   own_queue.params["queue"] = "tele-1";
   EXPECT_FALSE(a.authorize(own_queue, needing(http::access::read, "queue")));
