@@ -9,6 +9,7 @@
 #include "sluice/core/percent_decode.hpp"
 #include "sluice/core/rfc3339.hpp"
 #include "sluice/core/utf8.hpp"
+#include "sluice/http/caller_checks.hpp"
 #include "sluice/http/json_body.hpp"
 #include "sluice/http/list_page.hpp"
 #include "sluice/store/errc.hpp"
@@ -207,6 +208,8 @@ asio::awaitable<std::variant<dead_letter, http::response>> one_dead_letter(
                    {"matches", std::move(matches)}}}};
     co_return http::response::json(409, dump(body));
   }
+  if (auto refused = http::refuse_uncovered(req, rows.front().message.queue))
+    co_return std::move(*refused);
   co_return std::move(rows.front());
 }
 
@@ -289,140 +292,163 @@ std::variant<redrive_request, http::response> parse_redrive(const std::string& b
 }
 
 void add_dead_letter_routes(http::router& routes, const std::shared_ptr<const dlq_api>& api) {
-  routes.add("GET", "/api/v1/dlq", "/api/v1/dlq",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               auto filter = read_filter(req);
-               if (auto* e = std::get_if<http::response>(&filter))
-                 co_return std::move(*e);
-               const auto& f = std::get<dead_letter_filter>(filter);
-               const std::string fp = fingerprint(f);
-               auto page = http::read_page_request(req, fp, default_page, max_page);
-               if (auto* e = std::get_if<http::response>(&page))
-                 co_return std::move(*e);
-               const auto& p = std::get<http::page_request>(page);
-               std::optional<delivery::dead_letter_key> after;
-               if (p.position) {
-                 after = delivery::dead_letter_key::decode(*p.position);
-                 if (!after)
-                   co_return http::cursor_error_response(http::cursor_error::malformed);
-               }
-               const auto deadline = store::clock::now() + api->statement_timeout;
-               const auto listed = co_await api->letters.list(f, after, p.limit, deadline);
-               if (listed.status)
-                 co_return store_failed(listed.status);
-               std::vector<std::string> items;
-               items.reserve(listed.items.size());
-               for (const auto& d : listed.items)
-                 items.push_back(dump(item_json(d)));
-               std::optional<std::string> next;
-               if (listed.next)
-                 next = http::encode_cursor(listed.next->encode(), fp);
-               co_return http::response::json(200, http::list_body(items, p.limit, next));
-             });
+  routes.add(
+      "GET", "/api/v1/dlq", "/api/v1/dlq",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        auto filter = read_filter(req);
+        if (auto* e = std::get_if<http::response>(&filter))
+          co_return std::move(*e);
+        const auto& f = std::get<dead_letter_filter>(filter);
+        if (auto refused = http::refuse_unfiltered(req, f.queue, "queue"))
+          co_return std::move(*refused);
+        const std::string fp = fingerprint(f);
+        auto page = http::read_page_request(req, fp, default_page, max_page);
+        if (auto* e = std::get_if<http::response>(&page))
+          co_return std::move(*e);
+        const auto& p = std::get<http::page_request>(page);
+        std::optional<delivery::dead_letter_key> after;
+        if (p.position) {
+          after = delivery::dead_letter_key::decode(*p.position);
+          if (!after)
+            co_return http::cursor_error_response(http::cursor_error::malformed);
+        }
+        const auto deadline = store::clock::now() + api->statement_timeout;
+        const auto listed = co_await api->letters.list(f, after, p.limit, deadline);
+        if (listed.status)
+          co_return store_failed(listed.status);
+        std::vector<std::string> items;
+        items.reserve(listed.items.size());
+        for (const auto& d : listed.items)
+          items.push_back(dump(item_json(d)));
+        std::optional<std::string> next;
+        if (listed.next)
+          next = http::encode_cursor(listed.next->encode(), fp);
+        co_return http::response::json(200, http::list_body(items, p.limit, next));
+      },
+      http::needs(http::access::read));
 
-  routes.add("GET", "/api/v1/dlq/{id}", "/api/v1/dlq/{id}",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               auto found = co_await one_dead_letter(*api, req);
-               if (auto* e = std::get_if<http::response>(&found))
-                 co_return std::move(*e);
-               co_return http::response::json(200, item_with_payload(std::get<dead_letter>(found)));
-             });
+  routes.add(
+      "GET", "/api/v1/dlq/{id}", "/api/v1/dlq/{id}",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        auto found = co_await one_dead_letter(*api, req);
+        if (auto* e = std::get_if<http::response>(&found))
+          co_return std::move(*e);
+        co_return http::response::json(200, item_with_payload(std::get<dead_letter>(found)));
+      },
+      http::needs(http::access::read));
 
-  routes.add("POST", "/api/v1/dlq/{id}/retry", "/api/v1/dlq/{id}/retry",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               auto found = co_await one_dead_letter(*api, req);
-               if (auto* e = std::get_if<http::response>(&found))
-                 co_return std::move(*e);
-               const auto& m = std::get<dead_letter>(found).message;
-               const auto deadline = store::clock::now() + api->statement_timeout;
-               const auto [status, moved] = co_await api->letters.redrive_one(
-                   m.message_id, m.queue, m.subscription, deadline);
-               if (status)
-                 co_return store_failed(status);
-               if (!moved) {
-                 // Re-driven or deleted by someone else since it was read, or its subscription
-                 // is gone (the dead letter then stays: a re-drive would lose the message).
-                 const auto [again, rows] =
-                     co_await api->letters.find(m.message_id, m.queue, m.subscription, deadline);
-                 if (again)
-                   co_return store_failed(again);
-                 if (!rows.empty()) {
-                   co_return http::error_response(
-                       409, "subscription_not_found",
-                       "queue " + m.queue + " has no subscription named " + m.subscription +
-                           " any more: PUT it again to re-drive its dead letters");
-                 }
-                 co_return http::error_response(404, "dead_letter_not_found",
-                                                "no dead letter " + m.message_id.to_string());
-               }
-               if (api->on_redriven)
-                 api->on_redriven();
-               const json body{{"id", m.message_id.to_string()},
-                               {"queue", m.queue},
-                               {"subscription", m.subscription},
-                               {"state", "redriven"}};
-               co_return http::response::json(202, dump(body));
-             });
+  routes.add(
+      "POST", "/api/v1/dlq/{id}/retry", "/api/v1/dlq/{id}/retry",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        auto found = co_await one_dead_letter(*api, req);
+        if (auto* e = std::get_if<http::response>(&found))
+          co_return std::move(*e);
+        const auto& m = std::get<dead_letter>(found).message;
+        const auto deadline = store::clock::now() + api->statement_timeout;
+        const auto [status, moved] =
+            co_await api->letters.redrive_one(m.message_id, m.queue, m.subscription, deadline);
+        if (status)
+          co_return store_failed(status);
+        if (!moved) {
+          // Re-driven or deleted by someone else since it was read, or its subscription
+          // is gone (the dead letter then stays: a re-drive would lose the message).
+          const auto [again, rows] =
+              co_await api->letters.find(m.message_id, m.queue, m.subscription, deadline);
+          if (again)
+            co_return store_failed(again);
+          if (!rows.empty()) {
+            co_return http::error_response(
+                409, "subscription_not_found",
+                "queue " + m.queue + " has no subscription named " + m.subscription +
+                    " any more: PUT it again to re-drive its dead letters");
+          }
+          co_return http::error_response(404, "dead_letter_not_found",
+                                         "no dead letter " + m.message_id.to_string());
+        }
+        spdlog::info("delivery: dead letter {} of {}/{} re-driven by {}", m.message_id.to_string(),
+                     m.queue, m.subscription, http::actor_of(req));
+        if (api->on_redriven)
+          api->on_redriven();
+        const json body{{"id", m.message_id.to_string()},
+                        {"queue", m.queue},
+                        {"subscription", m.subscription},
+                        {"state", "redriven"}};
+        co_return http::response::json(202, dump(body));
+      },
+      http::needs(http::access::admin));
 
-  routes.add("DELETE", "/api/v1/dlq/{id}", "/api/v1/dlq/{id}",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               auto found = co_await one_dead_letter(*api, req);
-               if (auto* e = std::get_if<http::response>(&found))
-                 co_return std::move(*e);
-               const auto& m = std::get<dead_letter>(found).message;
-               const auto deadline = store::clock::now() + api->statement_timeout;
-               const auto [status, removed] =
-                   co_await api->letters.remove(m.message_id, m.queue, m.subscription, deadline);
-               if (status)
-                 co_return store_failed(status);
-               if (!removed) {
-                 co_return http::error_response(404, "dead_letter_not_found",
-                                                "no dead letter " + m.message_id.to_string());
-               }
-               co_return http::response::json(204, "");
-             });
+  routes.add(
+      "DELETE", "/api/v1/dlq/{id}", "/api/v1/dlq/{id}",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        auto found = co_await one_dead_letter(*api, req);
+        if (auto* e = std::get_if<http::response>(&found))
+          co_return std::move(*e);
+        const auto& m = std::get<dead_letter>(found).message;
+        const auto deadline = store::clock::now() + api->statement_timeout;
+        const auto [status, removed] =
+            co_await api->letters.remove(m.message_id, m.queue, m.subscription, deadline);
+        if (status)
+          co_return store_failed(status);
+        if (!removed) {
+          co_return http::error_response(404, "dead_letter_not_found",
+                                         "no dead letter " + m.message_id.to_string());
+        }
+        spdlog::info("delivery: dead letter {} of {}/{} deleted by {}", m.message_id.to_string(),
+                     m.queue, m.subscription, http::actor_of(req));
+        co_return http::response::json(204, "");
+      },
+      http::needs(http::access::admin));
 }
 
 void add_job_routes(http::router& routes, const std::shared_ptr<const dlq_api>& api) {
-  routes.add("POST", "/api/v1/dlq/retry", "/api/v1/dlq/retry",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               if (auto rejected = http::reject_non_json_body(req))
-                 co_return std::move(*rejected);
-               auto parsed = parse_redrive(req.body);
-               if (auto* e = std::get_if<http::response>(&parsed))
-                 co_return std::move(*e);
-               const auto& r = std::get<redrive_request>(parsed);
-               const auto deadline = store::clock::now() + api->statement_timeout;
-               const auto [status, job] =
-                   co_await api->jobs.create(r.filter, r.dry_run, r.rate_per_sec, deadline);
-               if (status)
-                 co_return store_failed(status);
-               if (job.state == "running") {
-                 spdlog::info("delivery: dlq re-drive job {} created matched={} rate_per_sec={}",
-                              job.id.to_string(), job.matched,
-                              job.rate_per_sec ? std::to_string(*job.rate_per_sec) : "none");
-                 if (api->runner)
-                   api->runner->wake(job.id);
-               }
-               const json body{{"job", job.id.to_string()}, {"matched", job.matched}};
-               co_return http::response::json(r.dry_run ? 200 : 202, dump(body));
-             });
+  routes.add(
+      "POST", "/api/v1/dlq/retry", "/api/v1/dlq/retry",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        if (auto rejected = http::reject_non_json_body(req))
+          co_return std::move(*rejected);
+        auto parsed = parse_redrive(req.body);
+        if (auto* e = std::get_if<http::response>(&parsed))
+          co_return std::move(*e);
+        const auto& r = std::get<redrive_request>(parsed);
+        if (auto refused = http::refuse_unfiltered(req, r.filter.queue, "queue"))
+          co_return std::move(*refused);
+        const auto deadline = store::clock::now() + api->statement_timeout;
+        const auto [status, job] =
+            co_await api->jobs.create(r.filter, r.dry_run, r.rate_per_sec, deadline);
+        if (status)
+          co_return store_failed(status);
+        if (job.state == "running") {
+          spdlog::info("delivery: dlq re-drive job {} created matched={} rate_per_sec={} by {}",
+                       job.id.to_string(), job.matched,
+                       job.rate_per_sec ? std::to_string(*job.rate_per_sec) : "none",
+                       http::actor_of(req));
+          if (api->runner)
+            api->runner->wake(job.id);
+        }
+        const json body{{"job", job.id.to_string()}, {"matched", job.matched}};
+        co_return http::response::json(r.dry_run ? 200 : 202, dump(body));
+      },
+      http::needs(http::access::admin));
 
-  routes.add("GET", "/api/v1/dlq/jobs/{job}", "/api/v1/dlq/jobs/{job}",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               auto id = id_param(req, "job", "the job id");
-               if (auto* e = std::get_if<http::response>(&id))
-                 co_return std::move(*e);
-               const auto deadline = store::clock::now() + api->statement_timeout;
-               const auto [status, job] = co_await api->jobs.get(std::get<uuid>(id), deadline);
-               if (status)
-                 co_return store_failed(status);
-               if (!job) {
-                 co_return http::error_response(
-                     404, "job_not_found", "no re-drive job " + std::get<uuid>(id).to_string());
-               }
-               co_return http::response::json(200, dump(job_json(*job)));
-             });
+  routes.add(
+      "GET", "/api/v1/dlq/jobs/{job}", "/api/v1/dlq/jobs/{job}",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        auto id = id_param(req, "job", "the job id");
+        if (auto* e = std::get_if<http::response>(&id))
+          co_return std::move(*e);
+        const auto deadline = store::clock::now() + api->statement_timeout;
+        const auto [status, job] = co_await api->jobs.get(std::get<uuid>(id), deadline);
+        if (status)
+          co_return store_failed(status);
+        if (!job) {
+          co_return http::error_response(404, "job_not_found",
+                                         "no re-drive job " + std::get<uuid>(id).to_string());
+        }
+        if (auto refused = http::refuse_unfiltered(req, job->filter.queue, "queue"))
+          co_return std::move(*refused);
+        co_return http::response::json(200, dump(job_json(*job)));
+      },
+      http::needs(http::access::read));
 }
 
 void add_attempt_routes(http::router& routes, const std::shared_ptr<const dlq_api>& api) {
@@ -464,7 +490,8 @@ void add_attempt_routes(http::router& routes, const std::shared_ptr<const dlq_ap
         if (listed.next)
           next = http::encode_cursor(listed.next->encode(), fp);
         co_return http::response::json(200, http::list_body(items, p.limit, next));
-      });
+      },
+      http::needs(http::access::read));
 }
 
 }  // namespace

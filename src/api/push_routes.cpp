@@ -4,9 +4,11 @@
 #include <chrono>
 #include <string>
 
+#include "sluice/http/caller_checks.hpp"
 #include "sluice/http/json_body.hpp"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 namespace sluice::api {
 namespace {
@@ -80,73 +82,86 @@ json log_json(const push::log_status& s) {
 }  // namespace
 
 void add_push_routes(http::router& routes, push::push_service& service, push::push_limits limits) {
-  routes.add("POST", "/api/v1/push", "/api/v1/push",
-             [&service, limits](http::request& req) -> boost::asio::awaitable<http::response> {
-               if (auto rejected = http::reject_non_json_body(req))
-                 co_return std::move(*rejected);
-               auto parsed = push::parse_push_request(req.body, limits);
-               if (!parsed.request)
-                 co_return invalid(parsed);
-               const auto out = co_await service.push(std::move(*parsed.request));
-               if (out.error_status != 0) {
-                 if (out.retry_after_seconds > 0) {
-                   co_return http::overloaded_response(out.error_status, out.error_code,
-                                                       out.error_message, out.retry_after_seconds);
-                 }
-                 co_return http::error_response(out.error_status, out.error_code,
-                                                out.error_message);
-               }
-               co_return accepted(out);
-             });
+  routes.add(
+      "POST", "/api/v1/push", "/api/v1/push",
+      [&service, limits](http::request& req) -> boost::asio::awaitable<http::response> {
+        if (auto rejected = http::reject_non_json_body(req))
+          co_return std::move(*rejected);
+        auto parsed = push::parse_push_request(req.body, limits);
+        if (!parsed.request)
+          co_return invalid(parsed);
+        // A batch is stored whole or not at all: one queue the token does not cover
+        // refuses all of it.
+        for (const auto& item : parsed.request->items) {
+          if (auto refused = http::refuse_uncovered(req, item.queue))
+            co_return std::move(*refused);
+        }
+        const auto out = co_await service.push(std::move(*parsed.request));
+        if (out.error_status != 0) {
+          if (out.retry_after_seconds > 0) {
+            co_return http::overloaded_response(out.error_status, out.error_code, out.error_message,
+                                                out.retry_after_seconds);
+          }
+          co_return http::error_response(out.error_status, out.error_code, out.error_message);
+        }
+        co_return accepted(out);
+      },
+      http::needs(http::access::write));
 
-  routes.add("GET", "/api/v1/status/buffers", "/api/v1/status/buffers",
-             [&service](http::request&) -> boost::asio::awaitable<http::response> {
-               const auto s = service.status();
-               json body = {
-                   {"pending", s.failover.stats.pending_records + s.qos0.stats.pending_records},
-                   {"failed", s.failover.stats.failed_records + s.qos0.stats.failed_records},
-                   {"dbHealthy", s.db_healthy},
-                   {"schemaReady", s.schema_ready},
-                   {"failoverActive", s.failover_active},
-                   {"mode", push::to_string(s.mode)},
-                   {"pendingTransactionIds", s.pending_index_entries},
-                   {"logs", {{"failover", log_json(s.failover)}, {"qos0", log_json(s.qos0)}}}};
-               co_return http::response::json(200, body.dump());
-             });
+  routes.add(
+      "GET", "/api/v1/status/buffers", "/api/v1/status/buffers",
+      [&service](http::request&) -> boost::asio::awaitable<http::response> {
+        const auto s = service.status();
+        json body = {{"pending", s.failover.stats.pending_records + s.qos0.stats.pending_records},
+                     {"failed", s.failover.stats.failed_records + s.qos0.stats.failed_records},
+                     {"dbHealthy", s.db_healthy},
+                     {"schemaReady", s.schema_ready},
+                     {"failoverActive", s.failover_active},
+                     {"mode", push::to_string(s.mode)},
+                     {"pendingTransactionIds", s.pending_index_entries},
+                     {"logs", {{"failover", log_json(s.failover)}, {"qos0", log_json(s.qos0)}}}};
+        co_return http::response::json(200, body.dump());
+      },
+      http::needs(http::access::read));
 
-  routes.add("POST", "/api/v1/status/buffers/retry-failed", "/api/v1/status/buffers/retry-failed",
-             [&service](http::request& req) -> boost::asio::awaitable<http::response> {
-               buffer::retry_filter filter;
-               if (auto queue = req.query_param("queue")) {
-                 if (queue->empty()) {
-                   co_return http::error_response(400, "invalid_request",
-                                                  "queue: expected a queue name");
-                 }
-                 filter.queue = std::move(*queue);
-               }
-               if (auto reason = req.query_param("reason")) {
-                 if (reason->empty()) {
-                   co_return http::error_response(400, "invalid_request",
-                                                  "reason: expected text the reason contains");
-                 }
-                 filter.reason_substring = std::move(*reason);
-               }
-               constexpr std::size_t max_limit = 100'000;
-               if (auto limit = req.query_param("limit")) {
-                 std::size_t n = 0;
-                 const auto* end = limit->data() + limit->size();
-                 const auto [ptr, ec] = std::from_chars(limit->data(), end, n);
-                 if (limit->empty() || ec != std::errc{} || ptr != end || n > max_limit) {
-                   co_return http::error_response(
-                       400, "invalid_request",
-                       "limit: expected a whole number from 0 to " + std::to_string(max_limit));
-                 }
-                 filter.max_records = n;
-               }
-               const auto r = co_await service.retry_failed(std::move(filter));
-               co_return http::response::json(
-                   200, json{{"retried", r.retried}, {"remaining", r.remaining}}.dump());
-             });
+  routes.add(
+      "POST", "/api/v1/status/buffers/retry-failed", "/api/v1/status/buffers/retry-failed",
+      [&service](http::request& req) -> boost::asio::awaitable<http::response> {
+        buffer::retry_filter filter;
+        if (auto queue = req.query_param("queue")) {
+          if (queue->empty()) {
+            co_return http::error_response(400, "invalid_request", "queue: expected a queue name");
+          }
+          filter.queue = std::move(*queue);
+        }
+        if (auto refused = http::refuse_unfiltered(req, filter.queue, "queue"))
+          co_return std::move(*refused);
+        if (auto reason = req.query_param("reason")) {
+          if (reason->empty()) {
+            co_return http::error_response(400, "invalid_request",
+                                           "reason: expected text the reason contains");
+          }
+          filter.reason_substring = std::move(*reason);
+        }
+        constexpr std::size_t max_limit = 100'000;
+        if (auto limit = req.query_param("limit")) {
+          std::size_t n = 0;
+          const auto* end = limit->data() + limit->size();
+          const auto [ptr, ec] = std::from_chars(limit->data(), end, n);
+          if (limit->empty() || ec != std::errc{} || ptr != end || n > max_limit) {
+            co_return http::error_response(
+                400, "invalid_request",
+                "limit: expected a whole number from 0 to " + std::to_string(max_limit));
+          }
+          filter.max_records = n;
+        }
+        const auto r = co_await service.retry_failed(std::move(filter));
+        spdlog::info("push: {} failed records put back for replay by {}", r.retried,
+                     http::actor_of(req));
+        co_return http::response::json(
+            200, json{{"retried", r.retried}, {"remaining", r.remaining}}.dump());
+      },
+      http::needs(http::access::admin));
 }
 
 }  // namespace sluice::api

@@ -7,10 +7,12 @@
 
 #include "sluice/api/queue_name.hpp"
 #include "sluice/delivery/subscription_catalog.hpp"
+#include "sluice/http/caller_checks.hpp"
 #include "sluice/http/json_body.hpp"
 #include "sluice/push/json_scanner.hpp"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 namespace sluice::api {
 namespace {
@@ -124,49 +126,55 @@ boost::asio::awaitable<std::optional<http::response>> switch_to_queue_mode(
 
 void add_queue_routes(http::router& routes, relay::queue_modes& modes,
                       delivery::subscription_catalog* subscriptions) {
-  routes.add("GET", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
-             [&modes](http::request& req) -> boost::asio::awaitable<http::response> {
-               auto queue = queue_param(req);
-               if (!queue)
-                 co_return invalid_queue();
-               const auto deadline = clock::now() + statement_deadline;
-               auto [ec, setting] = co_await modes.get(*queue, deadline);
-               if (ec)
-                 co_return unavailable(ec);
-               co_return http::response::json(
-                   200, setting_body(*queue, setting.mode, setting.configured));
-             });
+  routes.add(
+      "GET", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
+      [&modes](http::request& req) -> boost::asio::awaitable<http::response> {
+        auto queue = queue_param(req);
+        if (!queue)
+          co_return invalid_queue();
+        const auto deadline = clock::now() + statement_deadline;
+        auto [ec, setting] = co_await modes.get(*queue, deadline);
+        if (ec)
+          co_return unavailable(ec);
+        co_return http::response::json(200, setting_body(*queue, setting.mode, setting.configured));
+      },
+      http::needs(http::access::read, "queue"));
 
-  routes.add("PUT", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
-             [&modes, subscriptions](http::request& req) -> boost::asio::awaitable<http::response> {
-               auto queue = queue_param(req);
-               if (!queue)
-                 co_return invalid_queue();
-               if (auto rejected = http::reject_non_json_body(req))
-                 co_return std::move(*rejected);
-               auto read = read_mode_body(req.body);
-               if (auto* error = std::get_if<http::response>(&read))
-                 co_return std::move(*error);
-               const auto mode = relay::parse_queue_mode(std::get<std::string>(read));
-               if (!mode)
-                 co_return http::error_response(400, "invalid_request",
-                                                R"(mode must be "queue" or "broadcast")");
-               const auto deadline = clock::now() + statement_deadline;
-               if (subscriptions && *mode == relay::queue_mode::queue) {
-                 if (auto refused = co_await switch_to_queue_mode(*subscriptions, *queue))
-                   co_return std::move(*refused);
-                 // Written under the lock. A second, unlocked write for the cache could land
-                 // after a switch back to broadcast and the subscriptions it let in, leaving a
-                 // queue-mode queue with several: the cache is re-read instead.
-                 if (const auto ec = co_await modes.refresh(deadline))
-                   co_return unavailable(ec);
-                 co_return http::response::json(200, setting_body(*queue, *mode, std::nullopt));
-               }
-               const auto ec = co_await modes.set(*queue, *mode, deadline);
-               if (ec)
-                 co_return unavailable(ec);
-               co_return http::response::json(200, setting_body(*queue, *mode, std::nullopt));
-             });
+  routes.add(
+      "PUT", "/api/v1/queues/{queue}", "/api/v1/queues/{queue}",
+      [&modes, subscriptions](http::request& req) -> boost::asio::awaitable<http::response> {
+        auto queue = queue_param(req);
+        if (!queue)
+          co_return invalid_queue();
+        if (auto rejected = http::reject_non_json_body(req))
+          co_return std::move(*rejected);
+        auto read = read_mode_body(req.body);
+        if (auto* error = std::get_if<http::response>(&read))
+          co_return std::move(*error);
+        const auto mode = relay::parse_queue_mode(std::get<std::string>(read));
+        if (!mode)
+          co_return http::error_response(400, "invalid_request",
+                                         R"(mode must be "queue" or "broadcast")");
+        const auto deadline = clock::now() + statement_deadline;
+        if (subscriptions && *mode == relay::queue_mode::queue) {
+          if (auto refused = co_await switch_to_queue_mode(*subscriptions, *queue))
+            co_return std::move(*refused);
+          // Written under the lock. A second, unlocked write for the cache could land
+          // after a switch back to broadcast and the subscriptions it let in, leaving a
+          // queue-mode queue with several: the cache is re-read instead.
+          if (const auto ec = co_await modes.refresh(deadline))
+            co_return unavailable(ec);
+          spdlog::info("relay: queue {} set to queue mode by {}", *queue, http::actor_of(req));
+          co_return http::response::json(200, setting_body(*queue, *mode, std::nullopt));
+        }
+        const auto ec = co_await modes.set(*queue, *mode, deadline);
+        if (ec)
+          co_return unavailable(ec);
+        spdlog::info("relay: queue {} set to {} mode by {}", *queue, relay::to_string(*mode),
+                     http::actor_of(req));
+        co_return http::response::json(200, setting_body(*queue, *mode, std::nullopt));
+      },
+      http::needs(http::access::admin, "queue"));
 }
 
 }  // namespace sluice::api

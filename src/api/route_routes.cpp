@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sluice/core/rfc3339.hpp"
+#include "sluice/http/caller_checks.hpp"
 #include "sluice/http/json_body.hpp"
 #include "sluice/http/json_fields.hpp"
 #include "sluice/http/list_page.hpp"
@@ -58,10 +59,6 @@ http::response store_failed(const store::statement_status& status) {
 
 http::response not_found(const route_key& k) {
   return http::error_response(404, "route_not_found", "no route " + routing::to_string(k));
-}
-
-std::string actor_of(const http::request& req) {
-  return req.remote_address.empty() ? std::string("unknown") : req.remote_address;
 }
 
 // {"message":…,"route":{…}}: the seed's answer to a change.
@@ -198,8 +195,10 @@ http::handler change_handler(route_api api, bool with_url, change_call call, int
     if (auto* error = std::get_if<http::response>(&parsed))
       co_return std::move(*error);
     const auto& body = std::get<change_body>(parsed);
+    if (auto refused = http::refuse_uncovered(req, body.key.service))
+      co_return std::move(*refused);
     const auto deadline = clock::now() + api.statement_timeout;
-    const std::string actor = actor_of(req);
+    const std::string actor = http::actor_of(req);
     const routing::change_result changed = co_await call(body, actor, deadline);
     switch (changed.outcome) {
       case change_outcome::done:
@@ -228,7 +227,8 @@ void add_change_routes(http::router& routes, const route_api& api) {
           [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
             return s.create(b.key, b.url, actor, deadline);
           },
-          201, "Route created successfully"));
+          201, "Route created successfully"),
+      http::needs(http::access::admin));
   routes.add(
       "PUT", "/api/v1/routes", "/api/v1/routes",
       change_handler(
@@ -236,7 +236,8 @@ void add_change_routes(http::router& routes, const route_api& api) {
           [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
             return s.update_url(b.key, b.url, actor, deadline);
           },
-          200, "Route updated successfully"));
+          200, "Route updated successfully"),
+      http::needs(http::access::admin));
   routes.add(
       "POST", "/api/v1/routes/activate", "/api/v1/routes/activate",
       change_handler(
@@ -244,7 +245,8 @@ void add_change_routes(http::router& routes, const route_api& api) {
           [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
             return s.set_active(b.key, true, actor, deadline);
           },
-          200, "Route activated successfully"));
+          200, "Route activated successfully"),
+      http::needs(http::access::admin));
   routes.add(
       "POST", "/api/v1/routes/deactivate", "/api/v1/routes/deactivate",
       change_handler(
@@ -252,68 +254,75 @@ void add_change_routes(http::router& routes, const route_api& api) {
           [&s](const change_body& b, const std::string& actor, store::clock::time_point deadline) {
             return s.set_active(b.key, false, actor, deadline);
           },
-          200, "Route deactivated successfully"));
+          200, "Route deactivated successfully"),
+      http::needs(http::access::admin));
 
-  routes.add("DELETE", "/api/v1/routes", "/api/v1/routes",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               auto k = key_params(req);
-               if (auto* error = std::get_if<http::response>(&k))
-                 co_return std::move(*error);
-               const auto& key = std::get<route_key>(k);
-               const auto deadline = clock::now() + api.statement_timeout;
-               const std::string actor = actor_of(req);
-               const auto removed = co_await api.store.remove(key, actor, deadline);
-               if (removed.outcome == change_outcome::not_found)
-                 co_return not_found(key);
-               if (removed.outcome != change_outcome::done)
-                 co_return store_failed(removed.status);
-               if (api.on_change)
-                 api.on_change(removed);
-               co_return http::response::json(204, "");
-             });
+  routes.add(
+      "DELETE", "/api/v1/routes", "/api/v1/routes",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        auto k = key_params(req);
+        if (auto* error = std::get_if<http::response>(&k))
+          co_return std::move(*error);
+        const auto& key = std::get<route_key>(k);
+        if (auto refused = http::refuse_uncovered(req, key.service))
+          co_return std::move(*refused);
+        const auto deadline = clock::now() + api.statement_timeout;
+        const std::string actor = http::actor_of(req);
+        const auto removed = co_await api.store.remove(key, actor, deadline);
+        if (removed.outcome == change_outcome::not_found)
+          co_return not_found(key);
+        if (removed.outcome != change_outcome::done)
+          co_return store_failed(removed.status);
+        if (api.on_change)
+          api.on_change(removed);
+        co_return http::response::json(204, "");
+      },
+      http::needs(http::access::admin));
 }
 
 void add_list_routes(http::router& routes, const route_api& api) {
-  routes.add("GET", "/api/v1/routes", "/api/v1/routes",
-             [api](http::request& req) -> asio::awaitable<http::response> {
-               auto keys = key_filter_of(req);
-               if (auto* error = std::get_if<http::response>(&keys))
-                 co_return std::move(*error);
-               auto& kf = std::get<key_filter>(keys);
-               routing::route_filter filter{kf.names[0], kf.names[1], kf.names[2], kf.names[3], {}};
-               if (const auto active = req.query_param("active")) {
-                 if (*active != "true" && *active != "false")
-                   co_return invalid("invalid_filter", "active", "must be true or false");
-                 filter.active = *active == "true";
-                 kf.fingerprint += "active=" + *active;
-               }
-               auto page = http::read_page_request(req, kf.fingerprint, default_page, max_page);
-               if (auto* error = std::get_if<http::response>(&page))
-                 co_return std::move(*error);
-               const auto& p = std::get<http::page_request>(page);
-               std::optional<route_key> after;
-               if (p.position) {
-                 after = key_of_position(*p.position);
-                 if (!after)
-                   co_return http::cursor_error_response(http::cursor_error::malformed);
-               }
-               const auto deadline = clock::now() + api.statement_timeout;
-               // One more than the page: whether a next page exists, without a count.
-               const auto listed = co_await api.store.list(filter, after, p.limit + 1, deadline);
-               if (listed.status)
-                 co_return store_failed(listed.status);
-               std::vector<std::string> items;
-               std::optional<std::string> next;
-               for (const auto& r : listed.routes) {
-                 if (items.size() == p.limit) {
-                   next = http::encode_cursor(routing::to_string(listed.routes[p.limit - 1].key),
-                                              kf.fingerprint);
-                   break;
-                 }
-                 items.push_back(routing::to_json(r));
-               }
-               co_return http::response::json(200, http::list_body(items, p.limit, next));
-             });
+  routes.add(
+      "GET", "/api/v1/routes", "/api/v1/routes",
+      [api](http::request& req) -> asio::awaitable<http::response> {
+        auto keys = key_filter_of(req);
+        if (auto* error = std::get_if<http::response>(&keys))
+          co_return std::move(*error);
+        auto& kf = std::get<key_filter>(keys);
+        routing::route_filter filter{kf.names[0], kf.names[1], kf.names[2], kf.names[3], {}};
+        if (const auto active = req.query_param("active")) {
+          if (*active != "true" && *active != "false")
+            co_return invalid("invalid_filter", "active", "must be true or false");
+          filter.active = *active == "true";
+          kf.fingerprint += "active=" + *active;
+        }
+        auto page = http::read_page_request(req, kf.fingerprint, default_page, max_page);
+        if (auto* error = std::get_if<http::response>(&page))
+          co_return std::move(*error);
+        const auto& p = std::get<http::page_request>(page);
+        std::optional<route_key> after;
+        if (p.position) {
+          after = key_of_position(*p.position);
+          if (!after)
+            co_return http::cursor_error_response(http::cursor_error::malformed);
+        }
+        const auto deadline = clock::now() + api.statement_timeout;
+        // One more than the page: whether a next page exists, without a count.
+        const auto listed = co_await api.store.list(filter, after, p.limit + 1, deadline);
+        if (listed.status)
+          co_return store_failed(listed.status);
+        std::vector<std::string> items;
+        std::optional<std::string> next;
+        for (const auto& r : listed.routes) {
+          if (items.size() == p.limit) {
+            next = http::encode_cursor(routing::to_string(listed.routes[p.limit - 1].key),
+                                       kf.fingerprint);
+            break;
+          }
+          items.push_back(routing::to_json(r));
+        }
+        co_return http::response::json(200, http::list_body(items, p.limit, next));
+      },
+      http::needs(http::access::read));
 
   routes.add(
       "GET", "/api/v1/routes/events", "/api/v1/routes/events",
@@ -378,7 +387,8 @@ void add_list_routes(http::router& routes, const route_api& api) {
           items.push_back(routing::to_json(e));
         }
         co_return http::response::json(200, http::list_body(items, p.limit, next));
-      });
+      },
+      http::needs(http::access::read));
 }
 
 }  // namespace

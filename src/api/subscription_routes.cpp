@@ -8,6 +8,7 @@
 #include "sluice/api/queue_name.hpp"
 #include "sluice/core/percent_decode.hpp"
 #include "sluice/delivery/subscription_json.hpp"
+#include "sluice/http/caller_checks.hpp"
 #include "sluice/http/json_body.hpp"
 #include "sluice/http/list_page.hpp"
 #include "sluice/store/errc.hpp"
@@ -101,30 +102,33 @@ void add_one_routes(http::router& routes, delivery::subscription_catalog& catalo
                     relay::queue_modes& modes, subscription_status_provider status) {
   constexpr const char* path = "/api/v1/queues/{queue}/subscriptions/{name}";
 
-  routes.add("GET", path, path,
-             [&catalog, status](http::request& req) -> asio::awaitable<http::response> {
-               auto k = key_of(req);
-               if (auto* error = std::get_if<http::response>(&k))
-                 co_return std::move(*error);
-               const auto& key = std::get<struct key>(k);
-               if (catalog.registry().loaded()) {
-                 const auto found = catalog.registry().find(key.queue, key.name);
-                 if (!found)
-                   co_return not_found(key);
-                 co_return http::response::json(200, with_status(*found, status));
-               }
-               // The follower has not read the table yet (PostgreSQL was away at start): ask it.
-               const auto deadline = clock::now() + catalog.statement_timeout();
-               auto [st, found] = co_await catalog.store().load(key.queue, key.name, deadline);
-               if (st)
-                 co_return store_failed(st);
-               if (!found)
-                 co_return not_found(key);
-               co_return http::response::json(200, with_status(*found, status));
-             });
+  routes.add(
+      "GET", path, path,
+      [&catalog, status](http::request& req) -> asio::awaitable<http::response> {
+        auto k = key_of(req);
+        if (auto* error = std::get_if<http::response>(&k))
+          co_return std::move(*error);
+        const auto& key = std::get<struct key>(k);
+        if (catalog.registry().loaded()) {
+          const auto found = catalog.registry().find(key.queue, key.name);
+          if (!found)
+            co_return not_found(key);
+          co_return http::response::json(200, with_status(*found, status));
+        }
+        // The follower has not read the table yet (PostgreSQL was away at start): ask it.
+        const auto deadline = clock::now() + catalog.statement_timeout();
+        auto [st, found] = co_await catalog.store().load(key.queue, key.name, deadline);
+        if (st)
+          co_return store_failed(st);
+        if (!found)
+          co_return not_found(key);
+        co_return http::response::json(200, with_status(*found, status));
+      },
+      http::needs(http::access::read, "queue"));
 
   routes.add(
-      "PUT", path, path, [&catalog, &modes](http::request& req) -> asio::awaitable<http::response> {
+      "PUT", path, path,
+      [&catalog, &modes](http::request& req) -> asio::awaitable<http::response> {
         auto k = key_of(req);
         if (auto* error = std::get_if<http::response>(&k))
           co_return std::move(*error);
@@ -167,95 +171,107 @@ void add_one_routes(http::router& routes, delivery::subscription_catalog& catalo
         // Applied here at once; the notification the write sent reaches the other instances
         // (and this one, re-reading the same row: the registry sees no change).
         subscription stored = std::move(*put.stored);
+        spdlog::info("delivery: subscription {}/{} {} by {}", key.queue, key.name,
+                     put.created ? "created" : "updated", http::actor_of(req));
         std::string body = delivery::to_json(stored);
         catalog.registry().put(std::move(stored));
         co_return http::response::json(put.created ? 201 : 200, std::move(body));
-      });
+      },
+      http::needs(http::access::admin, "queue"));
 
-  routes.add("DELETE", path, path,
-             [&catalog](http::request& req) -> asio::awaitable<http::response> {
-               auto k = key_of(req);
-               if (auto* error = std::get_if<http::response>(&k))
-                 co_return std::move(*error);
-               const auto& key = std::get<struct key>(k);
-               const auto deadline = clock::now() + catalog.statement_timeout();
-               const auto removed = co_await catalog.store().remove(key.queue, key.name, deadline);
-               if (removed.status)
-                 co_return store_failed(removed.status);
-               // Also when the row was already gone: this instance may not have heard yet.
-               catalog.registry().remove(key.queue, key.name);
-               if (!removed.found)
-                 co_return not_found(key);
-               co_return http::response::json(204, "");
-             });
+  routes.add(
+      "DELETE", path, path,
+      [&catalog](http::request& req) -> asio::awaitable<http::response> {
+        auto k = key_of(req);
+        if (auto* error = std::get_if<http::response>(&k))
+          co_return std::move(*error);
+        const auto& key = std::get<struct key>(k);
+        const auto deadline = clock::now() + catalog.statement_timeout();
+        const auto removed = co_await catalog.store().remove(key.queue, key.name, deadline);
+        if (removed.status)
+          co_return store_failed(removed.status);
+        // Also when the row was already gone: this instance may not have heard yet.
+        catalog.registry().remove(key.queue, key.name);
+        if (!removed.found)
+          co_return not_found(key);
+        spdlog::info("delivery: subscription {}/{} deleted by {}", key.queue, key.name,
+                     http::actor_of(req));
+        co_return http::response::json(204, "");
+      },
+      http::needs(http::access::admin, "queue"));
 
   constexpr const char* resume = "/api/v1/queues/{queue}/subscriptions/{name}/resume";
-  routes.add("POST", resume, resume,
-             [&catalog, status](http::request& req) -> asio::awaitable<http::response> {
-               auto k = key_of(req);
-               if (auto* error = std::get_if<http::response>(&k))
-                 co_return std::move(*error);
-               const auto& key = std::get<struct key>(k);
-               const auto deadline = clock::now() + catalog.statement_timeout();
-               const auto changed =
-                   co_await catalog.store().set_paused(key.queue, key.name, false, "", deadline);
-               if (changed.status)
-                 co_return store_failed(changed.status);
-               if (!changed.found) {
-                 catalog.registry().remove(key.queue, key.name);
-                 co_return not_found(key);
-               }
-               auto [st, found] = co_await catalog.store().load(key.queue, key.name, deadline);
-               if (st)
-                 co_return store_failed(st);
-               if (!found)  // deleted right after the resume
-                 co_return not_found(key);
-               std::string body = with_status(*found, status);
-               catalog.registry().put(std::move(*found));
-               co_return http::response::json(200, std::move(body));
-             });
+  routes.add(
+      "POST", resume, resume,
+      [&catalog, status](http::request& req) -> asio::awaitable<http::response> {
+        auto k = key_of(req);
+        if (auto* error = std::get_if<http::response>(&k))
+          co_return std::move(*error);
+        const auto& key = std::get<struct key>(k);
+        const auto deadline = clock::now() + catalog.statement_timeout();
+        const auto changed =
+            co_await catalog.store().set_paused(key.queue, key.name, false, "", deadline);
+        if (changed.status)
+          co_return store_failed(changed.status);
+        if (!changed.found) {
+          catalog.registry().remove(key.queue, key.name);
+          co_return not_found(key);
+        }
+        auto [st, found] = co_await catalog.store().load(key.queue, key.name, deadline);
+        if (st)
+          co_return store_failed(st);
+        if (!found)  // deleted right after the resume
+          co_return not_found(key);
+        std::string body = with_status(*found, status);
+        catalog.registry().put(std::move(*found));
+        co_return http::response::json(200, std::move(body));
+      },
+      http::needs(http::access::admin, "queue"));
 }
 
 void add_list_route(http::router& routes, delivery::subscription_catalog& catalog) {
   constexpr const char* path = "/api/v1/queues/{queue}/subscriptions";
-  routes.add("GET", path, path, [&catalog](http::request& req) -> asio::awaitable<http::response> {
-    auto queue = queue_param(req);
-    if (!queue)
-      co_return invalid_queue();
-    // A cursor of another queue's list is refused, not applied.
-    const std::string fingerprint = "queue=" + *queue;
-    auto page = http::read_page_request(req, fingerprint, default_page, max_page);
-    if (auto* error = std::get_if<http::response>(&page))
-      co_return std::move(*error);
-    const auto& p = std::get<http::page_request>(page);
-    std::vector<subscription> all;
-    if (catalog.registry().loaded()) {
-      for (const auto& s : catalog.registry().of_queue(*queue))
-        all.push_back(*s);
-    } else {
-      const auto deadline = clock::now() + catalog.statement_timeout();
-      auto loaded = co_await catalog.store().load_all(*queue, deadline);
-      if (loaded.status)
-        co_return store_failed(loaded.status);
-      all = std::move(loaded.items);
-    }
-    std::vector<std::string> items;
-    std::optional<std::string> next;
-    std::string last;
-    // Sorted by name: the cursor is the last name of the page, and the next page starts
-    // after it, whatever was added or removed meanwhile.
-    for (const auto& s : all) {
-      if (p.position && s.name <= *p.position)
-        continue;
-      if (items.size() == p.limit) {
-        next = http::encode_cursor(last, fingerprint);
-        break;
-      }
-      items.push_back(delivery::to_json(s));
-      last = s.name;
-    }
-    co_return http::response::json(200, http::list_body(items, p.limit, next));
-  });
+  routes.add(
+      "GET", path, path,
+      [&catalog](http::request& req) -> asio::awaitable<http::response> {
+        auto queue = queue_param(req);
+        if (!queue)
+          co_return invalid_queue();
+        // A cursor of another queue's list is refused, not applied.
+        const std::string fingerprint = "queue=" + *queue;
+        auto page = http::read_page_request(req, fingerprint, default_page, max_page);
+        if (auto* error = std::get_if<http::response>(&page))
+          co_return std::move(*error);
+        const auto& p = std::get<http::page_request>(page);
+        std::vector<subscription> all;
+        if (catalog.registry().loaded()) {
+          for (const auto& s : catalog.registry().of_queue(*queue))
+            all.push_back(*s);
+        } else {
+          const auto deadline = clock::now() + catalog.statement_timeout();
+          auto loaded = co_await catalog.store().load_all(*queue, deadline);
+          if (loaded.status)
+            co_return store_failed(loaded.status);
+          all = std::move(loaded.items);
+        }
+        std::vector<std::string> items;
+        std::optional<std::string> next;
+        std::string last;
+        // Sorted by name: the cursor is the last name of the page, and the next page starts
+        // after it, whatever was added or removed meanwhile.
+        for (const auto& s : all) {
+          if (p.position && s.name <= *p.position)
+            continue;
+          if (items.size() == p.limit) {
+            next = http::encode_cursor(last, fingerprint);
+            break;
+          }
+          items.push_back(delivery::to_json(s));
+          last = s.name;
+        }
+        co_return http::response::json(200, http::list_body(items, p.limit, next));
+      },
+      http::needs(http::access::read, "queue"));
 }
 
 }  // namespace

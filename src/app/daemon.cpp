@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "sluice/api/route_routes.hpp"
 #include "sluice/api/service_routes.hpp"
 #include "sluice/api/subscription_routes.hpp"
+#include "sluice/auth/authenticator.hpp"
 #include "sluice/buffer/buffer_log.hpp"
 #include "sluice/core/async_event.hpp"
 #include "sluice/delivery/attempt_reader.hpp"
@@ -520,8 +522,28 @@ int run_daemon(const config::settings& settings) {
   if (deliveries)
     ready.add("deliveries", [&] { return api::deliveries_check(deliveries->status()); });
 
+  // Bearer tokens (AUTH_TOKEN, AUTH_TOKENS_FILE, AUTH_JWT_*): none configured = all open.
+  std::optional<auth::authenticator> authenticator;
+  try {
+    authenticator.emplace(settings, metrics);
+  } catch (const std::runtime_error& e) {
+    spdlog::critical("{}", e.what());
+    return 2;
+  }
+  authenticator->watch_sighup(io.get_executor());
+  const auto with_auth = [&authenticator](http::server_options o) {
+    if (authenticator->enabled()) {
+      o.authorize = [&authenticator](http::request& req, const http::route_options& route) {
+        return authenticator->authorize(req, route);
+      };
+    }
+    return o;
+  };
+  const http::access metrics_access =
+      settings.metrics_auth ? http::access::read : http::access::open;
+
   http::router routes;
-  api::add_health_routes(routes, ready, metrics);
+  api::add_health_routes(routes, ready, metrics, metrics_access);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes, &subscription_catalog);
   api::add_service_routes(routes, service_catalog);
@@ -593,10 +615,11 @@ int run_daemon(const config::settings& settings) {
   api::add_api_document_routes(routes);
   // One line, for the API document's test (every route documented, every documented one routed).
   spdlog::debug("http[api]: routes {}", api::route_table_json(routes));
-  http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
+  http::server api_server(io.get_executor(), with_auth(api_server_options(settings, "api")), routes,
+                          metrics);
 
   http::router metrics_routes;
-  api::add_health_routes(metrics_routes, ready, metrics);
+  api::add_health_routes(metrics_routes, ready, metrics, metrics_access);
   std::unique_ptr<http::server> metrics_server;
 
   // Set once the start-up below has run; a signal that arrives earlier waits for it, so the
@@ -652,6 +675,7 @@ int run_daemon(const config::settings& settings) {
             co_await proxy_ingress->stop();
           co_await service_catalog.stop();
           co_await subscription_catalog.stop();
+          authenticator->stop();
           route_follower.stop();
           co_await route_follower.wait_stopped();
           co_await route_resolver.stop();
@@ -685,7 +709,8 @@ int run_daemon(const config::settings& settings) {
     spdlog::info("http[api]: listening on {}:{}", settings.http_addr.host, port);
     if (const auto second = config::metrics_listener(settings)) {
       metrics_server = std::make_unique<http::server>(
-          io.get_executor(), api_server_options(settings, "metrics"), metrics_routes, metrics);
+          io.get_executor(), with_auth(api_server_options(settings, "metrics")), metrics_routes,
+          metrics);
       const auto mport = metrics_server->listen(second->host, second->port);
       spdlog::info("http[metrics]: listening on {}:{}", second->host, mport);
     }

@@ -76,7 +76,9 @@ bool is_hop_by_hop(std::string_view name) {
       "connection",        "keep-alive", "te",   "trailer",
       "transfer-encoding", "upgrade",    "host", "proxy-connection"};
   if (name.size() >= 6 && ascii_iequals(name.substr(0, 6), "proxy-"))
-    return true;  // Proxy-Authorization, Proxy-Authenticate, Proxy-Connection
+    // Proxy-Authenticate, Proxy-Connection, and Proxy-Authorization: on /proxy/* it holds
+    // sluice's own bearer token, which must never reach the target.
+    return true;
   return std::any_of(names.begin(), names.end(),
                      [name](std::string_view n) { return ascii_iequals(n, name); });
 }

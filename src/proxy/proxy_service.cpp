@@ -311,7 +311,8 @@ asio::awaitable<http::response> proxy_service::handle_async(http::request& req, 
 }
 
 void add_proxy_routes(http::router& routes, proxy_service& proxy) {
-  http::route_options watched;
+  // A call through the proxy is a write: it reaches the service with the caller's request.
+  http::route_options watched = http::needs(http::access::write, "service");
   watched.watch_client = true;
   for (const char* method : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
     routes.add(

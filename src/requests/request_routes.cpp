@@ -5,20 +5,22 @@ namespace asio = boost::asio;
 
 void add_request_routes(http::router& routes, request_status_reader& reader,
                         std::function<bool()> buffer_unreplayed) {
-  routes.add("GET", "/api/v1/requests/{id}", "/api/v1/requests/{id}",
-             [&reader, buffer_unreplayed = std::move(buffer_unreplayed)](
-                 http::request& req) -> asio::awaitable<http::response> {
-               const auto id = uuid::parse(req.params["id"]);
-               if (!id) {
-                 co_return http::error_response(400, "invalid_request_id",
-                                                "the request id must be a uuid");
-               }
-               const std::string text = id->to_string();
-               auto [ec, state] = co_await reader.read(*id);
-               const bool unreplayed = !ec && state.what == request_state::kind::unknown &&
-                                       buffer_unreplayed && buffer_unreplayed();
-               co_return status_answer(text, ec, state, unreplayed);
-             });
+  routes.add(
+      "GET", "/api/v1/requests/{id}", "/api/v1/requests/{id}",
+      [&reader, buffer_unreplayed = std::move(buffer_unreplayed)](
+          http::request& req) -> asio::awaitable<http::response> {
+        const auto id = uuid::parse(req.params["id"]);
+        if (!id) {
+          co_return http::error_response(400, "invalid_request_id",
+                                         "the request id must be a uuid");
+        }
+        const std::string text = id->to_string();
+        auto [ec, state] = co_await reader.read(*id);
+        const bool unreplayed = !ec && state.what == request_state::kind::unknown &&
+                                buffer_unreplayed && buffer_unreplayed();
+        co_return status_answer(text, ec, state, unreplayed);
+      },
+      http::needs(http::access::write));
 }
 
 }  // namespace sluice::requests

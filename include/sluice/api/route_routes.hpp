@@ -25,7 +25,8 @@ struct route_api {
 //   GET    /api/v1/routes?tenant=&service=&env=&version=&active=   (the list format, by key)
 //   GET    /api/v1/routes/events?tenant=&service=&env=&version=&action=&start_time=&end_time=
 //          (the list format, newest first)
-// Every call asks PostgreSQL; the actor of a change is the client's address.
+// Every call asks PostgreSQL; the actor of a change is the caller's token name when
+// authentication is on, else the client's address.
 // GET /api/v1/routes/resolve is the resolver's (it answers from the cache).
 void add_route_routes(http::router& routes, route_api api);
 

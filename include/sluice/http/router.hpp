@@ -33,6 +33,15 @@ struct route_options {
   std::size_t max_body_bytes = 0;
 };
 
+// Options of a route that needs `required` (and whose path capture `resource_param`, if any,
+// names the queue or service the caller's prefixes must cover): routes.add(..., needs(...)).
+inline route_options needs(access required, std::string resource_param = {}) {
+  route_options o;
+  o.required = required;
+  o.resource_param = std::move(resource_param);
+  return o;
+}
+
 // Routes by method and path pattern. Patterns are segments separated by '/'; a segment
 // `{name}` captures one segment, a last segment `{name*}` captures the rest of the path
 // (possibly empty). Literal segments win over captures when both match.
