@@ -19,7 +19,7 @@ inline constexpr std::size_t max_offset_rows = 10'000;
 // `total` is counted exactly up to this many rows (a count over a LIMIT'ed subquery: at most
 // this many index entries read); beyond it, it is the planner's estimate and the answer says
 // "totalIsEstimate":true.
-inline constexpr std::uint64_t exact_total_bound = 10'000;
+inline constexpr std::uint64_t exact_total_bound = 1'000;
 
 enum class sort_order { asc, desc };
 
