@@ -148,15 +148,14 @@ asio::awaitable<message_page> message_reader::page(const message_page_request& r
     add_time_us(w.params, r.after->event_us);
     w.params.add(r.after->id);
   }
-  const std::string_view dir = r.sort == sort_order::asc ? "" : " DESC";
+  const std::string dir = r.sort == sort_order::asc ? "" : " DESC";
+  const std::string order = std::string(key) + dir + ", id" + dir;
+  const std::string limits =
+      " LIMIT $" + std::to_string(w.next) + " OFFSET $" + std::to_string(w.next + 1);
+  // Page numbers skip with OFFSET: PostgreSQL reads the skipped rows from the index and the
+  // table (an expression index gives no index-only scan), which max_offset_rows bounds.
   std::string sql(columns);
-  sql += w.sql;
-  sql += " ORDER BY ";
-  sql += key;
-  sql += dir;
-  sql += ", id";
-  sql += dir;
-  sql += " LIMIT $" + std::to_string(w.next) + " OFFSET $" + std::to_string(w.next + 1);
+  sql += w.sql + " ORDER BY " + order + limits;
   w.params.add(static_cast<std::int64_t>(r.limit + 1));
   w.params.add(static_cast<std::int64_t>(r.offset));
   store::pg_statement s{.sql = sql, .params = std::move(w.params), .name = name};

@@ -67,6 +67,8 @@ TEST_F(migrations_test, applies_once_then_is_idempotent) {
                        "WHERE tablename = 'sluice_messages'"),
             "sluice_messages_pkey,sluice_messages_queue_partition_time,sluice_messages_queue_time,"
             "sluice_messages_queue_txn");
+  // The query API's cursor key: made once, 32 random bytes.
+  EXPECT_EQ(db_.scalar("SELECT length(key) FROM sluice_keys WHERE name = 'query_cursor'"), "32");
 }
 
 TEST_F(migrations_test, version_3_moves_unpublished_rows_and_their_claims_into_the_outbox) {
