@@ -14,7 +14,7 @@ namespace {
 constexpr std::int64_t postgres_epoch_unix_us = 946'684'800'000'000;
 
 constexpr std::string_view columns = R"sql(
-SELECT id, partition, (extract(epoch FROM created_at) * 1000)::int8,
+SELECT id, partition, floor(extract(epoch FROM created_at) * 1000)::int8,
        (extract(epoch FROM coalesce(event_time, created_at)) * 1000000)::int8,
        trace_id, transaction_id, payload
   FROM sluice_messages)sql";

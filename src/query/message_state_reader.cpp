@@ -8,9 +8,9 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::string_view message_sql = R"sql(
-SELECT m.id, m.queue, m.partition, (extract(epoch FROM m.created_at) * 1000)::int8,
+SELECT m.id, m.queue, m.partition, floor(extract(epoch FROM m.created_at) * 1000)::int8,
        (extract(epoch FROM coalesce(m.event_time, m.created_at)) * 1000000)::int8,
-       m.trace_id, m.transaction_id, m.payload, (extract(epoch FROM m.stored_at) * 1000)::int8,
+       m.trace_id, m.transaction_id, m.payload, floor(extract(epoch FROM m.stored_at) * 1000)::int8,
        o.id IS NOT NULL
   FROM sluice_messages m LEFT JOIN sluice_relay_outbox o ON o.id = m.id
  WHERE m.id = $1)sql";
@@ -25,9 +25,9 @@ WITH names AS (
   UNION SELECT subscription FROM sluice_dead_letters WHERE id = $1 AND queue = $2
 )
 SELECT n.name, s.name IS NOT NULL, a.attempts,
-       (extract(epoch FROM a.last_at) * 1000)::int8, a.last_outcome, a.last_status,
-       r.attempt, (extract(epoch FROM r.due_at) * 1000)::int8, r.origin,
-       d.reason, d.attempts, d.last_status, (extract(epoch FROM d.dead_at) * 1000)::int8
+       floor(extract(epoch FROM a.last_at) * 1000)::int8, a.last_outcome, a.last_status,
+       r.attempt, floor(extract(epoch FROM r.due_at) * 1000)::int8, r.origin,
+       d.reason, d.attempts, d.last_status, floor(extract(epoch FROM d.dead_at) * 1000)::int8
   FROM names n
   LEFT JOIN sluice_subscriptions s ON s.queue = $2 AND s.name = n.name
   LEFT JOIN LATERAL (

@@ -239,10 +239,10 @@ asio::awaitable<queue_list> queue_reader::queues(const queue_list_request& r,
       return total_count{static_cast<std::uint64_t>(n),
                          static_cast<std::uint64_t>(n) > exact_total_bound};
     };
-    out.items.push_back(queue_summary{*row[0], bounded(*total),
-                                      total_count{static_cast<std::uint64_t>(*unpublished),
-                                                  *row[3] == "t"},
-                                      bounded(*dead), to_int64(row[5]), to_int64(row[6])});
+    out.items.push_back(
+        queue_summary{*row[0], bounded(*total),
+                      total_count{static_cast<std::uint64_t>(*unpublished), *row[3] == "t"},
+                      bounded(*dead), to_int64(row[5]), to_int64(row[6])});
   }
   // Beyond the bound the planner estimates, one EXPLAIN per large queue (few: a page of
   // queues holds at most `limit`, and only the ones over the bound pay it).

@@ -49,9 +49,9 @@ class query_api : public ::testing::Test {
   // `n` rows in `queue`, one a second from `base` (SQL timestamptz literal) on, ids uuidv7 of
   // their created_at; partition 'p' || (i % partitions); event_time (when `event_offset` is
   // not empty) = created_at + that interval for every row.
-  void insert_rows(const std::string& queue, int n, const std::string& base = "2026-01-01 00:00:00+00",
-                   int partitions = 1, const std::string& event_offset = "",
-                   const std::string& tag_suffix = "") {
+  void insert_rows(const std::string& queue, int n,
+                   const std::string& base = "2026-01-01 00:00:00+00", int partitions = 1,
+                   const std::string& event_offset = "", const std::string& tag_suffix = "") {
     pg_session pg(db_.url());
     // Ids differ between queues and calls that share times.
     const std::string tag = queue + tag_suffix;
@@ -60,10 +60,10 @@ class query_api : public ::testing::Test {
     pg.query(
         "INSERT INTO sluice_messages (id, queue, partition, payload, created_at, event_time) "
         "SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || "
-        "substr(md5('" + tag + "' || i), 1, 3) || '8' || substr(md5('" + tag +
-        "' || i), 4, 15))::uuid, '" + queue + "', 'p' || (i % " + std::to_string(partitions) +
-        "), json_build_object('i', i, 'tag', '" + tag + "'), t, " + event +
-        " FROM (SELECT i, timestamptz '" + base +
+        "substr(md5('" +
+        tag + "' || i), 1, 3) || '8' || substr(md5('" + tag + "' || i), 4, 15))::uuid, '" + queue +
+        "', 'p' || (i % " + std::to_string(partitions) + "), json_build_object('i', i, 'tag', '" +
+        tag + "'), t, " + event + " FROM (SELECT i, timestamptz '" + base +
         "' + i * interval '1 second' AS t FROM generate_series(0, " + std::to_string(n - 1) +
         ") i) s");
   }
@@ -161,8 +161,8 @@ TEST_F(query_api, pages_limits_and_the_last_page) {
 
   std::set<std::string> seen;
   for (int page = 1; page <= 3; ++page) {
-    const auto p = get_json(s.port(), "/api/v1/queues/orders/messages?limit=100&page=" +
-                                          std::to_string(page));
+    const auto p =
+        get_json(s.port(), "/api/v1/queues/orders/messages?limit=100&page=" + std::to_string(page));
     EXPECT_EQ(p["page"], page);
     EXPECT_EQ(p["items"].size(), page < 3 ? 100u : 50u);
     for (const auto& m : p["items"])
@@ -176,17 +176,16 @@ TEST_F(query_api, pages_limits_and_the_last_page) {
   EXPECT_EQ(beyond["total"], 250);
 
   // Exactly the setting's cap, then one more.
-  EXPECT_EQ(get_json(s.port(), "/api/v1/queues/orders/messages?limit=100")["items"].size(),
-            100u);
+  EXPECT_EQ(get_json(s.port(), "/api/v1/queues/orders/messages?limit=100")["items"].size(), 100u);
   const auto capped = get_json(s.port(), "/api/v1/queues/orders/messages?limit=101", 400);
   EXPECT_EQ(error_code(capped), "invalid_limit");
   EXPECT_NE(capped["error"]["message"].get<std::string>().find("limit"), std::string::npos);
   // OFFSET is bounded: 10,000 rows at most (page 101 at limit 100).
   EXPECT_EQ(get_json(s.port(), "/api/v1/queues/orders/messages?limit=100&page=101")["items"],
             json::array());
-  EXPECT_EQ(error_code(get_json(s.port(), "/api/v1/queues/orders/messages?limit=100&page=102",
-                                400)),
-            "invalid_parameter");
+  EXPECT_EQ(
+      error_code(get_json(s.port(), "/api/v1/queues/orders/messages?limit=100&page=102", 400)),
+      "invalid_parameter");
 
   // Descending is the same rows backwards.
   const auto asc = get_json(s.port(), "/api/v1/queues/orders/messages?limit=100&page=3");
@@ -222,9 +221,9 @@ TEST_F(query_api, bad_parameters_name_themselves) {
   EXPECT_EQ(error_code(get_json(s.port(), "/api/v1/queues/bad%20name/messages", 400)),
             "invalid_queue");
   EXPECT_EQ(error_code(get_json(s.port(), "/api/v1/messages/not-a-uuid", 400)), "invalid_id");
-  EXPECT_EQ(error_code(get_json(s.port(), "/api/v1/messages/01890a5d-ac96-774b-bcce-b302099a8057",
-                                404)),
-            "message_not_found");
+  EXPECT_EQ(
+      error_code(get_json(s.port(), "/api/v1/messages/01890a5d-ac96-774b-bcce-b302099a8057", 404)),
+      "message_not_found");
 }
 
 TEST_F(query_api, time_filters_are_on_event_time_start_inclusive_end_exclusive) {
@@ -242,9 +241,10 @@ TEST_F(query_api, time_filters_are_on_event_time_start_inclusive_end_exclusive) 
     EXPECT_LE(previous, t) << "sorted by eventTime";
     previous = t;
   }
-  const auto late = get_json(
-      s.port(), "/api/v1/queues/sensors/messages?limit=1000&start_time=2026-01-01T00:01:00Z&"
-                "end_time=2026-01-01T00:01:10Z");
+  const auto late =
+      get_json(s.port(),
+               "/api/v1/queues/sensors/messages?limit=1000&start_time=2026-01-01T00:01:00Z&"
+               "end_time=2026-01-01T00:01:10Z");
   // 00:01:00..00:01:09 of each set: 10 + 10, the end's second itself left out.
   EXPECT_EQ(late["total"], 20);
   ASSERT_EQ(late["items"].size(), 20u);
@@ -261,8 +261,9 @@ TEST_F(query_api, time_filters_are_on_event_time_start_inclusive_end_exclusive) 
                              "/api/v1/queues/sensors/messages?limit=1000&start_time=2026-01-01T01:"
                              "01:00%2B01:00&end_time=1767225670000");
   EXPECT_EQ(same["total"], 20);
-  const auto none = get_json(s.port(), "/api/v1/queues/sensors/messages?start_time=2026-01-01T00:"
-                                       "01:00Z&end_time=2026-01-01T00:01:00Z");
+  const auto none = get_json(s.port(),
+                             "/api/v1/queues/sensors/messages?start_time=2026-01-01T00:"
+                             "01:00Z&end_time=2026-01-01T00:01:00Z");
   EXPECT_EQ(none["total"], 0);
 }
 
@@ -285,12 +286,15 @@ TEST_F(query_api, a_cursor_walk_sees_every_row_once_while_inserts_continue) {
     int batch = 0;
     while (!stop) {
       const std::string tag = "w" + std::to_string(batch++);
-      pg.query("INSERT INTO sluice_messages (id, queue, partition, payload, created_at) "
-               "SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || "
-               "substr(md5('" + tag + "' || i), 1, 3) || '8' || substr(md5('" + tag +
-               "' || i), 4, 15))::uuid, 'walk', 'p1', '{\"new\":true}', t FROM (SELECT i, "
-               "timestamptz '2026-01-01 00:00:00+00' + (random() * " + std::to_string(rows) +
-               ")::int * interval '1 second' AS t FROM generate_series(1, 20) i) s");
+      pg.query(
+          "INSERT INTO sluice_messages (id, queue, partition, payload, created_at) "
+          "SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || "
+          "substr(md5('" +
+          tag + "' || i), 1, 3) || '8' || substr(md5('" + tag +
+          "' || i), 4, 15))::uuid, 'walk', 'p1', '{\"new\":true}', t FROM (SELECT i, "
+          "timestamptz '2026-01-01 00:00:00+00' + (random() * " +
+          std::to_string(rows) +
+          ")::int * interval '1 second' AS t FROM generate_series(1, 20) i) s");
       inserted += 20;
       std::this_thread::sleep_for(2ms);
     }
@@ -304,8 +308,9 @@ TEST_F(query_api, a_cursor_walk_sees_every_row_once_while_inserts_continue) {
   json first;
   http_connection conn(s.port());
   for (;;) {
-    const std::string target = "/api/v1/queues/walk/messages?limit=500&end_time=2026-01-02T00:00:00Z" +
-                               (cursor.empty() ? std::string() : "&cursor=" + cursor);
+    const std::string target =
+        "/api/v1/queues/walk/messages?limit=500&end_time=2026-01-02T00:00:00Z" +
+        (cursor.empty() ? std::string() : "&cursor=" + cursor);
     const auto r = conn.request("GET", target);
     ASSERT_EQ(r.status, 200) << r.body;
     const auto page = r.json();
@@ -354,9 +359,9 @@ TEST_F(query_api, a_tampered_or_reused_cursor_is_refused) {
     EXPECT_EQ(error_code(get_json(s.port(), base + "&cursor=" + edited, 400)), "invalid_cursor")
         << i;
   }
-  EXPECT_EQ(error_code(get_json(s.port(), base + "&cursor=" + next.substr(0, next.size() - 4),
-                                400)),
-            "invalid_cursor");
+  EXPECT_EQ(
+      error_code(get_json(s.port(), base + "&cursor=" + next.substr(0, next.size() - 4), 400)),
+      "invalid_cursor");
   const auto mismatch = [&](const std::string& target) {
     EXPECT_EQ(error_code(get_json(s.port(), target + "&cursor=" + next, 400)),
               "cursor_filter_mismatch")
@@ -419,8 +424,9 @@ TEST_F(query_api, partitions_are_listed_by_pages_and_cursor) {
   EXPECT_TRUE(third["next"].is_null());
   const auto desc = get_json(s.port(), "/api/v1/queues/fleet/partitions?limit=3&sort=desc");
   EXPECT_EQ(desc["items"], json::array({"p9", "p8", "p7"}));
-  const auto desc2 = get_json(s.port(), "/api/v1/queues/fleet/partitions?limit=3&sort=desc&cursor=" +
-                                            desc["next"].get<std::string>());
+  const auto desc2 =
+      get_json(s.port(), "/api/v1/queues/fleet/partitions?limit=3&sort=desc&cursor=" +
+                             desc["next"].get<std::string>());
   EXPECT_EQ(desc2["items"], json::array({"p6", "p5", "p4"}));
 }
 
@@ -433,8 +439,9 @@ TEST_F(query_api, the_queue_list_pages_by_name_with_counts) {
   {
     pg_session pg(db_.url());
     pg.query("INSERT INTO sluice_queues (queue, mode) VALUES ('configured-only', 'broadcast')");
-    pg.query("INSERT INTO sluice_relay_outbox (id) SELECT id FROM sluice_messages WHERE queue = "
-             "'alpha' LIMIT 2");
+    pg.query(
+        "INSERT INTO sluice_relay_outbox (id) SELECT id FROM sluice_messages WHERE queue = "
+        "'alpha' LIMIT 2");
     pg.query("ANALYZE sluice_messages");
   }
   const auto first = get_json(s.port(), "/api/v1/queues?limit=2");
@@ -447,8 +454,8 @@ TEST_F(query_api, the_queue_list_pages_by_name_with_counts) {
   EXPECT_EQ(first["items"][1]["queue"], "beta");
   EXPECT_EQ(first["items"][1]["totalIsEstimate"], true) << "1,200 rows: beyond the exact bound";
   EXPECT_GT(first["items"][1]["total"].get<int>(), 1000);
-  const auto second = get_json(s.port(), "/api/v1/queues?limit=2&cursor=" +
-                                             first["next"].get<std::string>());
+  const auto second =
+      get_json(s.port(), "/api/v1/queues?limit=2&cursor=" + first["next"].get<std::string>());
   ASSERT_EQ(second["items"].size(), 2u);
   EXPECT_EQ(second["items"][0]["queue"], "configured-only");
   EXPECT_EQ(second["items"][0]["total"], 0);
@@ -463,21 +470,34 @@ TEST_F(query_api, a_message_shows_its_publish_and_delivery_state) {
   insert_rows("orders", 1);
   pg_session pg(db_.url());
   const std::string id = pg.scalar("SELECT id FROM sluice_messages");
-  pg.query("INSERT INTO sluice_subscriptions (queue, name, spec) VALUES "
-           "('orders', 'billing', '{}'), ('orders', 'audit', '{}'), ('orders', 'fresh', '{}')");
-  pg.query("INSERT INTO sluice_delivery_attempts (message_id, queue, subscription, attempt, "
-           "attempted_at, outcome, status, latency_ms) VALUES "
-           "('" + id + "', 'orders', 'billing', 1, '2026-01-01 00:01:00+00', 'retry', 503, 5), "
-           "('" + id + "', 'orders', 'billing', 2, '2026-01-01 00:02:00+00', 'delivered', 200, 4), "
-           "('" + id + "', 'orders', 'audit', 1, '2026-01-01 00:01:00+00', 'dead_lettered', 400, 3), "
-           "('" + id + "', 'orders', 'gone', 1, '2026-01-01 00:01:00+00', 'retry', NULL, 3)");
-  pg.query("INSERT INTO sluice_dead_letters (id, queue, subscription, reason, last_status, "
-           "attempts, first_attempt_at, last_attempt_at, partition, headers, created_ms, payload) "
-           "VALUES ('" + id + "', 'orders', 'audit', 'rejected', 400, 1, now(), now(), 'p0', '{}', "
-           "0, '\\x7b7d')");
-  pg.query("INSERT INTO sluice_delivery_retries (queue, subscription, message_id, attempt, due_at, "
-           "partition, headers, created_ms, payload) VALUES ('orders', 'gone', '" + id +
-           "', 2, '2026-01-01 00:05:00+00', 'p0', '{}', 0, '\\x7b7d')");
+  pg.query(
+      "INSERT INTO sluice_subscriptions (queue, name, spec) VALUES "
+      "('orders', 'billing', '{}'), ('orders', 'audit', '{}'), ('orders', 'fresh', '{}')");
+  pg.query(
+      "INSERT INTO sluice_delivery_attempts (message_id, queue, subscription, attempt, "
+      "attempted_at, outcome, status, latency_ms) VALUES "
+      "('" +
+      id +
+      "', 'orders', 'billing', 1, '2026-01-01 00:01:00+00', 'retry', 503, 5), "
+      "('" +
+      id +
+      "', 'orders', 'billing', 2, '2026-01-01 00:02:00+00', 'delivered', 200, 4), "
+      "('" +
+      id +
+      "', 'orders', 'audit', 1, '2026-01-01 00:01:00+00', 'dead_lettered', 400, 3), "
+      "('" +
+      id + "', 'orders', 'gone', 1, '2026-01-01 00:01:00+00', 'retry', NULL, 3)");
+  pg.query(
+      "INSERT INTO sluice_dead_letters (id, queue, subscription, reason, last_status, "
+      "attempts, first_attempt_at, last_attempt_at, partition, headers, created_ms, payload) "
+      "VALUES ('" +
+      id +
+      "', 'orders', 'audit', 'rejected', 400, 1, now(), now(), 'p0', '{}', "
+      "0, '\\x7b7d')");
+  pg.query(
+      "INSERT INTO sluice_delivery_retries (queue, subscription, message_id, attempt, due_at, "
+      "partition, headers, created_ms, payload) VALUES ('orders', 'gone', '" +
+      id + "', 2, '2026-01-01 00:05:00+00', 'p0', '{}', 0, '\\x7b7d')");
   const auto m = get_json(s.port(), "/api/v1/messages/" + id);
   EXPECT_EQ(m["publish"]["state"], "published") << "no outbox row";
   const auto& subs = m["delivery"]["subscriptions"];

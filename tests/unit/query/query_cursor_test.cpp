@@ -45,9 +45,9 @@ TEST(query_cursor, negative_times_round_trip) {
 
 TEST(query_cursor, is_url_safe_text) {
   const auto text = encode_message_cursor(sample(), fp, key);
-  EXPECT_EQ(text.find_first_not_of(
-                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
-            std::string::npos);
+  EXPECT_EQ(
+      text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+      std::string::npos);
 }
 
 TEST(query_cursor, other_filters_are_told_apart_from_tampering) {
@@ -113,8 +113,8 @@ TEST(query_cursor, partition_and_queue_positions_round_trip) {
   EXPECT_EQ(std::get<partition_position>(p).last, "dév 1/ü");
   EXPECT_EQ(std::get<partition_position>(p).state.total, 7u);
   EXPECT_EQ(std::get<partition_position>(p).state.page, 3u);
-  const auto q = decode_queue_cursor(encode_queue_cursor("orders.eu", "queues", key), "queues",
-                                     key);
+  const auto q =
+      decode_queue_cursor(encode_queue_cursor("orders.eu", "queues", key), "queues", key);
   ASSERT_TRUE(std::holds_alternative<std::string>(q));
   EXPECT_EQ(std::get<std::string>(q), "orders.eu");
 }

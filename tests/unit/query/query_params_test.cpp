@@ -47,8 +47,7 @@ TEST(query_params, limit_is_capped_by_the_setting) {
 }
 
 TEST(query_params, sort_names_its_parameter) {
-  EXPECT_EQ(std::get<paging>(read_paging(with_query("sort=desc"), limits)).sort,
-            sort_order::desc);
+  EXPECT_EQ(std::get<paging>(read_paging(with_query("sort=desc"), limits)).sort, sort_order::desc);
   const auto [code, message] = refusal(read_paging(with_query("sort=DESC"), limits));
   EXPECT_EQ(code, "invalid_parameter");
   EXPECT_EQ(message.rfind("sort ", 0), 0u) << message;
@@ -82,8 +81,8 @@ TEST(query_params, times_are_rfc3339_or_unix_ms) {
   const auto [code, message] = refusal(read_message_filter(with_query("end_time=yesterday")));
   EXPECT_EQ(code, "invalid_time");
   EXPECT_EQ(message.rfind("end_time ", 0), 0u) << message;
-  EXPECT_EQ(refusal(read_message_filter(
-                        with_query("start_time=2026-12-02T00:00:00Z&end_time=2026-12-01T00:00:00Z")))
+  EXPECT_EQ(refusal(read_message_filter(with_query(
+                        "start_time=2026-12-02T00:00:00Z&end_time=2026-12-01T00:00:00Z")))
                 .first,
             "invalid_time");
 }
@@ -96,9 +95,9 @@ TEST(query_params, fractions_keep_their_microseconds) {
 }
 
 TEST(query_params, partition_must_be_utf8) {
-  EXPECT_EQ(*std::get<message_filter>(read_message_filter(with_query("partition=dev%201")))
-                 .partition,
-            "dev 1");
+  EXPECT_EQ(
+      *std::get<message_filter>(read_message_filter(with_query("partition=dev%201"))).partition,
+      "dev 1");
   const auto [code, message] = refusal(read_message_filter(with_query("partition=%FF")));
   EXPECT_EQ(code, "invalid_filter");
   EXPECT_EQ(message.rfind("partition ", 0), 0u) << message;
