@@ -1,7 +1,6 @@
 #include "sluice/query/message_reader.hpp"
 
-#include <charconv>
-
+#include "sluice/query/row_values.hpp"
 #include "sluice/store/pg_binary.hpp"
 
 #include <nlohmann/json.hpp>
@@ -56,23 +55,6 @@ where_clause filters(const std::string& queue, const message_filter& f, std::str
   return w;
 }
 
-std::optional<std::int64_t> to_int64(const std::optional<std::string>& text) {
-  if (!text)
-    return std::nullopt;
-  std::int64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc{} || ptr != text->data() + text->size())
-    return std::nullopt;
-  return v;
-}
-
-store::statement_status unexpected(std::string what) {
-  store::statement_status s;
-  s.ec = store::errc::query_failed;
-  s.message = std::move(what);
-  return s;
-}
-
 }  // namespace
 
 void add_time_us(store::pg_params& params, std::int64_t unix_us) {
@@ -107,7 +89,7 @@ asio::awaitable<std::pair<store::statement_status, total_count>> message_reader:
   const auto n =
       r.rows.size() == 1 && r.rows[0].size() == 1 ? to_int64(r.rows[0][0]) : std::nullopt;
   if (!n)
-    co_return std::pair{unexpected("unexpected count row"), total_count{}};
+    co_return std::pair{unexpected_answer("unexpected count row"), total_count{}};
   if (static_cast<std::uint64_t>(*n) <= exact_total_bound)
     co_return std::pair{store::statement_status{},
                         total_count{static_cast<std::uint64_t>(*n), false}};
@@ -127,7 +109,7 @@ asio::awaitable<std::pair<store::statement_status, total_count>> message_reader:
   }
   const auto rows = planned_rows(text);
   if (!rows)
-    co_return std::pair{unexpected("unexpected EXPLAIN answer"), total_count{}};
+    co_return std::pair{unexpected_answer("unexpected EXPLAIN answer"), total_count{}};
   // Statistics lag behind inserts; the answer is at least what was counted.
   co_return std::pair{store::statement_status{},
                       total_count{std::max<std::uint64_t>(*rows, exact_total_bound + 1), true}};
@@ -189,7 +171,7 @@ asio::awaitable<message_page> message_reader::page(const message_page_request& r
     const auto event = row.size() == 7 ? to_int64(row[3]) : std::nullopt;
     const auto id = row.size() == 7 && row[0] ? uuid::parse(*row[0]) : std::nullopt;
     if (!id || !row[1] || !created || !event || !row[6]) {
-      out.status = unexpected("unexpected message row");
+      out.status = unexpected_answer("unexpected message row");
       out.items.clear();
       co_return out;
     }

@@ -1,6 +1,6 @@
 #include "sluice/query/message_state_reader.hpp"
 
-#include <charconv>
+#include "sluice/query/row_values.hpp"
 
 namespace sluice::query {
 namespace asio = boost::asio;
@@ -41,23 +41,6 @@ SELECT n.name, s.name IS NOT NULL, a.attempts,
   LEFT JOIN sluice_dead_letters d ON d.id = $1 AND d.queue = $2 AND d.subscription = n.name
  ORDER BY n.name)sql";
 
-std::optional<std::int64_t> to_int64(const std::optional<std::string>& text) {
-  if (!text)
-    return std::nullopt;
-  std::int64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc{} || ptr != text->data() + text->size())
-    return std::nullopt;
-  return v;
-}
-
-store::statement_status unexpected(std::string what) {
-  store::statement_status s;
-  s.ec = store::errc::query_failed;
-  s.message = std::move(what);
-  return s;
-}
-
 }  // namespace
 
 asio::awaitable<message_state> message_state_reader::read(const uuid& id,
@@ -77,7 +60,7 @@ asio::awaitable<message_state> message_state_reader::read(const uuid& id,
   const auto event = row.size() == 10 ? to_int64(row[4]) : std::nullopt;
   const auto stored = row.size() == 10 ? to_int64(row[8]) : std::nullopt;
   if (!created || !event || !stored || !row[1] || !row[2] || !row[7] || !row[9]) {
-    out.status = unexpected("unexpected message row");
+    out.status = unexpected_answer("unexpected message row");
     co_return out;
   }
   out.message = stored_message{id, *row[1], *row[2], *created, *event, row[5], row[6], *row[7]};
@@ -95,7 +78,7 @@ asio::awaitable<message_state> message_state_reader::read(const uuid& id,
   }
   for (const auto& v : dr.rows) {
     if (v.size() != 13 || !v[0] || !v[1] || !to_int64(v[2])) {
-      out.status = unexpected("unexpected delivery row");
+      out.status = unexpected_answer("unexpected delivery row");
       out.message.reset();
       out.subscriptions.clear();
       co_return out;

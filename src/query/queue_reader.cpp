@@ -1,6 +1,6 @@
 #include "sluice/query/queue_reader.hpp"
 
-#include <charconv>
+#include "sluice/query/row_values.hpp"
 
 namespace sluice::query {
 namespace asio = boost::asio;
@@ -82,23 +82,6 @@ SELECT n.queue,
 // Outbox rows read for the queue list's unpublished counts.
 constexpr std::int64_t outbox_sample_rows = 10'001;
 
-std::optional<std::int64_t> to_int64(const std::optional<std::string>& text) {
-  if (!text)
-    return std::nullopt;
-  std::int64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-  if (ec != std::errc{} || ptr != text->data() + text->size())
-    return std::nullopt;
-  return v;
-}
-
-store::statement_status unexpected(std::string what) {
-  store::statement_status s;
-  s.ec = store::errc::query_failed;
-  s.message = std::move(what);
-  return s;
-}
-
 // A text[] literal; every element quoted, so no name needs more than \ and " escaped.
 std::string text_array(const std::vector<std::string>& items) {
   std::string out = "{";
@@ -133,7 +116,7 @@ asio::awaitable<std::pair<store::statement_status, std::uint64_t>> queue_reader:
   }
   const auto rows = planned_rows(text);
   if (!rows)
-    co_return std::pair{unexpected("unexpected EXPLAIN answer"), std::uint64_t{0}};
+    co_return std::pair{unexpected_answer("unexpected EXPLAIN answer"), std::uint64_t{0}};
   co_return std::pair{store::statement_status{}, *rows};
 }
 
@@ -148,7 +131,7 @@ asio::awaitable<std::pair<store::statement_status, total_count>> queue_reader::c
   const auto n =
       r.rows.size() == 1 && r.rows[0].size() == 1 ? to_int64(r.rows[0][0]) : std::nullopt;
   if (!n)
-    co_return std::pair{unexpected("unexpected count row"), total_count{}};
+    co_return std::pair{unexpected_answer("unexpected count row"), total_count{}};
   if (static_cast<std::uint64_t>(*n) <= exact_partition_bound)
     co_return std::pair{store::statement_status{},
                         total_count{static_cast<std::uint64_t>(*n), false}};
@@ -196,7 +179,7 @@ asio::awaitable<partition_page> queue_reader::partitions(const partition_page_re
       break;
     }
     if (row.size() != 1 || !row[0]) {
-      out.status = unexpected("unexpected partition row");
+      out.status = unexpected_answer("unexpected partition row");
       out.items.clear();
       co_return out;
     }
@@ -231,7 +214,7 @@ asio::awaitable<queue_list> queue_reader::queues(const queue_list_request& r,
     const auto unpublished = row.size() == 7 ? to_int64(row[2]) : std::nullopt;
     const auto dead = row.size() == 7 ? to_int64(row[4]) : std::nullopt;
     if (!total || !unpublished || !dead || !row[0] || !row[3]) {
-      out.status = unexpected("unexpected queue row");
+      out.status = unexpected_answer("unexpected queue row");
       out.items.clear();
       co_return out;
     }
