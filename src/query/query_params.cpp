@@ -106,15 +106,73 @@ std::optional<std::int64_t> parse_time_us(std::string_view text) {
   return std::chrono::floor<std::chrono::microseconds>(tp->time_since_epoch()).count();
 }
 
-std::string format_time_us(std::int64_t unix_us) {
-  const std::int64_t ms = unix_us >= 0 ? unix_us / 1000 : (unix_us - 999) / 1000;
-  const std::int64_t rest = unix_us - ms * 1000;
-  std::string out = format_rfc3339_ms(ms);
-  if (rest != 0 && !out.empty() && out.back() == 'Z') {
-    out.pop_back();
-    const std::string digits = std::to_string(1000 + rest).substr(1);
-    out += digits + "Z";
+namespace {
+
+// Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil, inverted): no locale,
+// no printf; a page formats two times per message.
+struct civil {
+  std::int64_t year;
+  unsigned month;
+  unsigned day;
+};
+
+civil civil_from_days(std::int64_t z) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  return {static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2), m, d};
+}
+
+void put_digits(std::string& out, std::uint64_t v, int width) {
+  char buf[20];
+  for (int i = width - 1; i >= 0; --i) {
+    buf[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
   }
+  out.append(buf, static_cast<std::size_t>(width));
+}
+
+}  // namespace
+
+void append_time_us(std::string& out, std::int64_t unix_us) {
+  constexpr std::int64_t us_per_day = 86'400'000'000;
+  std::int64_t days = unix_us / us_per_day;
+  std::int64_t rest = unix_us % us_per_day;
+  if (rest < 0) {
+    rest += us_per_day;
+    --days;
+  }
+  const civil c = civil_from_days(days);
+  const auto sec_of_day = static_cast<std::uint64_t>(rest / 1'000'000);
+  const auto us = static_cast<std::uint64_t>(rest % 1'000'000);
+  put_digits(out, static_cast<std::uint64_t>(c.year), 4);
+  out += '-';
+  put_digits(out, c.month, 2);
+  out += '-';
+  put_digits(out, c.day, 2);
+  out += 'T';
+  put_digits(out, sec_of_day / 3600, 2);
+  out += ':';
+  put_digits(out, sec_of_day / 60 % 60, 2);
+  out += ':';
+  put_digits(out, sec_of_day % 60, 2);
+  out += '.';
+  if (us % 1000 == 0)
+    put_digits(out, us / 1000, 3);
+  else
+    put_digits(out, us, 6);
+  out += 'Z';
+}
+
+std::string format_time_us(std::int64_t unix_us) {
+  std::string out;
+  out.reserve(27);
+  append_time_us(out, unix_us);
   return out;
 }
 

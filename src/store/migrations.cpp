@@ -278,11 +278,12 @@ ALTER TABLE sluice_messages ADD COLUMN event_time timestamptz;
 -- without a partition: one index each, so every page is a range scan that starts at the
 -- cursor. The partition one also serves the partition listing (a loose index scan on its
 -- prefix) and replaces (queue, partition, id), which no query used. Each costs the push path
--- one index entry per row (README, Query API).
+-- one index entry per row (README, Query API). IF NOT EXISTS: an operator may have built them
+-- beforehand with CREATE INDEX CONCURRENTLY, so that a large table is not locked for the build.
 DROP INDEX sluice_messages_queue_partition_id;
-CREATE INDEX sluice_messages_queue_time
+CREATE INDEX IF NOT EXISTS sluice_messages_queue_time
   ON sluice_messages (queue, (coalesce(event_time, created_at)), id);
-CREATE INDEX sluice_messages_queue_partition_time
+CREATE INDEX IF NOT EXISTS sluice_messages_queue_partition_time
   ON sluice_messages (queue, partition, (coalesce(event_time, created_at)), id);
 -- Keys of this database's instances, shared by all of them: the query API signs its cursors
 -- with 'query_cursor', so any instance behind a load balancer accepts another's cursors, and

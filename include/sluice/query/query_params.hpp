@@ -62,7 +62,9 @@ std::variant<message_filter, bad_parameter> read_message_filter(const http::requ
 // dead-letter API takes them. Unix µs, or nullopt.
 std::optional<std::int64_t> parse_time_us(std::string_view text);
 
-// The API's time format: UTC, "Z", three fraction digits, six when the time has µs.
+// The API's time format: UTC, "Z", three fraction digits, six when the time has µs (years 0 to
+// 9999, what PostgreSQL's timestamps of sluice hold).
 std::string format_time_us(std::int64_t unix_us);
+void append_time_us(std::string& out, std::int64_t unix_us);
 
 }  // namespace sluice::query

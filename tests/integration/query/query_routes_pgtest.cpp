@@ -124,5 +124,20 @@ TEST_F(query_routes, the_queue_list_holds_only_covered_queues) {
   EXPECT_EQ(json::parse(get("/api/v1/queues", nullptr).body)["items"].size(), 3u);
 }
 
+TEST_F(query_routes, names_are_escaped_as_json) {
+  pg_session pg(db_.url());
+  pg.query(
+      "INSERT INTO sluice_messages (id, queue, partition, trace_id, payload, created_at) "
+      "VALUES ('01890a5d-ac96-774b-bcce-b302099a8010', 'odd', E'a\"b\\\\c\\nd\\x01é', "
+      "E'\\t', '[]', now())");
+  const auto r = get("/api/v1/queues/odd/messages", nullptr);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto body = json::parse(r.body);
+  EXPECT_EQ(body["items"][0]["partition"], "a\"b\\c\nd\x01é");
+  EXPECT_EQ(body["items"][0]["traceId"], "\t");
+  const auto partitions = json::parse(get("/api/v1/queues/odd/partitions", nullptr).body);
+  EXPECT_EQ(partitions["items"][0], "a\"b\\c\nd\x01é");
+}
+
 }  // namespace
 }  // namespace sluice::test

@@ -1,5 +1,7 @@
 #include "sluice/query/query_params.hpp"
 
+#include "sluice/core/rfc3339.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -92,6 +94,22 @@ TEST(query_params, fractions_keep_their_microseconds) {
   EXPECT_EQ(format_time_us(1'796'083'200'123'456), "2026-12-01T00:00:00.123456Z");
   EXPECT_EQ(format_time_us(1'796'083'200'123'000), "2026-12-01T00:00:00.123Z");
   EXPECT_EQ(format_time_us(-1), "1969-12-31T23:59:59.999999Z");
+}
+
+TEST(query_params, the_time_format_agrees_with_the_api_timestamps) {
+  // format_rfc3339_ms is what every other endpoint answers; the query API's own formatter must
+  // give the same text for whole milliseconds, either side of the epoch and of leap days.
+  for (std::int64_t ms : {std::int64_t{0}, std::int64_t{-1}, std::int64_t{951'782'400'000},
+                          std::int64_t{951'868'799'999}, std::int64_t{4'102'444'800'000},
+                          std::int64_t{-2'208'988'800'001}}) {
+    EXPECT_EQ(format_time_us(ms * 1000), format_rfc3339_ms(ms)) << ms;
+  }
+  // Beyond what a nanosecond system_clock (and so format_rfc3339_ms) holds.
+  EXPECT_EQ(format_time_us(253'402'300'799'999'999), "9999-12-31T23:59:59.999999Z");
+  for (std::int64_t ms = 1'796'083'200'000; ms < 1'796'083'200'000 + 400LL * 86'400'000;
+       ms += 86'400'000 + 3'601'001) {
+    EXPECT_EQ(format_time_us(ms * 1000), format_rfc3339_ms(ms)) << ms;
+  }
 }
 
 TEST(query_params, partition_must_be_utf8) {
