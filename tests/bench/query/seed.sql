@@ -18,9 +18,8 @@ SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' ||
 INSERT INTO sluice_messages (id, queue, partition, payload, created_at)
 SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' ||
         substr(md5('s' || i), 1, 3) || '8' || substr(md5('s' || i), 4, 15))::uuid,
-       'small-' || (i % 20), 'p' || (i % 3), json_build_object('i', i),
-       timestamptz '2026-11-01 00:00:00+00' + i * interval '1 minute'
-  FROM generate_series(1, 2000) AS i, LATERAL (SELECT now()) n(t0),
+       'small-' || (i % 20), 'p' || (i % 3), json_build_object('i', i), t
+  FROM generate_series(1, 2000) AS i,
        LATERAL (SELECT timestamptz '2026-11-01 00:00:00+00' + i * interval '1 minute') x(t);
 INSERT INTO sluice_relay_outbox (id)
 SELECT id FROM sluice_messages WHERE queue = 'bench' ORDER BY id DESC LIMIT 1000;
