@@ -14,6 +14,7 @@
 #include "sluice/api/health_routes.hpp"
 #include "sluice/api/postgres_watch.hpp"
 #include "sluice/api/push_routes.hpp"
+#include "sluice/api/query_routes.hpp"
 #include "sluice/api/queue_routes.hpp"
 #include "sluice/api/readiness.hpp"
 #include "sluice/api/readiness_checks.hpp"
@@ -566,6 +567,13 @@ int run_daemon(const config::settings& settings) {
                                                    wake_retry_scheduler();
                                                },
                                            .statement_timeout = settings.db_statement_timeout});
+  // The query API reads on connections of its own (at most 4: beyond that its pages only
+  // queue for PostgreSQL's cores), so a burst of reads never takes a push's connection.
+  store::pool_options query_pool_opts = pool_opts;
+  query_pool_opts.max_connections = std::min<std::size_t>(settings.db_pool_max, 4);
+  store::pg_pool query_pool(io.get_executor(), query_pool_opts);
+  api::add_query_routes(routes, query_pool, {settings.default_page_size, settings.max_page_size},
+                        settings.db_statement_timeout);
   requests::add_request_routes(routes, request_status, [&pushes] {
     return pushes.status().failover.stats.pending_records > 0;
   });
@@ -691,6 +699,7 @@ int run_daemon(const config::settings& settings) {
           probe_pool.shutdown();
           relay_pool.shutdown();
           requests_pool.shutdown();
+          query_pool.shutdown();
           routes_pool.shutdown();
           delivery_pool.shutdown();
           dlq_pool.shutdown();

@@ -274,6 +274,28 @@ CREATE INDEX sluice_route_events_unpublished ON sluice_route_events (registry_ve
 -- NULL means the acceptance time, created_at, so a push writes nothing here and adding the
 -- column rewrites no row. Queries read coalesce(event_time, created_at) as eventTime.
 ALTER TABLE sluice_messages ADD COLUMN event_time timestamptz;
+-- The query API (GET /api/v1/queues/{queue}/messages) pages in (eventTime, id) order, with or
+-- without a partition: one index each, so every page is a range scan that starts at the
+-- cursor. The partition one also serves the partition listing (a loose index scan on its
+-- prefix) and replaces (queue, partition, id), which no query used. Each costs the push path
+-- one index entry per row (README, Query API). IF NOT EXISTS: an operator may have built them
+-- beforehand with CREATE INDEX CONCURRENTLY, so that a large table is not locked for the build.
+DROP INDEX sluice_messages_queue_partition_id;
+CREATE INDEX IF NOT EXISTS sluice_messages_queue_time
+  ON sluice_messages (queue, (coalesce(event_time, created_at)), id);
+CREATE INDEX IF NOT EXISTS sluice_messages_queue_partition_time
+  ON sluice_messages (queue, partition, (coalesce(event_time, created_at)), id);
+-- Keys of this database's instances, shared by all of them: the query API signs its cursors
+-- with 'query_cursor', so any instance behind a load balancer accepts another's cursors, and
+-- a restart breaks none. 32 bytes from two gen_random_uuid() (244 random bits, built in
+-- since PostgreSQL 13, no extension needed).
+CREATE TABLE sluice_keys (
+  name text PRIMARY KEY,
+  key bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO sluice_keys (name, key) VALUES ('query_cursor',
+  decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'));
 )sql"},
 }};
 

@@ -65,7 +65,10 @@ TEST_F(migrations_test, applies_once_then_is_idempotent) {
             "id uuid, stored_at timestamp with time zone, claimed_until timestamp with time zone");
   EXPECT_EQ(db_.scalar("SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes "
                        "WHERE tablename = 'sluice_messages'"),
-            "sluice_messages_pkey,sluice_messages_queue_partition_id,sluice_messages_queue_txn");
+            "sluice_messages_pkey,sluice_messages_queue_partition_time,sluice_messages_queue_time,"
+            "sluice_messages_queue_txn");
+  // The query API's cursor key: made once, 32 random bytes.
+  EXPECT_EQ(db_.scalar("SELECT length(key) FROM sluice_keys WHERE name = 'query_cursor'"), "32");
 }
 
 TEST_F(migrations_test, version_3_moves_unpublished_rows_and_their_claims_into_the_outbox) {
