@@ -8,7 +8,7 @@ namespace sluice::ingest {
 namespace {
 
 // 2262-01-01T00:00:00Z: a nanosecond system_clock ends in 2262, and RFC 3339 parsing at 2261.
-constexpr std::int64_t max_us = 9'183'110'400'000'000;
+constexpr std::int64_t max_us = 9'214'646'400'000'000;
 
 std::optional<std::int64_t> epoch_us(std::string_view t, std::int64_t unit_us) {
   std::size_t i = 0;

@@ -26,7 +26,7 @@ struct ingest_options {
   std::size_t strict_max_bytes = 16 * 1024 * 1024;
   // A batch handed to the push path: whichever bound is reached first. The body is not read
   // further until the batch is durable.
-  std::size_t batch_rows = 1000;
+  std::size_t batch_rows = 2000;  // the batcher commits 500 rows per round trip, 4 at once
   std::size_t batch_bytes = 4 * 1024 * 1024;
   std::size_t read_bytes = 64 * 1024;  // asked of the body per read
   std::size_t max_listed_rejections = 100;
