@@ -10,6 +10,9 @@ namespace {
 
 namespace asio = boost::asio;
 
+// A row's memory beyond its strings: the message, its line number, allocator slack.
+constexpr std::size_t row_overhead_bytes = sizeof(message) + 64;
+
 // The parsed rows of an upload waiting for the push path, and what became of the earlier ones.
 class ingest_state {
  public:
@@ -21,7 +24,9 @@ class ingest_state {
   bool stopped() const { return result_.error_status != 0; }
 
   void add(std::size_t line, message m) {
-    pending_bytes_ += m.payload.size();
+    // What the row holds, as the strict bound counts it: its strings and its bookkeeping.
+    pending_bytes_ += m.payload.size() + m.partition.size() +
+                      (m.transaction_id ? m.transaction_id->size() : 0) + row_overhead_bytes;
     seen_line_ = line;
     lines_.push_back(line);
     batch_.items.push_back(std::move(m));
@@ -47,6 +52,8 @@ class ingest_state {
     result_.error_message = std::move(message);
     result_.retry_after_seconds = retry_after;
   }
+
+  std::size_t pending_bytes() const { return pending_bytes_; }
 
   bool batch_full() const {
     return !options_.strict &&
@@ -121,6 +128,15 @@ void body_error(ingest_state& state, std::error_code ec, std::size_t limit) {
   }
 }
 
+void strict_too_large(ingest_state& state, std::size_t limit) {
+  state.stop(413, "body_too_large",
+             "a strict upload is limited to " + std::to_string(limit) +
+                 " bytes of body and of rows held (each row counts its payload and about " +
+                 std::to_string(row_overhead_bytes) +
+                 " bytes more): its rows are held until the body has ended; send larger "
+                 "uploads without strict=true");
+}
+
 }  // namespace
 
 asio::awaitable<ingest_result> run_ingest(http::body_reader& body, const ingest_options& options,
@@ -174,16 +190,17 @@ asio::awaitable<ingest_result> run_ingest(http::body_reader& body, const ingest_
       break;
     }
     if (options.strict && body.bytes_read() > options.strict_max_bytes) {
-      state.stop(413, "body_too_large",
-                 "a strict upload is limited to " + std::to_string(options.strict_max_bytes) +
-                     " bytes (its rows are held until the body has ended); send larger "
-                     "uploads without strict=true");
+      strict_too_large(state, options.strict_max_bytes);
       break;
     }
     if (options.format == body_format::ndjson)
       lines.feed(chunk, on_line);
     else
       records.feed(chunk, on_record);
+    if (options.strict && !state.stopped() && state.pending_bytes() > options.strict_max_bytes) {
+      strict_too_large(state, options.strict_max_bytes);
+      break;
+    }
     if (state.stopped())
       break;
     if (body.done()) {

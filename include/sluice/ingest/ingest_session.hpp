@@ -20,7 +20,8 @@ struct ingest_options {
   body_format format = body_format::ndjson;
   row_options rows;
   // The first bad row rejects the upload (400) with nothing stored: rows are validated as the
-  // body arrives and kept in memory until it has ended, so a strict body is limited to
+  // body arrives and kept in memory until it has ended, so a strict body, and the rows it
+  // holds (payloads plus bookkeeping: tiny rows cost more than their bytes), are limited to
   // strict_max_bytes (413 past it).
   bool strict = false;
   std::size_t strict_max_bytes = 16 * 1024 * 1024;
@@ -59,8 +60,9 @@ struct ingest_result {
 using push_function = std::function<boost::asio::awaitable<push::push_outcome>(push::push_request)>;
 
 // Reads `body` to its end, turning lines or records into messages and handing them to `push` in
-// bounded batches. Memory is one read, one batch and one row, whatever the body's size (strict
-// mode: up to strict_max_bytes of rows).
+// bounded batches. Memory is one read and one batch (the rows that filled batch_rows or
+// batch_bytes, at most one read's worth beyond), whatever the body's size (strict mode: up to
+// strict_max_bytes of rows).
 boost::asio::awaitable<ingest_result> run_ingest(http::body_reader& body,
                                                  const ingest_options& options,
                                                  const push_function& push);

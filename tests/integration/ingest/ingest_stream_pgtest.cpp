@@ -67,7 +67,14 @@ TEST_F(ingest_stream, memory_stays_bounded_and_every_row_is_durable) {
   std::cout << "streamed " << sent << " bytes, " << rows << " rows in " << seconds << " s ("
             << static_cast<double>(rows) / seconds << " rows/s); VmHWM " << start_kb << " -> "
             << peak_kb << " KiB\n";
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine (256 MiB by default) and adds redzones
+  // and shadow memory: the resident set measures the sanitizer, not sluice. The bound is
+  // checked in the Debug and Release builds.
+  std::cout << "AddressSanitizer build: the 64 MiB bound is not checked\n";
+#else
   EXPECT_LE(peak_kb, start_kb + 64 * 1024) << "peak resident set grew by more than 64 MiB";
+#endif
   EXPECT_EQ(count("queue = 'big'"), std::to_string(rows));
   EXPECT_EQ(count("queue = 'big' AND event_time IS NOT NULL AND partition LIKE 'd%'"),
             std::to_string(rows));

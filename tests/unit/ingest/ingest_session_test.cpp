@@ -231,6 +231,22 @@ TEST(ingest_session, strict_mode_refuses_bodies_past_its_bound) {
   EXPECT_TRUE(push.batches.empty());
 }
 
+TEST(ingest_session, strict_mode_counts_what_tiny_rows_hold_not_only_their_bytes) {
+  std::vector<std::string> log;
+  std::string tiny;
+  for (int i = 0; i < 200; ++i)
+    tiny += "1\n";
+  fake_body body({tiny}, log);
+  fake_push push{log};
+  auto o = ndjson_options();
+  o.strict = true;
+  o.read_bytes = 1000;
+  o.strict_max_bytes = 1000;  // the body (400 bytes) fits; 200 messages do not
+  const auto r = run(body, o, push);
+  EXPECT_EQ(r.error_status, 413);
+  EXPECT_TRUE(push.batches.empty());
+}
+
 TEST(ingest_session, a_strict_batch_refused_late_reports_the_durable_prefix) {
   std::vector<std::string> log;
   fake_body body({rows(1, 8)}, log);
