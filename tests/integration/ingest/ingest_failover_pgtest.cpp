@@ -56,6 +56,7 @@ TEST_F(ingest_failover, rows_go_to_the_file_buffer_while_postgres_is_down) {
   const auto out = json::parse(res.body);
   EXPECT_EQ(out["accepted"], total);
   EXPECT_GT(out["buffered"].get<int>(), 0) << out.dump();
+  EXPECT_LT(out["buffered"].get<int>(), total) << "the first rows went to PostgreSQL";
   EXPECT_TRUE(status(s)["failoverActive"].get<bool>());
 
   proxy_.restore();
