@@ -24,6 +24,10 @@ command_line parse_command_line(int argc, char** argv) {
       out.what = command_line::action::buffer_tool;
       out.tool_args.assign(argv + i + 1, argv + argc);
       return out;
+    } else if (arg == "ingest" && i == 1) {
+      out.what = command_line::action::ingest_tool;
+      out.tool_args.assign(argv + i + 1, argv + argc);
+      return out;
     } else {
       throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
     }
@@ -40,6 +44,9 @@ Usage:
                                     validate settings, print the effective values, exit
   sluice buffer stat|dump|verify DIR
                                     inspect a file buffer without the daemon
+  sluice ingest FILE|- --queue NAME [--url URL] [--format ndjson|csv] [...]
+                                    stream a CSV or NDJSON file into a running sluice
+                                    (README: Streaming ingest)
   sluice --version | --help
 
 Settings come from environment variables; --config FILE reads KEY=VALUE lines

@@ -12,6 +12,7 @@
 #include "sluice/api/directory_watch.hpp"
 #include "sluice/api/dlq_routes.hpp"
 #include "sluice/api/health_routes.hpp"
+#include "sluice/api/ingest_routes.hpp"
 #include "sluice/api/postgres_watch.hpp"
 #include "sluice/api/push_routes.hpp"
 #include "sluice/api/query_routes.hpp"
@@ -546,6 +547,9 @@ int run_daemon(const config::settings& settings) {
   http::router routes;
   api::add_health_routes(routes, ready, metrics, metrics_access);
   api::add_push_routes(routes, pushes, {settings.push_max_items, settings.push_max_payload_bytes});
+  api::add_ingest_routes(routes, pushes,
+                         {.max_body_bytes = settings.ingest_max_bytes,
+                          .max_row_bytes = settings.push_max_payload_bytes});
   api::add_queue_routes(routes, queue_modes, &subscription_catalog);
   api::add_service_routes(routes, service_catalog);
   api::add_route_resolve_routes(routes, route_resolver);

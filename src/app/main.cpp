@@ -7,6 +7,7 @@
 #include "sluice/app/daemon.hpp"
 #include "sluice/buffer/buffer_command.hpp"
 #include "sluice/config/loader.hpp"
+#include "sluice/ingest/ingest_command.hpp"
 
 namespace {
 
@@ -46,6 +47,8 @@ int main(int argc, char** argv) {
       return 0;
     case command_line::action::buffer_tool:
       return sluice::buffer::run_buffer_command(cmd.tool_args, std::cout, std::cerr);
+    case command_line::action::ingest_tool:
+      return sluice::ingest::run_ingest_command(cmd.tool_args, std::cout, std::cerr);
     default:
       break;
   }

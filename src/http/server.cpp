@@ -416,6 +416,12 @@ struct server::impl : std::enable_shared_from_this<impl> {
       const std::size_t body_limit = streamed ? route->max_body_bytes : options.max_body_bytes;
       const auto declared = parser.content_length();
       const bool oversized = declared && *declared > body_limit;
+      // No route takes it and its body is over the server's limit: 413, as when no route
+      // streams (the parser's limit then stops it before routing), whatever routes exist.
+      if (oversized && route == nullptr) {
+        co_await reject(conn, version, found.route_name, method, body_too_large(body_limit));
+        co_return;
+      }
       // A refused request whose body will not be read (too large, or a streaming route's,
       // possibly huge) is answered from its header, then the connection ends.
       if (early && (oversized || (route != nullptr && route->stream_body && !parser.is_done()))) {

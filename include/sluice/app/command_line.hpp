@@ -7,9 +7,16 @@
 namespace sluice::app {
 
 struct command_line {
-  enum class action { run, help, version, check_config, buffer_tool } what = action::run;
+  enum class action {
+    run,
+    help,
+    version,
+    check_config,
+    buffer_tool,
+    ingest_tool
+  } what = action::run;
   std::optional<std::string> config_file;
-  std::vector<std::string> tool_args;  // for `sluice buffer ...`
+  std::vector<std::string> tool_args;  // for `sluice buffer ...` and `sluice ingest ...`
 };
 
 // Throws std::invalid_argument with a message for the user on unknown or incomplete flags.
