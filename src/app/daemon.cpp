@@ -589,7 +589,38 @@ int run_daemon(const config::settings& settings) {
     proxy_ingress->set_async_submitter(&async_submitter);
     proxy::add_proxy_routes(routes, *proxy_ingress);
   }
-  http::server api_server(io.get_executor(), api_server_options(settings, "api"), routes, metrics);
+  // HTTPS (SLUICE_TLS_CERT + SLUICE_TLS_KEY): one identity for both listeners, re-read on
+  // SIGHUP. The metrics listener uses it too: it serves /health* and /ready as well as
+  // /metrics, and a scrape over a network deserves the same protection (Prometheus scrapes
+  // https with scheme: https and tls_config.ca_file).
+  std::shared_ptr<http::tls_identity> tls;
+  if (!settings.tls_cert_file.empty()) {
+    try {
+      tls = std::make_shared<http::tls_identity>(settings.tls_cert_file, settings.tls_key_file);
+    } catch (const http::tls_identity::load_error& e) {
+      spdlog::critical("invalid settings: {}", e.what());
+      return 2;
+    }
+    spdlog::info("tls: HTTPS with {}", tls->description());
+  }
+  // Several signal_sets may wait for SIGHUP (the services' catalog has its own): each gets it.
+  asio::signal_set tls_reload(io, SIGHUP);
+  std::function<void()> await_tls_reload = [&] {
+    tls_reload.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec)
+        return;
+      tls->reload();
+      await_tls_reload();
+    });
+  };
+  if (tls)
+    await_tls_reload();
+  auto server_options = [&](std::string name) {
+    auto o = api_server_options(settings, std::move(name));
+    o.tls = tls;
+    return o;
+  };
+  http::server api_server(io.get_executor(), server_options("api"), routes, metrics);
 
   http::router metrics_routes;
   api::add_health_routes(metrics_routes, ready, metrics);
@@ -622,6 +653,8 @@ int run_daemon(const config::settings& settings) {
         [&]() -> asio::awaitable<void> {
           while (!started)
             co_await started_event.wait_until(async_event::clock::time_point::max());
+          boost::system::error_code ignored;
+          tls_reload.cancel(ignored);
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
@@ -680,8 +713,8 @@ int run_daemon(const config::settings& settings) {
     const auto port = api_server.listen(settings.http_addr.host, settings.http_addr.port);
     spdlog::info("http[api]: listening on {}:{}", settings.http_addr.host, port);
     if (const auto second = config::metrics_listener(settings)) {
-      metrics_server = std::make_unique<http::server>(
-          io.get_executor(), api_server_options(settings, "metrics"), metrics_routes, metrics);
+      metrics_server = std::make_unique<http::server>(io.get_executor(), server_options("metrics"),
+                                                      metrics_routes, metrics);
       const auto mport = metrics_server->listen(second->host, second->port);
       spdlog::info("http[metrics]: listening on {}:{}", second->host, mport);
     }

@@ -627,6 +627,11 @@ settings load_settings(const env_map& env) {
         "\n  METRICS_PORT and METRICS_ADDR: expected only one of them (both name the "
         "second listener)";
   }
+  // Half a TLS configuration must not quietly serve plain HTTP.
+  if (out.tls_cert_file.empty() != out.tls_key_file.empty()) {
+    problems +=
+        "\n  SLUICE_TLS_CERT and SLUICE_TLS_KEY: expected both (HTTPS) or neither (plain HTTP)";
+  }
   // DEBUG=1 is the seed systems' switch; an explicit LOG_LEVEL still wins.
   if (out.debug && env.count("LOG_LEVEL") == 0)
     out.log_level = "debug";
