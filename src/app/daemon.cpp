@@ -151,6 +151,7 @@ std::shared_ptr<relay::relay_service> make_relay(const config::settings& s, asio
     return nullptr;
   amqp::settings as;
   as.url = s.rabbitmq_url;
+  as.ca_file = s.rabbitmq_ca_file;
   as.heartbeat = s.rabbitmq_heartbeat;
   as.confirm_window = s.rabbitmq_confirm_window;
   as.confirm_window_bytes = s.rabbitmq_confirm_window_bytes;
@@ -363,6 +364,7 @@ int run_daemon(const config::settings& settings) {
   if (settings.role_workers && !settings.rabbitmq_url.empty()) {
     amqp::settings as;
     as.url = settings.rabbitmq_url;
+    as.ca_file = settings.rabbitmq_ca_file;
     as.heartbeat = settings.rabbitmq_heartbeat;
     std::string error;
     auto client_opts = amqp::make_client_options(as, &error);
