@@ -6,8 +6,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdexcept>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -56,18 +54,6 @@ struct tls_connection::impl {
   std::string host;
 };
 
-namespace {
-
-void set_timeouts(int fd, std::chrono::milliseconds timeout) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-}  // namespace
-
 tls_connection::tls_connection(std::uint16_t port, tls_options options)
     : impl_(std::make_unique<impl>()) {
   auto& s = *impl_;
@@ -91,7 +77,6 @@ tls_connection::tls_connection(std::uint16_t port, tls_options options)
   static constexpr unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_set_alpn_protos(s.stream.native_handle(), alpn, sizeof alpn);
   s.stream.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  set_timeouts(s.stream.next_layer().native_handle(), options.timeout);
   s.stream.handshake(ssl::stream_base::client);
 }
 
@@ -100,8 +85,8 @@ tls_connection::~tls_connection() {
   impl_->stream.next_layer().close(ignored);
 }
 
-tls_reply tls_connection::request(const std::string& method, const std::string& target,
-                                  const std::string& body) {
+void tls_connection::send(const std::string& method, const std::string& target,
+                          const std::string& body) {
   auto& s = *impl_;
   std::string wire = method + " " + target + " HTTP/1.1\r\nHost: " + s.host + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT")
@@ -109,6 +94,12 @@ tls_reply tls_connection::request(const std::string& method, const std::string& 
         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   wire += "\r\n" + body;
   asio::write(s.stream, asio::buffer(wire));
+}
+
+tls_reply tls_connection::request(const std::string& method, const std::string& target,
+                                  const std::string& body) {
+  auto& s = *impl_;
+  send(method, target, body);
 
   const std::size_t header_end = asio::read_until(s.stream, s.buffer, "\r\n\r\n");
   std::string head(asio::buffers_begin(s.buffer.data()),

@@ -31,10 +31,9 @@ class test_ca {
 };
 
 struct tls_options {
-  std::string ca_file;                        // verify the server against it (empty: no verify)
-  std::string host = "localhost";             // SNI and the name the certificate must carry
-  int max_version = 0;                        // e.g. TLS1_1_VERSION to offer only old versions
-  std::chrono::milliseconds timeout{10'000};  // each blocking socket call
+  std::string ca_file;             // verify the server against it (empty: no verify)
+  std::string host = "localhost";  // SNI and the name the certificate must carry
+  int max_version = 0;             // e.g. TLS1_1_VERSION to offer only old versions
 };
 
 struct tls_reply {
@@ -44,7 +43,8 @@ struct tls_reply {
 };
 
 // One blocking HTTPS connection (keep-alive): the handshake in the constructor (throws with
-// OpenSSL's reason when it fails), then requests one at a time.
+// OpenSSL's reason when it fails), then requests one at a time. No timeouts of its own: the
+// test's ctest TIMEOUT bounds a server that never answers.
 class tls_connection {
  public:
   tls_connection(std::uint16_t port, tls_options options);
@@ -54,6 +54,8 @@ class tls_connection {
 
   tls_reply request(const std::string& method, const std::string& target,
                     const std::string& body = "");
+  // Sends a request without waiting for its answer (then the test may close the connection).
+  void send(const std::string& method, const std::string& target, const std::string& body = "");
 
   std::string peer_serial() const;  // the server certificate's serial, hex
   std::string protocol() const;     // "TLSv1.3", "TLSv1.2"
