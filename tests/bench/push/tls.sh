@@ -138,8 +138,8 @@ tls_write_markdown() {
     printf 'same binary and settings on the same PostgreSQL, one with `SLUICE_TLS_CERT`/`SLUICE_TLS_KEY`\n'
     printf '(ECDSA P-256 certificate; negotiated: %s); wrk `-t1 -c%s`, %s s per run after %s s of\n' \
       "${M[tls_negotiated]}" "$CONNECTIONS" "$DURATION" "$WARMUP"
-    printf 'warm-up, the runs alternating between the two, best of %s (messages/s of every run:\n' "$REPEAT"
-    printf 'batch 1 %s / %s, batch 100 %s / %s, new connections %s / %s, HTTP / HTTPS).\n' \
+    printf 'warm-up, the runs alternating between the two, best of %s. Messages/s of every run:\n' "$REPEAT"
+    printf 'batch 1 HTTP %s, HTTPS %s; batch 100 HTTP %s, HTTPS %s; new connections HTTP %s, HTTPS %s.\n' \
       "${M[tls_plain_b1_keep_runs]}" "${M[tls_tls_b1_keep_runs]}" "${M[tls_plain_b100_keep_runs]}" \
       "${M[tls_tls_b100_keep_runs]}" "${M[tls_plain_b1_close_runs]}" "${M[tls_tls_b1_close_runs]}"
     printf 'Durable pushes of the ≈200-byte payload as above; every answered item was in the table.\n\n'

@@ -65,6 +65,15 @@ TEST(relay_tls, pushes_over_https_reach_rabbitmq_over_amqps) {
   const auto ids = nlohmann::json::parse(pushed.body)["items"];
   ASSERT_EQ(ids.size(), static_cast<std::size_t>(n));
 
+  // The answer comes once the rows are stored; the relay publishes them after. Consuming before
+  // it declared the queue would find none.
+  const auto published = [&] {
+    const auto exposed = https().request("GET", "/metrics").body;
+    const std::string name = "\nsluice_relay_published_total ";
+    const auto at = exposed.find(name);
+    return at != std::string::npos && std::stod(exposed.substr(at + name.size())) >= n;
+  };
+  ASSERT_TRUE(eventually(published, 20s)) << s.log();
   const auto got = consume_ids(plain_url, q, n, 10s);
   EXPECT_EQ(got.by_id.size(), static_cast<std::size_t>(n)) << s.log();
   for (const auto& item : ids)
