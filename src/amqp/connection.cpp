@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <openssl/ssl.h>
+#include <tuple>
 #include <utility>
 
 #include "sluice/amqp/channel.hpp"
@@ -9,6 +11,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
@@ -74,6 +78,16 @@ std::shared_ptr<connection> connection::create(asio::any_io_executor executor,
                                                connection_options options) {
   return std::shared_ptr<connection>(new connection(std::move(executor), std::move(options)));
 }
+
+// amqps://: the broker's certificate verified against RABBITMQ_CA_FILE or the system's store,
+// its name checked against the URL's host, TLS 1.2 at least. The stream runs over socket_,
+// which stays the object that is shut down and closed; no close_notify is sent, since AMQP's
+// own connection.close/close-ok already tells a clean end from a cut one.
+struct connection::tls_layer {
+  explicit tls_layer(asio::ip::tcp::socket& socket) : stream(socket, context) {}
+  asio::ssl::context context{asio::ssl::context::tls_client};
+  asio::ssl::stream<asio::ip::tcp::socket&> stream;
+};
 
 connection::connection(asio::any_io_executor executor, connection_options options)
     : executor_(executor),
@@ -159,6 +173,22 @@ asio::awaitable<std::error_code> connection::open() {
   }
   boost::system::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (options_.server.tls) {
+    const auto tec = co_await start_tls();
+    if (state_ == state::closed) {
+      co_return reason_.error;
+    }
+    if (tec) {
+      close_reason r;
+      r.error = make_error_code(errc::handshake_failed);
+      r.reply_text = "TLS with the broker failed: " + tec.message();
+      spdlog::warn("amqp: TLS handshake failed host={} port={}: {}", options_.server.host,
+                   options_.server.port, tec.message());
+      fail(std::move(r));
+      close_socket();
+      co_return reason_.error;
+    }
+  }
 
   last_read_ = last_write_ = clock::now();
   out_.append(protocol_header);
@@ -258,14 +288,51 @@ asio::awaitable<bool> connection::wait_closed(clock::time_point deadline) {
   co_return true;
 }
 
+asio::awaitable<std::error_code> connection::start_tls() {
+  // The context is made before the handshake (for its CA file) and lives with the stream.
+  const std::string& host = options_.server.host;
+  try {
+    tls_ = std::make_unique<tls_layer>(socket_);
+    SSL_CTX* ctx = tls_->context.native_handle();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (options_.ca_file.empty())
+      tls_->context.set_default_verify_paths();
+    else
+      tls_->context.load_verify_file(options_.ca_file);
+  } catch (const boost::system::system_error& e) {
+    spdlog::error("amqp: RABBITMQ_CA_FILE {}: {}", options_.ca_file, e.code().message());
+    co_return e.code();
+  }
+  tls_->stream.set_verify_mode(asio::ssl::verify_peer);
+  tls_->stream.set_verify_callback(asio::ssl::host_name_verification(host));
+  // SNI carries names only (RFC 6066 3): not for an address literal.
+  boost::system::error_code not_address;
+  asio::ip::make_address(host, not_address);
+  if (not_address)
+    SSL_set_tlsext_host_name(tls_->stream.native_handle(), host.c_str());
+  auto [ec] = co_await tls_->stream.async_handshake(asio::ssl::stream_base::client,
+                                                    as_tuple(use_awaitable));
+  co_return ec;
+}
+
 asio::awaitable<void> connection::read_loop() {
   while (!socket_closed_) {
-    auto [ec, n] =
-        co_await socket_.async_read_some(asio::buffer(read_buffer_), as_tuple(use_awaitable));
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    if (tls_) {
+      auto got = co_await tls_->stream.async_read_some(asio::buffer(read_buffer_),
+                                                       as_tuple(use_awaitable));
+      std::tie(ec, n) = got;
+    } else {
+      auto got =
+          co_await socket_.async_read_some(asio::buffer(read_buffer_), as_tuple(use_awaitable));
+      std::tie(ec, n) = got;
+    }
     if (ec) {
       if (state_ != state::closed) {
         close_reason r;
-        if (!handshake_done_ && ec == asio::error::eof) {
+        if (!handshake_done_ &&
+            (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)) {
           r.error = make_error_code(errc::handshake_failed);
           r.reply_text = "broker closed the socket during the handshake";
         } else {
@@ -305,8 +372,16 @@ asio::awaitable<void> connection::write_loop() {
       continue;
     }
     std::swap(out_, writing_);
-    auto [ec, n] =
-        co_await asio::async_write(socket_, asio::buffer(writing_), as_tuple(use_awaitable));
+    boost::system::error_code ec;
+    if (tls_) {
+      auto wrote =
+          co_await asio::async_write(tls_->stream, asio::buffer(writing_), as_tuple(use_awaitable));
+      ec = std::get<0>(wrote);
+    } else {
+      auto wrote =
+          co_await asio::async_write(socket_, asio::buffer(writing_), as_tuple(use_awaitable));
+      ec = std::get<0>(wrote);
+    }
     writing_.clear();
     if (ec) {
       if (state_ != state::closed) {

@@ -53,6 +53,7 @@ std::optional<client_options> make_client_options(const settings& s, std::string
   client_options o;
   o.connection.server = *parsed;
   o.connection.heartbeat = s.heartbeat;
+  o.connection.ca_file = s.ca_file;
   o.publisher.confirm_window = s.confirm_window;
   o.publisher.confirm_window_bytes = s.confirm_window_bytes;
   return o;

@@ -46,7 +46,7 @@ std::optional<url> fail(std::string* error, std::string message) {
 
 std::string url::to_string() const {
   // Appended piece by piece: g++ 12 at -O2 reports a false -Wrestrict for `":" + to_string(..)`.
-  std::string out = "amqp://";
+  std::string out = tls ? "amqps://" : "amqp://";
   out.append(user).append("@");
   if (host.find(':') != std::string::npos)
     out.append("[").append(host).append("]");
@@ -59,13 +59,11 @@ std::string url::to_string() const {
 }
 
 std::optional<url> url::parse(std::string_view text, std::string* error) {
-  if (starts_with_icase(text, "amqps://")) {
-    return fail(error, "amqps:// (TLS) is not supported; use amqp://");
+  const bool tls = starts_with_icase(text, "amqps://");
+  if (!tls && !starts_with_icase(text, "amqp://")) {
+    return fail(error, "must start with amqp:// or amqps://");
   }
-  if (!starts_with_icase(text, "amqp://")) {
-    return fail(error, "must start with amqp://");
-  }
-  std::string_view rest = text.substr(7);
+  std::string_view rest = text.substr(tls ? 8 : 7);
 
   std::string_view query;
   if (const auto q = rest.find('?'); q != std::string_view::npos) {
@@ -81,6 +79,9 @@ std::optional<url> url::parse(std::string_view text, std::string* error) {
   }
 
   url out;
+  out.tls = tls;
+  if (tls)
+    out.port = 5671;  // RabbitMQ's TLS listener (IANA amqps)
   std::string_view hostport = rest;
   if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
     const std::string_view userinfo = rest.substr(0, at);

@@ -156,6 +156,7 @@ std::shared_ptr<relay::relay_service> make_relay(const config::settings& s, asio
     return nullptr;
   amqp::settings as;
   as.url = s.rabbitmq_url;
+  as.ca_file = s.rabbitmq_ca_file;
   as.heartbeat = s.rabbitmq_heartbeat;
   as.confirm_window = s.rabbitmq_confirm_window;
   as.confirm_window_bytes = s.rabbitmq_confirm_window_bytes;
@@ -368,6 +369,7 @@ int run_daemon(const config::settings& settings) {
   if (settings.role_workers && !settings.rabbitmq_url.empty()) {
     amqp::settings as;
     as.url = settings.rabbitmq_url;
+    as.ca_file = settings.rabbitmq_ca_file;
     as.heartbeat = settings.rabbitmq_heartbeat;
     std::string error;
     auto client_opts = amqp::make_client_options(as, &error);
@@ -627,8 +629,38 @@ int run_daemon(const config::settings& settings) {
   api::add_api_document_routes(routes);
   // One line, for the API document's test (every route documented, every documented one routed).
   spdlog::debug("http[api]: routes {}", api::route_table_json(routes));
-  http::server api_server(io.get_executor(), with_auth(api_server_options(settings, "api")), routes,
-                          metrics);
+  // HTTPS (SLUICE_TLS_CERT + SLUICE_TLS_KEY): one identity for both listeners, re-read on
+  // SIGHUP. The metrics listener uses it too: it serves /health* and /ready as well as
+  // /metrics, and a scrape over a network deserves the same protection (Prometheus scrapes
+  // https with scheme: https and tls_config.ca_file).
+  std::shared_ptr<http::tls_identity> tls;
+  if (!settings.tls_cert_file.empty()) {
+    try {
+      tls = std::make_shared<http::tls_identity>(settings.tls_cert_file, settings.tls_key_file);
+    } catch (const http::tls_identity::load_error& e) {
+      spdlog::critical("invalid settings: {}", e.what());
+      return 2;
+    }
+    spdlog::info("tls: HTTPS with {}", tls->description());
+  }
+  // Several signal_sets may wait for SIGHUP (the services' catalog has its own): each gets it.
+  asio::signal_set tls_reload(io, SIGHUP);
+  std::function<void()> await_tls_reload = [&] {
+    tls_reload.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec)
+        return;
+      tls->reload();
+      await_tls_reload();
+    });
+  };
+  if (tls)
+    await_tls_reload();
+  auto server_options = [&](std::string name) {
+    auto o = with_auth(api_server_options(settings, std::move(name)));
+    o.tls = tls;
+    return o;
+  };
+  http::server api_server(io.get_executor(), server_options("api"), routes, metrics);
 
   http::router metrics_routes;
   api::add_health_routes(metrics_routes, ready, metrics, metrics_access);
@@ -661,6 +693,8 @@ int run_daemon(const config::settings& settings) {
         [&]() -> asio::awaitable<void> {
           while (!started)
             co_await started_event.wait_until(async_event::clock::time_point::max());
+          boost::system::error_code ignored;
+          tls_reload.cancel(ignored);
           if (metrics_server)
             co_await metrics_server->shutdown(std::chrono::milliseconds(0));
           co_await api_server.shutdown(settings.shutdown_grace);
@@ -721,9 +755,8 @@ int run_daemon(const config::settings& settings) {
     const auto port = api_server.listen(settings.http_addr.host, settings.http_addr.port);
     spdlog::info("http[api]: listening on {}:{}", settings.http_addr.host, port);
     if (const auto second = config::metrics_listener(settings)) {
-      metrics_server = std::make_unique<http::server>(
-          io.get_executor(), with_auth(api_server_options(settings, "metrics")), metrics_routes,
-          metrics);
+      metrics_server = std::make_unique<http::server>(io.get_executor(), server_options("metrics"),
+                                                      metrics_routes, metrics);
       const auto mport = metrics_server->listen(second->host, second->port);
       spdlog::info("http[metrics]: listening on {}:{}", second->host, mport);
     }

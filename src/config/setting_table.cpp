@@ -268,19 +268,21 @@ const std::vector<setting_spec>& table() {
            "Payload bytes waiting for PostgreSQL; beyond it pushes get 503 with Retry-After.",
            &settings::push_queue_max_bytes, 1ULL << 20, 1ULL << 40),
       {"RABBITMQ_URL",
-       "RabbitMQ broker, amqp://user:pass@host:port/vhost (URL-encoded); empty = relay off: "
-       "messages are stored but not published.",
+       "RabbitMQ broker, amqp://user:pass@host:port/vhost (URL-encoded), or amqps:// for TLS "
+       "(port 5671 by default); empty = relay off: messages are stored but not published.",
        [](settings& s, const std::string& v) {
          // The full parse (percent-decoding, port, query) is the amqp module's; the daemon
          // runs it at start-up. Here only what a typo most often gets wrong.
-         if (!v.empty() && v.rfind("amqp://", 0) != 0) {
-           throw bad_value{v.rfind("amqps://", 0) == 0
-                               ? "an amqp:// URL (TLS, amqps://, is not supported)"
-                               : "an amqp://user:pass@host:port/vhost URL, or empty"};
-         }
+         if (!v.empty() && v.rfind("amqp://", 0) != 0 && v.rfind("amqps://", 0) != 0)
+           throw bad_value{"an amqp:// or amqps:// user:pass@host:port/vhost URL, or empty"};
          s.rabbitmq_url = v;
        },
        [](const settings& s) { return masked_url(s.rabbitmq_url); }, true},
+      {"RABBITMQ_CA_FILE",
+       "PEM file of the CA certificates an amqps:// broker's certificate must chain to; empty = "
+       "the system's CA store. The broker's name must match its certificate either way.",
+       [](settings& s, const std::string& v) { s.rabbitmq_ca_file = v; },
+       [](const settings& s) { return s.rabbitmq_ca_file; }},
       {"RABBITMQ_HEARTBEAT_SEC",
        "AMQP heartbeat proposed to the broker (0 = off); a silent peer is dropped after two.",
        [](settings& s, const std::string& v) {
@@ -626,6 +628,11 @@ settings load_settings(const env_map& env) {
     problems +=
         "\n  METRICS_PORT and METRICS_ADDR: expected only one of them (both name the "
         "second listener)";
+  }
+  // Half a TLS configuration must not quietly serve plain HTTP.
+  if (out.tls_cert_file.empty() != out.tls_key_file.empty()) {
+    problems +=
+        "\n  SLUICE_TLS_CERT and SLUICE_TLS_KEY: expected both (HTTPS) or neither (plain HTTP)";
   }
   // DEBUG=1 is the seed systems' switch; an explicit LOG_LEVEL still wins.
   if (out.debug && env.count("LOG_LEVEL") == 0)

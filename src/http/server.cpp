@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <list>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <type_traits>
 
 #include "sluice/core/uuid.hpp"
 #include "sluice/http/body_reader.hpp"
@@ -18,6 +21,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <spdlog/spdlog.h>
 
 namespace sluice::http {
@@ -25,23 +29,75 @@ namespace sluice::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-struct connection {
-  explicit connection(tcp::socket socket) : stream(std::move(socket)) {
+// The two streams a connection is served over; everything from the first request byte on is
+// the same code (templates on the stream type), only the start and the end differ.
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+template <class Stream>
+constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+// Timeouts live on the TCP layer under TLS too.
+template <class Stream>
+beast::tcp_stream& tcp_of(Stream& stream) {
+  return beast::get_lowest_layer(stream);
+}
+
+template <class Stream>
+Stream make_stream(tcp::socket socket, ssl::context* context) {
+  if constexpr (is_tls<Stream>)
+    return Stream(std::move(socket), *context);
+  else
+    return Stream(std::move(socket));
+}
+
+// What the server keeps of every open connection whatever its stream: shutdown() reaches the
+// socket through it.
+struct connection_base {
+  connection_base(const tcp::socket& socket, std::shared_ptr<ssl::context> tls)
+      : context(std::move(tls)) {
     beast::error_code ec;
-    const auto peer = stream.socket().remote_endpoint(ec);
+    const auto peer = socket.remote_endpoint(ec);
     if (!ec)
       remote_address = peer.address().to_string();
   }
-  beast::tcp_stream stream;
+  virtual ~connection_base() = default;
+  virtual tcp::socket& socket() = 0;
+
+  // The context this connection was accepted with: a SIGHUP reload does not change it.
+  std::shared_ptr<ssl::context> context;
   std::string remote_address;
   bool busy = false;             // between the first byte of a request and the end of its response
   std::size_t buffer_bytes = 0;  // counted in sluice_http_connection_buffer_bytes
 };
+
+template <class Stream>
+struct connection final : connection_base {
+  connection(tcp::socket s, std::shared_ptr<ssl::context> tls)
+      : connection_base(s, std::move(tls)),
+        stream(make_stream<Stream>(std::move(s), context.get())) {}
+  tcp::socket& socket() override { return tcp_of(stream).socket(); }
+  Stream stream;
+};
+
+// The ends of a connection that are not errors: the peer left (with or without TLS's
+// close_notify), a timeout, or shutdown() cancelled the wait.
+bool peer_gone(const beast::error_code& ec) {
+  return ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
+         ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::operation_aborted || ec == ssl::error::stream_truncated;
+}
+
+// OpenSSL reports a plain HTTP request where a ClientHello should be.
+bool plain_http_on_tls(const beast::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST;
+}
 
 const char* method_label(bhttp::verb v) {
   switch (v) {
@@ -106,9 +162,10 @@ bool acceptable_request_id(std::string_view id) {
 
 // A streamed request body, read straight from the connection into the handler's string
 // (Beast's buffer_body), so only one read's worth is ever held here.
+template <class Stream>
 class stream_reader final : public body_reader {
  public:
-  stream_reader(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+  stream_reader(Stream& stream, beast::flat_buffer& buffer,
                 bhttp::request_parser<bhttp::buffer_body>& parser,
                 std::chrono::milliseconds read_timeout)
       : stream_(stream), buffer_(buffer), parser_(parser), read_timeout_(read_timeout) {}
@@ -123,7 +180,7 @@ class stream_reader final : public body_reader {
       auto& body = parser_.get().body();
       body.data = out.data() + start;
       body.size = max_bytes;
-      stream_.expires_after(read_timeout_);
+      tcp_of(stream_).expires_after(read_timeout_);
       auto [ec, ignored] = co_await bhttp::async_read_some(stream_, buffer_, parser_, use_tuple);
       const std::size_t got = max_bytes - body.size;
       body.data = nullptr;
@@ -153,14 +210,12 @@ class stream_reader final : public body_reader {
       return body_errc::too_large;
     if (ec == beast::error::timeout)
       return body_errc::timeout;
-    if (ec == asio::error::eof || ec == bhttp::error::partial_message ||
-        ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted)
+    if (peer_gone(ec) || ec == bhttp::error::partial_message)
       return body_errc::closed;
     return body_errc::malformed;
   }
 
-  beast::tcp_stream& stream_;
+  Stream& stream_;
   beast::flat_buffer& buffer_;
   bhttp::request_parser<bhttp::buffer_body>& parser_;
   std::chrono::milliseconds read_timeout_;
@@ -193,6 +248,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
                                "Connections refused because HTTP_MAX_CONNECTIONS was reached.",
                                {"listener"})
                      .with({options.name})),
+        handshakes_failed(m.add_counter("sluice_http_tls_handshake_failures_total",
+                                        "TLS handshakes that failed or timed out (HTTPS "
+                                        "listeners only): plain HTTP, bad clients, scanners.",
+                                        {"listener"})
+                              .with({options.name})),
         drained(executor) {}
 
   asio::any_io_executor executor;
@@ -204,7 +264,9 @@ struct server::impl : std::enable_shared_from_this<impl> {
   metrics::gauge& open_connections;
   metrics::gauge& buffer_bytes;
   metrics::counter& rejected;
-  std::list<std::shared_ptr<connection>> live;
+  metrics::counter& handshakes_failed;
+  using connection_list = std::list<std::shared_ptr<connection_base>>;
+  connection_list live;
   bool stopping = false;
   bool grace_ended = false;
   asio::steady_timer drained;  // cancelled when the last connection ends during shutdown
@@ -224,39 +286,55 @@ struct server::impl : std::enable_shared_from_this<impl> {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      if (live.size() >= options.max_connections) {
-        rejected.inc();
-        asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
-        continue;
-      }
-      auto conn = std::make_shared<connection>(std::move(socket));
-      live.push_front(conn);
-      asio::co_spawn(executor, run(conn, live.begin()), asio::detached);
+      if (options.tls)
+        open<tls_stream>(std::move(socket), options.tls->context());
+      else
+        open<plain_stream>(std::move(socket), nullptr);
     }
   }
 
+  template <class Stream>
+  void open(tcp::socket socket, std::shared_ptr<ssl::context> tls) {
+    if (live.size() >= options.max_connections) {
+      rejected.inc();
+      asio::co_spawn(executor, refuse<Stream>(std::move(socket), std::move(tls)), asio::detached);
+      return;
+    }
+    auto conn = std::make_shared<connection<Stream>>(std::move(socket), std::move(tls));
+    live.push_front(conn);
+    asio::co_spawn(executor, run(std::move(conn), live.begin()), asio::detached);
+  }
+
   // Over the connection limit: a short answer instead of a silent reset, so clients back off.
-  asio::awaitable<void> refuse(tcp::socket socket) {
+  // Under TLS the answer needs the handshake; both fit in the same second.
+  template <class Stream>
+  asio::awaitable<void> refuse(tcp::socket socket, std::shared_ptr<ssl::context> tls) {
     auto self = shared_from_this();
-    beast::tcp_stream stream(std::move(socket));
-    stream.expires_after(std::chrono::seconds(1));
+    Stream stream = make_stream<Stream>(std::move(socket), tls.get());
+    tcp_of(stream).expires_after(std::chrono::seconds(1));
+    if constexpr (is_tls<Stream>) {
+      auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
+      if (ec)
+        co_return;
+    }
     std::string wire;
     serialize_response(overloaded_response(503, "too_many_connections",
                                            "connection limit reached; retry later", 1),
                        11, false, ids.next().to_string(), wire);
     co_await asio::async_write(stream, asio::buffer(wire), use_tuple);
     beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_of(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
   }
 
   // Answers a request that never reached a handler (limits, malformed input) and ends the
   // connection: the rest of what the client sent cannot be trusted to be framed correctly.
-  asio::awaitable<void> reject(connection& conn, unsigned version, std::string_view route,
+  template <class Stream>
+  asio::awaitable<void> reject(connection<Stream>& conn, unsigned version, std::string_view route,
                                const char* method, response r) {
     record(route, method, r.status, 0.0);
     std::string wire;
     serialize_response(r, version, false, ids.next().to_string(), wire);
-    conn.stream.expires_after(options.read_timeout);
+    tcp_of(conn.stream).expires_after(options.read_timeout);
     co_await asio::async_write(conn.stream, asio::buffer(wire), use_tuple);
   }
 
@@ -287,14 +365,25 @@ struct server::impl : std::enable_shared_from_this<impl> {
     histogram.observe(seconds);
   }
 
-  asio::awaitable<void> run(std::shared_ptr<connection> conn,
-                            std::list<std::shared_ptr<connection>>::iterator slot) {
+  template <class Stream>
+  asio::awaitable<void> run(std::shared_ptr<connection<Stream>> conn,
+                            connection_list::iterator slot) {
     auto self = shared_from_this();
     open_connections.inc();
-    co_await serve(*conn);
+    const bool secured = co_await handshake(*conn);
+    if (secured)
+      co_await serve(*conn);
+    if constexpr (is_tls<Stream>) {
+      // close_notify, so the client can tell our end from a cut; bounded, since the peer may
+      // never answer with its own.
+      if (secured && conn->socket().is_open()) {
+        tcp_of(conn->stream).expires_after(tls_close_timeout);
+        co_await conn->stream.async_shutdown(use_tuple);
+      }
+    }
     beast::error_code ignored;
-    conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    conn->stream.close();
+    conn->socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcp_of(conn->stream).close();
     live.erase(slot);
     open_connections.dec();
     buffer_bytes.dec(static_cast<double>(conn->buffer_bytes));
@@ -302,12 +391,62 @@ struct server::impl : std::enable_shared_from_this<impl> {
       drained.cancel();
   }
 
+  static constexpr std::chrono::seconds tls_close_timeout{1};
+
+  // The TLS handshake (nothing to do on a plain listener), within read_timeout: a connection
+  // that never sends its ClientHello is closed then, like one that never finishes a request.
+  template <class Stream>
+  asio::awaitable<bool> handshake(connection<Stream>& conn) {
+    if constexpr (!is_tls<Stream>) {
+      co_return true;
+    } else {
+      tcp_of(conn.stream).expires_after(options.read_timeout);
+      auto [ec] = co_await conn.stream.async_handshake(ssl::stream_base::server, use_tuple);
+      if (!ec)
+        co_return true;
+      handshakes_failed.inc();
+      spdlog::debug("http[{}]: TLS handshake with {} failed: {}", options.name, conn.remote_address,
+                    ec.message());
+      if (plain_http_on_tls(ec))
+        co_await refuse_plain_http(conn.socket());
+      co_return false;
+    }
+  }
+
+  // A plain HTTP request on an HTTPS port gets a plain answer saying so (as nginx's 497 does)
+  // rather than a reset. What the client sent is drained before closing: closing with unread
+  // bytes would reset the connection and could discard the answer before the client reads it.
+  asio::awaitable<void> refuse_plain_http(tcp::socket& socket) {
+    std::string wire;
+    serialize_response(
+        error_response(400, "https_required", "this port speaks HTTPS only; use https://"), 11,
+        false, ids.next().to_string(), wire);
+    asio::steady_timer deadline(executor, tls_close_timeout);
+    deadline.async_wait([&socket](const beast::error_code& ec) {
+      if (!ec) {
+        beast::error_code ignored;
+        socket.cancel(ignored);
+      }
+    });
+    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(wire), use_tuple);
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    char sink[4096];
+    std::size_t drained_bytes = 0;
+    while (!ec && drained_bytes < 64 * 1024) {
+      auto [read_ec, got] = co_await socket.async_read_some(asio::buffer(sink), use_tuple);
+      ec = read_ec;
+      drained_bytes += got;
+    }
+    deadline.cancel();
+  }
+
   // What a connection keeps between requests: one read's worth. A large request header or
   // response grows its buffers; kept, an idle keep-alive connection would hold that memory for
   // as long as it lives.
   static constexpr std::size_t kept_buffer_bytes = 16 * 1024;
 
-  void trim(connection& conn, beast::flat_buffer& read, std::string& wire) {
+  void trim(connection_base& conn, beast::flat_buffer& read, std::string& wire) {
     if (read.capacity() > kept_buffer_bytes)
       read.shrink_to_fit();  // keeps a pipelined request's bytes
     if (wire.capacity() > kept_buffer_bytes)
@@ -317,7 +456,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
     conn.buffer_bytes = now;
   }
 
-  asio::awaitable<void> serve(connection& conn) {
+  template <class Stream>
+  asio::awaitable<void> serve(connection<Stream>& conn) {
     beast::flat_buffer buffer;
     std::string wire;  // the responses' bytes; its capacity is reused up to kept_buffer_bytes
     for (;;) {
@@ -327,7 +467,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
           co_return;
         // The idle timeout covers the wait for a request's first byte; once bytes arrive the
         // (shorter) read timeout covers the rest, so slow senders cannot hold a connection.
-        conn.stream.expires_after(options.idle_timeout);
+        tcp_of(conn.stream).expires_after(options.idle_timeout);
         auto [ec, n] = co_await conn.stream.async_read_some(buffer.prepare(16 * 1024), use_tuple);
         if (ec)
           co_return;  // idle timeout, peer closed, or shutdown: all normal ends
@@ -339,7 +479,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       // Held to the found route's limit once the header is routed.
       parser.body_limit(std::max(options.max_body_bytes, routes.max_stream_body_bytes()));
-      conn.stream.expires_after(options.read_timeout);
+      tcp_of(conn.stream).expires_after(options.read_timeout);
       auto [ec, header_bytes] =
           co_await bhttp::async_read_header(conn.stream, buffer, parser, use_tuple);
       if (ec == bhttp::error::header_limit) {
@@ -361,11 +501,8 @@ struct server::impl : std::enable_shared_from_this<impl> {
             body_too_large(std::max(options.max_body_bytes, routes.max_stream_body_bytes())));
         co_return;
       }
-      if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
-          ec == asio::error::eof || ec == asio::error::connection_reset ||
-          ec == asio::error::operation_aborted) {
+      if (peer_gone(ec))
         co_return;
-      }
       if (ec) {
         co_await reject(
             conn, 11, "unmatched", "OTHER",
@@ -451,7 +588,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
       bool body_complete = true;
       if (streamed) {
         bhttp::request_parser<bhttp::buffer_body> body_parser(std::move(parser));
-        stream_reader reader(conn.stream, buffer, body_parser, options.read_timeout);
+        stream_reader<Stream> reader(conn.stream, buffer, body_parser, options.read_timeout);
         req.body_stream = &reader;
         answer = co_await dispatch(conn, buffer, req, found);
         req.body_stream = nullptr;
@@ -465,8 +602,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
             co_return;
           }
           if (body_ec) {
-            if (body_ec != beast::error::timeout && body_ec != asio::error::eof &&
-                body_ec != bhttp::error::partial_message) {
+            if (!peer_gone(body_ec) && body_ec != bhttp::error::partial_message) {
               co_await reject(
                   conn, version, "unmatched", method,
                   error_response(400, "bad_request", "malformed HTTP body: " + body_ec.message()));
@@ -493,7 +629,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
       serialize_response(result, version, again, req.request_id, wire);
       if (head)
         wire.resize(wire.size() - result.body.size());
-      conn.stream.expires_after(options.read_timeout);
+      tcp_of(conn.stream).expires_after(options.read_timeout);
       auto [write_ec, written] =
           co_await asio::async_write(conn.stream, asio::buffer(wire), use_tuple);
       if (write_ec || !again)
@@ -510,7 +646,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
   // The handler's view of a request, built from the header (the body comes later, or never).
   request request_of(const bhttp::request_parser<bhttp::string_body>::value_type& header,
-                     const connection& conn) {
+                     const connection_base& conn) {
     request req;
     req.method = std::string(header.method_string());
     req.target = origin_form(header.target());
@@ -559,12 +695,17 @@ struct server::impl : std::enable_shared_from_this<impl> {
   // req.client. Bytes that arrive meanwhile are a pipelined next request: kept in `buffer`.
   // Ends once `finished` is set and `handler_done` cancelled (the flag covers a cancel that
   // comes while no wait is pending).
-  asio::awaitable<void> watch_client(connection& conn, beast::flat_buffer& buffer,
+  template <class Stream>
+  asio::awaitable<void> watch_client(connection<Stream>& conn, beast::flat_buffer& buffer,
                                      client_watch& watch, asio::steady_timer& handler_done,
                                      const bool& finished) {
     using namespace asio::experimental::awaitable_operators;
+    // Under TLS the read goes through the TLS layer (it decrypts what it reads), without the
+    // read timeout: a long handler is not a slow client.
+    if constexpr (is_tls<Stream>)
+      tcp_of(conn.stream).expires_never();
     while (!finished && buffer.size() < watch_read_ahead_bytes) {
-      auto read = conn.stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
+      auto read = read_layer(conn.stream).async_read_some(buffer.prepare(4096), use_tuple);
       auto done = handler_done.async_wait(use_tuple);
       auto first = co_await (std::move(read) || std::move(done));
       if (first.index() == 1)
@@ -580,7 +721,18 @@ struct server::impl : std::enable_shared_from_this<impl> {
       co_await handler_done.async_wait(use_tuple);
   }
 
-  asio::awaitable<std::pair<response, std::string>> dispatch(connection& conn,
+  // What the watch reads from: the socket itself on a plain connection (bypassing the
+  // stream's timeout), the TLS stream otherwise.
+  template <class Stream>
+  static auto& read_layer(Stream& stream) {
+    if constexpr (is_tls<Stream>)
+      return stream;
+    else
+      return stream.socket();
+  }
+
+  template <class Stream>
+  asio::awaitable<std::pair<response, std::string>> dispatch(connection<Stream>& conn,
                                                              beast::flat_buffer& buffer,
                                                              request& req,
                                                              const router::match& found) {
@@ -646,7 +798,7 @@ asio::awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
   self->acceptor.close(ignored);
   for (auto& conn : self->live) {
     if (!conn->busy)
-      conn->stream.socket().cancel(ignored);
+      conn->socket().cancel(ignored);
   }
   if (!self->live.empty() && !self->grace_ended) {
     self->drained.expires_after(grace);
@@ -656,7 +808,7 @@ asio::awaitable<void> server::shutdown(std::chrono::milliseconds grace) {
     spdlog::warn("http[{}]: grace period over, closing {} connections", self->options.name,
                  self->live.size());
     for (auto& conn : self->live)
-      conn->stream.socket().close(ignored);
+      conn->socket().close(ignored);
   }
 }
 

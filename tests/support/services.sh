@@ -28,7 +28,7 @@ SVC_BUILD_PACKAGES=(build-essential cmake ninja-build ccache g++ libboost1.81-de
   libyaml-cpp-dev)
 # shellcheck disable=SC2034
 SVC_SERVICE_PACKAGES=(postgresql-15 postgresql-client-15 rabbitmq-server erlang-base curl procps
-  ca-certificates util-linux iproute2)
+  ca-certificates util-linux iproute2 openssl)
 # systemd: its EnvironmentFile= parser is the reference the --config reader is tested against.
 # shellcheck disable=SC2034
 SVC_TEST_PACKAGES=(googletest libgtest-dev prometheus clang-format shellcheck systemd)

@@ -38,13 +38,18 @@ struct connection_options {
   std::chrono::milliseconds rpc_timeout{10000};
   std::uint32_t frame_max = default_frame_max;
   std::uint16_t channel_max = 2047;
+  // amqps:// only: the CA certificates (PEM) the broker's certificate must chain to; empty =
+  // the system's store. The broker's name (the URL's host) must match its certificate either
+  // way, and is sent as SNI. Read at every connect, so a renewed file is picked up on reconnect.
+  std::string ca_file;
   std::string connection_name = "sluice";  // shown by rabbitmqctl list_connections / the UI
 };
 
-// One AMQP 0-9-1 connection over a TCP socket that Asio owns. rabbitmq-c only encodes and
-// decodes; every byte goes through this object's single reader and single writer coroutine, so
-// frames of different channels never interleave and small frames queued in the same loop turn
-// leave in one write. All of it runs on one io_context thread; nothing here is thread-safe.
+// One AMQP 0-9-1 connection over a TCP socket that Asio owns (under TLS for amqps://). rabbitmq-c
+// only encodes and decodes; every byte goes through this object's single reader and single writer
+// coroutine, so frames of different channels never interleave and small frames queued in the same
+// loop turn leave in one write. All of it runs on one io_context thread; nothing here is
+// thread-safe.
 //
 // Lifetime: create(), open(), use, close(). While the socket is open the reader and writer keep
 // the object alive, so an unused connection must be closed; channels only hold a weak pointer.
@@ -94,6 +99,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   connection(boost::asio::any_io_executor executor, connection_options options);
 
+  // The TLS handshake on the connected socket (amqps://); an error names what failed.
+  boost::asio::awaitable<std::error_code> start_tls();
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> heartbeat_loop();
@@ -127,6 +134,8 @@ class connection : public std::enable_shared_from_this<connection> {
   connection_options options_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::ip::tcp::socket socket_;
+  struct tls_layer;                 // OpenSSL stays in connection.cpp
+  std::unique_ptr<tls_layer> tls_;  // set for amqps:// once connected
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer watchdog_timer_;
   frame_encoder encoder_;

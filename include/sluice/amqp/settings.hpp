@@ -29,6 +29,7 @@ struct settings {
   // Not an environment setting yet (the application does not fill it): the default applies.
   std::size_t confirm_window_bytes = 64ULL << 20;
   queue_type queues = queue_type::quorum;
+  std::string ca_file;  // RABBITMQ_CA_FILE: amqps:// peer verification; empty = system store
 };
 
 // Client options for these settings (the rest keep their defaults). Returns nullopt, and a

@@ -8,11 +8,12 @@
 
 namespace sluice::amqp {
 
-// A broker address in RabbitMQ's URI form: amqp://user:pass@host:port/vhost?heartbeat=30
-// User, password, host and vhost are percent-decoded ("%2f" is how a vhost names "/").
-// An empty path means the default vhost "/", as RABBITMQ_URL=amqp://host/ users expect.
-// TLS (amqps://) is not supported and is reported as an error rather than silently downgraded.
+// A broker address in RabbitMQ's URI form: amqp://user:pass@host:port/vhost?heartbeat=30, or
+// amqps:// for TLS (port 5671 unless given). User, password, host and vhost are percent-decoded
+// ("%2f" is how a vhost names "/"). An empty path means the default vhost "/", as
+// RABBITMQ_URL=amqp://host/ users expect.
 struct url {
+  bool tls = false;  // amqps://
   std::string user = "guest";
   std::string password = "guest";
   std::string host = "localhost";

@@ -59,6 +59,7 @@ struct settings {
   // RabbitMQ relay
   std::string rabbitmq_url;  // empty = relay off: messages are stored but not published
   std::chrono::seconds rabbitmq_heartbeat{30};
+  std::string rabbitmq_ca_file;  // RABBITMQ_CA_FILE: amqps:// trust anchors; empty = system store
   std::size_t rabbitmq_confirm_window = 1'000;
   std::size_t rabbitmq_confirm_window_bytes = 64ULL << 20;
   queue_type rabbitmq_queue_type = queue_type::quorum;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "sluice/http/router.hpp"
+#include "sluice/http/tls_identity.hpp"
 #include "sluice/metrics/registry.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -27,11 +28,15 @@ struct server_options {
   // response (401, 403) answers the request instead of the handler, and a refused upload is
   // never read. It may set request::caller. Unset: everything is allowed.
   std::function<std::optional<response>(request&, const route_options&)> authorize;
+  // Set: the listener speaks only HTTPS, each connection with the identity's context at its
+  // accept (so a reload reaches new connections only). The TLS handshake must finish within
+  // read_timeout: a client that never sends its ClientHello does not keep a connection slot.
+  std::shared_ptr<tls_identity> tls;
 };
 
 // An HTTP/1.1 server on one executor: one coroutine per connection, keep-alive, limits and
 // timeouts from `server_options`, JSON errors for everything the router or a limit rejects.
-// Beast stays inside server.cpp.
+// Beast stays inside server.cpp; with `tls` the same code runs over Beast's ssl_stream.
 class server {
  public:
   server(boost::asio::any_io_executor executor, server_options options, const router& routes,

@@ -53,6 +53,17 @@ private_broker::~private_broker() {
   std::filesystem::remove_all(dir_, ignored);
 }
 
+void private_broker::enable_tls(tls_listener tls) {
+  config_file_ = dir_ + "/rabbitmq.conf";
+  std::ofstream(config_file_) << "listeners.ssl.default = " << tls.port << "\n"
+                              << "ssl_options.cacertfile = " << tls.ca_file << "\n"
+                              << "ssl_options.certfile = " << tls.cert_file << "\n"
+                              << "ssl_options.keyfile = " << tls.key_file << "\n"
+                              << "ssl_options.verify = verify_none\n"
+                              << "ssl_options.fail_if_no_peer_cert = false\n";
+  chown_to_rabbitmq(config_file_);
+}
+
 url private_broker::broker_url() const {
   url u;
   u.host = "127.0.0.1";
@@ -84,8 +95,9 @@ void private_broker::start(std::chrono::seconds timeout) {
       " RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=" + std::to_string(port_) +
       " RABBITMQ_DIST_PORT=" + std::to_string(dist_port_) + " RABBITMQ_MNESIA_BASE=" + dir_ +
       "/mnesia RABBITMQ_LOG_BASE=" + dir_ + "/log RABBITMQ_ENABLED_PLUGINS_FILE=" + dir_ +
-      "/enabled_plugins; exec /usr/lib/rabbitmq/bin/rabbitmq-server > " + dir_ +
-      "/log/console.log 2>&1";
+      "/enabled_plugins" +
+      (config_file_.empty() ? std::string() : " RABBITMQ_CONFIG_FILE=" + config_file_) +
+      "; exec /usr/lib/rabbitmq/bin/rabbitmq-server > " + dir_ + "/log/console.log 2>&1";
   launcher_ = ::fork();
   if (launcher_ < 0) {
     throw std::runtime_error("private_broker: fork failed");

@@ -23,6 +23,17 @@ class private_broker {
   private_broker(const private_broker&) = delete;
   private_broker& operator=(const private_broker&) = delete;
 
+  // A TLS listener (amqps) on `port` besides the plain one, with this certificate and key and
+  // no client certificate asked for. Call before start(); the files must be readable by the
+  // rabbitmq user.
+  struct tls_listener {
+    std::uint16_t port = 0;
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+  };
+  void enable_tls(tls_listener tls);
+
   // Throws std::runtime_error when the node does not accept AMQP logins within `timeout`.
   void start(std::chrono::seconds timeout = std::chrono::seconds(90));
   // SIGTERM, then SIGKILL after `timeout`; returns once the node's process is gone.
@@ -43,8 +54,9 @@ class private_broker {
   std::uint16_t dist_port_;
   std::string node_;
   std::string dir_;
-  pid_t launcher_ = -1;  // the su process we forked
-  pid_t pid_ = -1;       // beam.smp of the node
+  std::string config_file_;  // rabbitmq.conf when enable_tls() was called
+  pid_t launcher_ = -1;      // the su process we forked
+  pid_t pid_ = -1;           // beam.smp of the node
 };
 
 }  // namespace sluice::amqp::test

@@ -302,8 +302,11 @@ TEST_F(relay_e2e, readiness_and_metrics_report_the_broker) {
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
   EXPECT_EQ(checked.output.find("s3cret"), std::string::npos) << checked.output;
   EXPECT_NE(checked.output.find("RABBITMQ_URL"), std::string::npos);
-  const auto refused =
+  const auto tls =
       sluice::test::run_sluice({"--check-config"}, {{"RABBITMQ_URL", "amqps://rabbit:5671/"}});
+  EXPECT_EQ(tls.exit_code, 0) << tls.output;
+  const auto refused =
+      sluice::test::run_sluice({"--check-config"}, {{"RABBITMQ_URL", "http://rabbit:5671/"}});
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   // The whole URL is parsed, not just its scheme; the message names the variable and the part.
   const auto bad_port = sluice::test::run_sluice(

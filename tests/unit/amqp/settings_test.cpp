@@ -29,7 +29,7 @@ TEST(amqp_settings, defaults_map_to_client_options) {
 TEST(amqp_settings, bad_values_name_the_setting) {
   std::string error;
   settings s;
-  s.url = "amqps://h";
+  s.url = "http://h";
   EXPECT_FALSE(make_client_options(s, &error));
   EXPECT_EQ(error.rfind("RABBITMQ_URL: ", 0), 0U) << error;
   s = settings{};

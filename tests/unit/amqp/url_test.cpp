@@ -31,6 +31,23 @@ TEST(amqp_url, defaults_when_parts_are_missing) {
   EXPECT_EQ(empty_host->host, "localhost");
 }
 
+TEST(amqp_url, amqps_is_tls_on_port_5671_by_default) {
+  const auto u = url::parse("amqps://alice:pw@broker.example/orders");
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->port, 5671);
+  EXPECT_EQ(u->host, "broker.example");
+  EXPECT_EQ(u->to_string(), "amqps://alice@broker.example:5671/orders");
+  const auto explicit_port = url::parse("AMQPS://h:15671");
+  ASSERT_TRUE(explicit_port);
+  EXPECT_TRUE(explicit_port->tls);
+  EXPECT_EQ(explicit_port->port, 15671);
+  const auto plain = url::parse("amqp://h");
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->tls);
+  EXPECT_EQ(plain->to_string(), "amqp://guest@h:5672/");
+}
+
 TEST(amqp_url, user_without_password_has_empty_password) {
   const auto u = url::parse("amqp://bob@h");
   ASSERT_TRUE(u);
@@ -78,9 +95,8 @@ TEST(amqp_url, rejects_bad_input_with_a_clear_message) {
     const char* message_part;
   };
   const bad_case cases[] = {
-      {"http://h", "must start with amqp://"},
-      {"", "must start with amqp://"},
-      {"amqps://h", "TLS"},
+      {"http://h", "must start with amqp:// or amqps://"},
+      {"", "must start with amqp:// or amqps://"},
       {"amqp://h:0", "port must be a number from 1 to 65535"},
       {"amqp://h:65536", "port must be a number from 1 to 65535"},
       {"amqp://h:12ab", "port must be a number"},

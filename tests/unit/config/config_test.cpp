@@ -62,6 +62,26 @@ TEST(config, metrics_port_puts_the_second_listener_on_the_http_host) {
   }
 }
 
+TEST(config, tls_needs_both_certificate_and_key) {
+  for (const char* given : {"SLUICE_TLS_CERT", "SLUICE_TLS_KEY"}) {
+    try {
+      load_settings({{given, "/etc/sluice/tls.pem"}});
+      FAIL() << "expected config_error for " << given << " alone";
+    } catch (const config_error& e) {
+      EXPECT_NE(std::string(e.what()).find("SLUICE_TLS_CERT and SLUICE_TLS_KEY: expected both"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  const auto both = load_settings({{"SLUICE_TLS_CERT", "c.pem"}, {"SLUICE_TLS_KEY", "k.pem"}});
+  EXPECT_EQ(both.tls_cert_file, "c.pem");
+  EXPECT_EQ(both.tls_key_file, "k.pem");
+  EXPECT_EQ(load_settings({{"RABBITMQ_URL", "amqps://h/"}, {"RABBITMQ_CA_FILE", "ca.pem"}})
+                .rabbitmq_ca_file,
+            "ca.pem");
+  EXPECT_THROW(load_settings({{"RABBITMQ_URL", "http://h/"}}), config_error);
+}
+
 TEST(config, invalid_values_name_every_variable_and_what_was_expected) {
   try {
     load_settings({{"DB_POOL_MAX", "zero"},
