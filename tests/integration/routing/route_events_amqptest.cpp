@@ -292,7 +292,15 @@ TEST_F(route_events_test, changes_made_while_rabbitmq_is_cut_off_go_out_when_it_
 
   proxy.restore();
   EXPECT_EQ(versions_of(receive(3)), one_to(4, 2)) << a.log();
-  EXPECT_TRUE(nothing_more());
+  // At least once: a round the reconnecting publisher lost its connection in (a loaded CI
+  // machine) is published again, so a repeat of 2..4 may follow; nothing else may.
+  for (const auto& m : admin_.consume(queue_, 100, 1500ms)) {
+    const json body = json::parse(m.body);
+    if (body.value("tenant", "") != tenant_)
+      continue;
+    const auto version = body.value("registry_version", std::int64_t{0});
+    EXPECT_TRUE(version >= 2 && version <= 4) << m.body;
+  }
 }
 
 TEST_F(route_events_test, a_cut_while_confirms_are_in_flight_may_repeat_but_never_reorders) {
