@@ -56,5 +56,28 @@ TEST_F(ingest_review, a_csv_line_of_commas_keeps_memory_bounded) {
       << " MiB";
 }
 
+
+// "An Idempotency-Key makes a repeated upload store nothing twice (each row's transactionId
+// derived from key and line)": the derived id "KEY:<line>" shares the queue's transactionId
+// space with the push API, whose ids may be any text. A push that used "import:2" makes line 2
+// of a first-time upload with key "import" a "duplicate": the row is never stored, yet counted
+// as accepted.
+TEST_F(ingest_review, an_idempotency_key_does_not_collide_with_a_pushed_transaction_id) {
+  sluice_process s(env());
+  wait_ready(s);
+  const auto pushed = http_call(
+      s.port(), "POST", "/api/v1/push",
+      R"({"items":[{"queue":"readings","payload":{"from":"push"},"transactionId":"import:2"}]})",
+      {{"Content-Type", "application/json"}});
+  ASSERT_EQ(pushed.status, 201) << pushed.body;
+  const auto res = upload(s, "/api/v1/queues/readings/ingest", "application/x-ndjson",
+                          "{\"row\":1}\n{\"row\":2}\n", {{"Idempotency-Key", "import"}});
+  ASSERT_EQ(res.status, 200) << res.body;
+  const auto out = json::parse(res.body);
+  EXPECT_EQ(out["duplicates"], 0) << res.body;
+  EXPECT_EQ(count("queue = 'readings' AND payload::text LIKE '%\"row\"%'"), "2")
+      << "line 2 of the upload was never stored";
+}
+
 }  // namespace
 }  // namespace sluice::test
