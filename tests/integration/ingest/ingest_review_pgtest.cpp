@@ -26,24 +26,24 @@ TEST_F(ingest_review, a_csv_line_of_commas_keeps_memory_bounded) {
   std::size_t sent = 0;
   bool header = false;
   bool ended = false;
-  const auto res = stream(s, "/api/v1/queues/commas/ingest", "text/csv",
-                          [&](std::string& out, std::size_t max) {
-                            if (!header) {
-                              out = "a,b\n";
-                              header = true;
-                              return;
-                            }
-                            if (sent < commas) {
-                              const std::size_t n = std::min(max, commas - sent);
-                              out.assign(n, ',');
-                              sent += n;
-                              return;
-                            }
-                            if (!ended) {
-                              out = "\n1,2\n";
-                              ended = true;
-                            }
-                          });
+  const auto res =
+      stream(s, "/api/v1/queues/commas/ingest", "text/csv", [&](std::string& out, std::size_t max) {
+        if (!header) {
+          out = "a,b\n";
+          header = true;
+          return;
+        }
+        if (sent < commas) {
+          const std::size_t n = std::min(max, commas - sent);
+          out.assign(n, ',');
+          sent += n;
+          return;
+        }
+        if (!ended) {
+          out = "\n1,2\n";
+          ended = true;
+        }
+      });
   ASSERT_EQ(res.status, 200) << res.body;
   const auto out = json::parse(res.body);
   EXPECT_EQ(out["accepted"], 1);
@@ -51,11 +51,9 @@ TEST_F(ingest_review, a_csv_line_of_commas_keeps_memory_bounded) {
   const long peak_kb = status_kb(s.pid(), "VmHWM");
   std::cout << "VmHWM " << start_kb << " -> " << peak_kb << " KiB for " << commas
             << " bytes of commas\n";
-  EXPECT_LE(peak_kb, start_kb + 64 * 1024)
-      << "a 6 MiB CSV line raised the peak resident set by " << (peak_kb - start_kb) / 1024
-      << " MiB";
+  EXPECT_LE(peak_kb, start_kb + 64 * 1024) << "a 6 MiB CSV line raised the peak resident set by "
+                                           << (peak_kb - start_kb) / 1024 << " MiB";
 }
-
 
 // "An Idempotency-Key makes a repeated upload store nothing twice (each row's transactionId
 // derived from key and line)": the derived id "KEY:<line>" shares the queue's transactionId

@@ -89,7 +89,6 @@ TEST_F(query_routes_review, a_read_token_is_not_given_the_proxied_authorization_
       << "status " << answer.status << ": " << answer.body;
 }
 
-
 // "Bad parameters -> 400 naming the parameter". A misspelt filter is a bad parameter: answered
 // 200 with the filter silently dropped, a client reads every partition's rows as if they were
 // one device's (the push API makes unknown fields errors for this reason; the ingest route

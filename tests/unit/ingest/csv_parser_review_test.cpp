@@ -1,6 +1,6 @@
-#include "sluice/ingest/csv_parser.hpp"
-
 #include <string>
+
+#include "sluice/ingest/csv_parser.hpp"
 
 #include <gtest/gtest.h>
 
