@@ -63,19 +63,10 @@ std::string dump(const json& j) {
 // What the caller's query asks for, or the 400 naming the bad parameter.
 std::optional<http::response> read_parameters(const http::request& req,
                                               ingest::ingest_options& options) {
-  std::string_view query = req.query;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const auto name = percent_decode(pair.substr(0, pair.find('=')));
-    if (!name || name->empty())
-      continue;
-    if (*name != "partition_field" && *name != "time_field" && *name != "time_format" &&
-        *name != "strict") {
-      return bad_parameter(*name,
-                           "unknown parameter (partition_field, time_field, time_format, strict)");
-    }
+  if (const auto unknown =
+          req.unknown_query_param({"partition_field", "time_field", "time_format", "strict"})) {
+    return bad_parameter(*unknown,
+                         "unknown parameter (partition_field, time_field, time_format, strict)");
   }
   if (auto v = req.query_param("partition_field")) {
     if (v->empty())

@@ -1,5 +1,6 @@
 #include "sluice/api/query_routes.hpp"
 
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,20 @@ namespace {
 namespace asio = boost::asio;
 using json = nlohmann::ordered_json;
 using query::sort_order;
+
+// A misspelt filter (`partiton=`, `start=`) must not quietly answer every row.
+std::optional<http::response> unknown_parameter(const http::request& req,
+                                                std::initializer_list<std::string_view> taken) {
+  const auto unknown = req.unknown_query_param(taken);
+  if (!unknown)
+    return std::nullopt;
+  std::string list;
+  for (const auto t : taken)
+    list += (list.empty() ? "" : ", ") + std::string(t);
+  return http::error_response(
+      400, "invalid_parameter",
+      unknown->substr(0, 64) + ": not a parameter of this call (" + list + ")");
+}
 
 struct query_state {
   query::message_reader messages;
@@ -135,6 +150,9 @@ std::optional<http::response> take_error(std::variant<T, query::bad_parameter>& 
 }
 
 asio::awaitable<http::response> list_messages(query_state& q, http::request& req) {
+  if (auto e = unknown_parameter(
+          req, {"partition", "start_time", "end_time", "limit", "page", "sort", "cursor"}))
+    co_return std::move(*e);
   const auto queue = queue_param(req);
   if (!queue)
     co_return invalid_queue();
@@ -188,6 +206,8 @@ asio::awaitable<http::response> list_messages(query_state& q, http::request& req
 }
 
 asio::awaitable<http::response> list_partitions(query_state& q, http::request& req) {
+  if (auto e = unknown_parameter(req, {"limit", "page", "sort", "cursor"}))
+    co_return std::move(*e);
   const auto queue = queue_param(req);
   if (!queue)
     co_return invalid_queue();
@@ -239,6 +259,8 @@ json count_json(const query::total_count& c) {
 }
 
 asio::awaitable<http::response> list_queues(query_state& q, http::request& req) {
+  if (auto e = unknown_parameter(req, {"limit", "cursor"}))
+    co_return std::move(*e);
   auto paging_read = query::read_paging(req, q.limits);
   if (auto e = take_error(paging_read))
     co_return std::move(*e);
@@ -331,7 +353,12 @@ asio::awaitable<http::response> get_message(query_state& q, http::request& req) 
     co_return store_failed(state.status);
   // A message of a queue the caller's prefixes do not cover is answered as missing: a 403
   // would tell the caller that the id exists in another queue.
-  if (!state.message || (req.caller && !req.caller->covers(state.message->queue))) {
+  // An async proxy request's message holds the client's headers for the target (its
+  // Authorization among them): only a caller that may poll the request (write) sees it.
+  const bool async_request = state.message && state.message->queue.starts_with("@async.") &&
+                             req.caller && !req.caller->may(http::access::write);
+  if (!state.message || async_request ||
+      (req.caller && !req.caller->covers(state.message->queue))) {
     co_return http::error_response(404, "message_not_found", "no message " + id->to_string());
   }
   json subscriptions = json::array();

@@ -62,6 +62,22 @@ std::optional<std::string> request::query_param(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<std::string> request::unknown_query_param(
+    std::initializer_list<std::string_view> taken) const {
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    const std::string key = decode_query_component(pair.substr(0, pair.find('=')));
+    if (key.empty())
+      continue;
+    if (std::find(taken.begin(), taken.end(), key) == taken.end())
+      return key;
+  }
+  return std::nullopt;
+}
+
 response response::json(int status, std::string body) {
   response r;
   r.status = status;

@@ -12,13 +12,17 @@ void csv_parser::fail(const char* why) {
     record_.error = why;
 }
 
+bool csv_parser::count_byte() {
+  if (++record_bytes_ <= max_record_bytes_)
+    return true;
+  if (record_.error.empty())
+    record_.error = "row longer than " + std::to_string(max_record_bytes_) + " bytes";
+  return false;
+}
+
 void csv_parser::add_char(char c) {
-  if (++record_bytes_ > max_record_bytes_) {
-    if (record_.error.empty())
-      record_.error = "row longer than " + std::to_string(max_record_bytes_) + " bytes";
-    return;
-  }
-  record_.fields[field_count_ - 1].value.push_back(c);
+  if (count_byte())
+    record_.fields[field_count_ - 1].value.push_back(c);
 }
 
 // Opens the next field (the record's first when none is open).
@@ -29,6 +33,17 @@ void csv_parser::end_field() {
     record_.error.clear();
     record_bytes_ = 0;
     field_count_ = 0;
+  } else if (!count_byte()) {
+    // The comma counts against the bound like value bytes (so do quotes): counted only in
+    // values, a line of commas or of "" fields grew a field per byte, ~40 bytes of memory
+    // each, without bound. Past it the record is only skipped to its end: its open field
+    // takes the rest.
+    return;
+  }
+  if (field_count_ == max_fields_) {
+    if (record_.error.empty())
+      record_.error = "more than " + std::to_string(max_fields_) + " fields";
+    return;
   }
   if (field_count_ == record_.fields.size())
     record_.fields.emplace_back();
@@ -82,6 +97,7 @@ void csv_parser::step(char c, const record_handler& on_record) {
     case state::field_start:
       if (c == '"') {
         record_.fields[field_count_ - 1].quoted = true;
+        count_byte();
         state_ = state::quoted;
         return;
       }
@@ -103,6 +119,7 @@ void csv_parser::step(char c, const record_handler& on_record) {
       return;
     case state::quoted:
       if (c == '"') {
+        count_byte();
         state_ = state::quote_in_quoted;
         return;
       }

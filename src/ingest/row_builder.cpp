@@ -76,7 +76,9 @@ std::optional<std::string> row_builder::finish(std::size_t line, message& out) {
     }
   }
   if (options_.idempotency_key)
-    out.transaction_id = *options_.idempotency_key + ":" + std::to_string(line);
+    // U+001F between key and line: a control character no push may put into a transactionId,
+    // so a pushed "KEY:2" never makes line 2 of an upload look stored already.
+    out.transaction_id = *options_.idempotency_key + '\x1f' + std::to_string(line);
   else
     out.transaction_id.reset();
   out.namespace_.reset();

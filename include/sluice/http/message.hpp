@@ -1,5 +1,6 @@
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,6 +40,10 @@ struct request {
   std::optional<std::string_view> header(std::string_view name) const;
   // Decoded value of a query parameter, if present.
   std::optional<std::string> query_param(std::string_view name) const;
+  // The first query parameter (decoded) not among `taken`: a misspelt filter must be a 400,
+  // not a query that quietly ignores it.
+  std::optional<std::string> unknown_query_param(
+      std::initializer_list<std::string_view> taken) const;
 };
 
 struct response {

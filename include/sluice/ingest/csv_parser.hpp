@@ -35,7 +35,11 @@ class csv_parser {
  public:
   using record_handler = std::function<void(const csv_record&)>;
 
-  explicit csv_parser(std::size_t max_record_bytes) : max_record_bytes_(max_record_bytes) {}
+  // A record may have at most `max_fields` fields: one with more is reported, and no memory is
+  // taken for the rest (without it a line of a million commas held a million fields).
+  static constexpr std::size_t default_max_fields = 4096;
+  explicit csv_parser(std::size_t max_record_bytes, std::size_t max_fields = default_max_fields)
+      : max_record_bytes_(max_record_bytes), max_fields_(max_fields) {}
 
   void feed(std::string_view chunk, const record_handler& on_record);
   // The body ended: hands out the last record if it had no line end (a quoted field still
@@ -61,7 +65,12 @@ class csv_parser {
   void end_record(const record_handler& on_record);
   void fail(const char* why);
 
+  // Counts one byte of the record against max_record_bytes_; false (and the record's error
+  // set) once past it.
+  bool count_byte();
+
   std::size_t max_record_bytes_;
+  std::size_t max_fields_;
   state state_ = state::bom;
   std::size_t bom_matched_ = 0;
   std::size_t line_ = 1;  // the line the parser is on

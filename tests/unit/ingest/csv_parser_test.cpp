@@ -135,13 +135,24 @@ TEST(csv_parser, only_a_byte_order_mark_is_no_record) {
 }
 
 TEST(csv_parser, a_record_past_the_bound_is_reported_and_the_next_one_found) {
-  // Bound 6 bytes of field content per record; the long quoted field holds line ends and a
-  // comma, which must not start records of their own. Past the bound nothing more of the
-  // record is kept (the later field stays empty): only the error counts.
+  // Bound 6 bytes per record, commas and quotes included; the long quoted field holds line
+  // ends and a comma, which must not start records of their own. Past the bound nothing more
+  // of the record is kept (no later field is opened): only the error counts.
   expect_split_invariant(
       "ab,cd\n\"0123456,\n789\",x\nef\n",
-      {{1, {"ab", "cd"}, ""}, {2, {"\"012345", ""}, "row longer than 6 bytes"}, {4, {"ef"}, ""}},
-      6);
+      {{1, {"ab", "cd"}, ""}, {2, {"\"01234"}, "row longer than 6 bytes"}, {4, {"ef"}, ""}}, 6);
+}
+
+TEST(csv_parser, a_record_with_too_many_fields_is_reported_without_holding_them) {
+  csv_parser p(1 << 20, 4);
+  std::vector<rec> out;
+  const csv_parser::record_handler on = [&](const csv_record& r) { out.push_back(compact(r)); };
+  p.feed("a,b,c,d,e,f,g\nok\n", on);
+  p.finish(on);
+  // The last field open takes the rest of the record (bounded by max_record_bytes).
+  const std::vector<rec> want = {{1, {"a", "b", "c", "defg"}, "more than 4 fields"},
+                                 {2, {"ok"}, ""}};
+  EXPECT_EQ(out, want);
 }
 
 TEST(csv_parser, states_in_order) {

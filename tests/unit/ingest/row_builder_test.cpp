@@ -84,7 +84,9 @@ TEST(row_builder, idempotency_key_names_each_line) {
   row_builder b(o);
   message m;
   ASSERT_FALSE(b.from_ndjson(line(12, "{}"), m));
-  EXPECT_EQ(m.transaction_id, "upload-1:12");
+  EXPECT_EQ(m.transaction_id,
+            "upload-1\x1f"
+            "12");
 }
 
 csv_record record(std::size_t line, std::vector<csv_field> fields, std::string error = {}) {
