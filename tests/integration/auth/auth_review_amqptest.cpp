@@ -274,6 +274,28 @@ TEST_F(auth_review, a_subscription_route_names_a_service_the_prefixes_must_cover
   EXPECT_EQ(route.status, 403) << route.body;
 }
 
+// GET /api/v1/dlq/{id} judges the dead letter's queue only once one row is found: with rows on
+// several subscriptions it answers 409 listing each queue and subscription first, to a reader
+// whose prefixes cover none of them.
+TEST_F(auth_review, an_ambiguous_dead_letter_is_judged_before_its_subscriptions_are_named) {
+  sluice_process s(env());
+  wait_ready(s);
+  const std::string queue = "tele-orders-" + tag_;
+  const std::string id = "01900000-0000-7000-8000-000000000002";
+  for (const char* sub : {"billing", "audit"}) {
+    sluice::test::pg_session(db_.url()).query(
+        "INSERT INTO sluice_dead_letters (id, queue, subscription, reason, last_status, "
+        "attempts, first_attempt_at, last_attempt_at, response_excerpt, partition, "
+        "headers, created_ms, payload, dead_at) VALUES ('" +
+        id + "', '" + queue + "', '" + sub +
+        "', 'attempts_exhausted', 503, 5, now(), now(), 'busy', 'p', '{}', "
+        "1735689600000, convert_to('{}', 'UTF8'), now())");
+  }
+  const auto theirs = http_call(s.port(), "GET", "/api/v1/dlq/" + id, "", bearer(other_reader));
+  EXPECT_EQ(theirs.status, 403) << theirs.body;
+  EXPECT_EQ(theirs.body.find("billing"), std::string::npos) << theirs.body;
+}
+
 // A request-target without its leading slash ("proxy/svc/x") is routed to the proxy, but the
 // authenticator decides by req.path.starts_with("/proxy/") and reads Authorization there: the
 // request is authorized by sluice's token in Authorization, and that token is forwarded to the
