@@ -296,6 +296,39 @@ TEST_F(auth_review, an_ambiguous_dead_letter_is_judged_before_its_subscriptions_
   EXPECT_EQ(theirs.body.find("billing"), std::string::npos) << theirs.body;
 }
 
+// The lists that name no queue are not filtered by the prefixes (README: "Lists that name no
+// queue (routes, services, the buffer status) are not filtered"), so a reader limited to
+// other-* reads every tele-* service definition (its flavours' upstream URLs) and every tele-*
+// route (its URL) and route event (who changed it). The issue's prefixes limit queue and
+// service names on every read; a list should hold only covered names.
+TEST_F(auth_review, lists_hold_only_the_names_the_prefixes_cover) {
+  test::loop_thread loop;
+  target_server target(loop);
+  sluice_process s(env());
+  wait_ready(s);
+  const std::string service = "tele-listed-" + tag_;
+  const auto put = http_call(
+      s.port(), "PUT", "/api/v1/services/" + service,
+      json{{"defaultFlavour", "std"}, {"flavours", {{{"name", "std"}, {"url", target.url()}}}}}
+          .dump(),
+      bearer(admin_token));
+  ASSERT_TRUE(put.status == 201 || put.status == 200) << put.status << " " << put.body;
+  const auto route = http_call(s.port(), "POST", "/api/v1/routes",
+                               json{{"tenant", "acme"},
+                                    {"service", service},
+                                    {"env", "prod"},
+                                    {"version", "v1"},
+                                    {"url", "http://10.1.2.3:8443/internal"}}
+                                   .dump(),
+                               bearer(admin_token));
+  ASSERT_EQ(route.status, 201) << route.body;
+  for (const char* list : {"/api/v1/services", "/api/v1/routes", "/api/v1/routes/events"}) {
+    const auto r = http_call(s.port(), "GET", list, "", bearer(other_reader));
+    EXPECT_TRUE(r.status == 403 || (r.status == 200 && r.body.find(service) == std::string::npos))
+        << list << " as a reader limited to other-*: " << r.status << " " << r.body;
+  }
+}
+
 // A request-target without its leading slash ("proxy/svc/x") is routed to the proxy, but the
 // authenticator decides by req.path.starts_with("/proxy/") and reads Authorization there: the
 // request is authorized by sluice's token in Authorization, and that token is forwarded to the
