@@ -329,6 +329,23 @@ TEST_F(auth_review, lists_hold_only_the_names_the_prefixes_cover) {
   }
 }
 
+// METRICS_AUTH=1 says "/metrics needs read"; with no token source configured the authenticator
+// is off and /metrics answers anyone, without a word in the log. A setting that closes
+// something must not silently leave it open: refuse the start (or answer 401).
+TEST_F(auth_review, metrics_auth_without_any_token_source_does_not_leave_metrics_open) {
+  sluice_process::env_map e = {{"DATABASE_URL", db_.url()},
+                               {"FILE_BUFFER_DIR", dir_.path() + "/buffer-m"},
+                               {"LOG_LEVEL", "info"},
+                               {"METRICS_AUTH", "1"}};
+  try {
+    sluice_process s(e);
+    const auto r = http_call(s.port(), "GET", "/metrics");
+    EXPECT_NE(r.status, 200) << "METRICS_AUTH=1 and /metrics is open: " << r.body.substr(0, 200);
+  } catch (const std::exception& refused) {
+    SUCCEED() << "refused to start: " << refused.what();
+  }
+}
+
 // A request-target without its leading slash ("proxy/svc/x") is routed to the proxy, but the
 // authenticator decides by req.path.starts_with("/proxy/") and reads Authorization there: the
 // request is authorized by sluice's token in Authorization, and that token is forwarded to the
