@@ -214,7 +214,13 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
     if (iss == claims.end() || !iss->is_string() || iss->get_ref<const std::string&>() != o.issuer)
       return refused("JWT iss is not the expected issuer");
   }
-  if (!o.audience.empty()) {
+  if (o.audience.empty()) {
+    // RFC 7519 4.1.3: a recipient that does not identify with a value of a present aud must
+    // refuse the token; without AUTH_JWT_AUDIENCE sluice identifies with none, so a token
+    // minted for another service of the same issuer is not taken as one for sluice.
+    if (claims.contains("aud"))
+      return refused("JWT has an aud claim and AUTH_JWT_AUDIENCE is not set");
+  } else {
     const auto aud = claims.find("aud");
     bool ours = false;
     if (aud != claims.end() && aud->is_string()) {

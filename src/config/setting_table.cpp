@@ -571,7 +571,7 @@ const std::vector<setting_spec>& table() {
       {"AUTH_JWT_ISSUER", "Required iss of JWTs; empty = not checked.",
        [](settings& s, const std::string& v) { s.auth_jwt_issuer = v; },
        [](const settings& s) { return s.auth_jwt_issuer; }},
-      {"AUTH_JWT_AUDIENCE", "Required aud of JWTs; empty = not checked.",
+      {"AUTH_JWT_AUDIENCE", "Required aud of JWTs; empty = JWTs with an aud claim are refused.",
        [](settings& s, const std::string& v) { s.auth_jwt_audience = v; },
        [](const settings& s) { return s.auth_jwt_audience; }},
       {"METRICS_AUTH", "1 (or true, yes, on): /metrics needs a token with the read role too.",

@@ -17,7 +17,7 @@ struct jwt_options {
   std::string public_key_pem;
   std::string roles_claim = "roles";
   std::string issuer;    // empty: iss not checked
-  std::string audience;  // empty: aud not checked
+  std::string audience;  // empty: a token with an aud claim is refused (RFC 7519 4.1.3)
   // Clock skew allowed between the issuer and sluice on exp and nbf.
   std::chrono::seconds leeway{30};
 };
