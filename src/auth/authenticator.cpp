@@ -131,9 +131,9 @@ std::optional<http::response> authenticator::authorize(http::request& req,
                                                        const http::route_options& route) const {
   if (!enabled_ || route.required == http::access::open)
     return std::nullopt;
-  // The client's Authorization on /proxy/* is the target's: sluice's token travels in
-  // Proxy-Authorization there, which the proxy never forwards (a hop-by-hop header).
-  const bool proxied = req.path.starts_with("/proxy/");
+  // The client's Authorization on the proxy's routes is the target's: sluice's token travels
+  // in Proxy-Authorization there, which the proxy never forwards (a hop-by-hop header).
+  const bool proxied = route.proxy_credentials;
   const auto header = req.header(proxied ? "Proxy-Authorization" : "Authorization");
   if (!header) {
     missing_.inc();

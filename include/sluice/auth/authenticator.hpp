@@ -22,7 +22,8 @@ namespace sluice::auth {
 // every route is open, as before.
 //
 // A route's required access (route_options.required) decides: open routes answer anyone; the
-// others need `Authorization: Bearer <token>` — on /proxy/* `Proxy-Authorization`, since the
+// others need `Authorization: Bearer <token>` — on the proxy's routes (route_options::
+// proxy_credentials) `Proxy-Authorization`, since the
 // client's Authorization is the target's — whose caller has the role (admin implies read and
 // write) and, when the route names a queue or service (route_options.resource_param), a
 // prefix covering it. Missing or unknown token: 401 with `WWW-Authenticate: Bearer

@@ -180,7 +180,9 @@ TEST(auth_review, a_resource_capture_that_does_not_decode_is_refused_not_waved_t
     req.path = "/proxy/" + raw + "/x";
     req.params["service"] = raw;
     req.headers.emplace_back("Proxy-Authorization", "Bearer tele-token");
-    const auto refused = a.authorize(req, needing(http::access::write, "service"));
+    auto proxy_route = needing(http::access::write, "service");
+    proxy_route.proxy_credentials = true;  // the proxy's routes say where the token is
+    const auto refused = a.authorize(req, proxy_route);
     ASSERT_TRUE(refused) << raw << " reached the handler with a caller limited to tele-";
     EXPECT_TRUE(refused->status == 400 || refused->status == 403) << refused->status;
   }

@@ -101,13 +101,18 @@ TEST_F(authenticator_test, proxy_routes_take_the_token_from_proxy_authorization)
   config::settings s;
   s.auth_token = "static-secret";
   authenticator a(s, metrics_);
+  // The route says so (proxy_credentials), not the path.
+  auto proxy_route = needing(http::access::write, "service");
+  proxy_route.proxy_credentials = true;
   auto target_token = request_to("/proxy/svc/x", "Authorization", "Bearer static-secret");
-  auto refused = a.authorize(target_token, needing(http::access::write, "service"));
+  auto refused = a.authorize(target_token, proxy_route);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 401);
   auto ours = request_to("/proxy/svc/x", "Proxy-Authorization", "Bearer static-secret");
   ours.params["service"] = "svc";
-  EXPECT_FALSE(a.authorize(ours, needing(http::access::write, "service")));
+  EXPECT_FALSE(a.authorize(ours, proxy_route));
+  auto elsewhere = request_to("/proxy/svc/x", "Proxy-Authorization", "Bearer static-secret");
+  EXPECT_TRUE(a.authorize(elsewhere, needing(http::access::write)));
 }
 
 TEST_F(authenticator_test, roles_and_prefixes_of_the_tokens_file_give_403) {
