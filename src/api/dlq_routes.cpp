@@ -474,6 +474,12 @@ void add_attempt_routes(http::router& routes, const std::shared_ptr<const dlq_ap
             co_await api->attempts.list(std::get<uuid>(id), after, p.limit, deadline);
         if (listed.status)
           co_return store_failed(listed.status);
+        // A message has one queue: its attempts (targets' status and error text) are read only
+        // by a caller covering it. Judged on the rows, so an id with none reveals nothing.
+        for (const auto& a : listed.items) {
+          if (auto refused = http::refuse_uncovered(req, a.queue))
+            co_return std::move(*refused);
+        }
         std::vector<std::string> items;
         items.reserve(listed.items.size());
         for (const auto& a : listed.items) {
