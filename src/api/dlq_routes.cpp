@@ -195,6 +195,11 @@ asio::awaitable<std::variant<dead_letter, http::response>> one_dead_letter(
     co_return http::error_response(404, "dead_letter_not_found",
                                    "no dead letter " + std::get<uuid>(id).to_string());
   }
+  // Every row is judged before any is named: the 409 below lists queues and subscriptions.
+  for (const auto& d : rows) {
+    if (auto refused = http::refuse_uncovered(req, d.message.queue))
+      co_return std::move(*refused);
+  }
   if (rows.size() > 1) {
     // Broadcast mode: the message failed on several subscriptions, each with its own row.
     json matches = json::array();
@@ -208,8 +213,6 @@ asio::awaitable<std::variant<dead_letter, http::response>> one_dead_letter(
                    {"matches", std::move(matches)}}}};
     co_return http::response::json(409, dump(body));
   }
-  if (auto refused = http::refuse_uncovered(req, rows.front().message.queue))
-    co_return std::move(*refused);
   co_return std::move(rows.front());
 }
 
