@@ -1,5 +1,6 @@
 #include "sluice/auth/jwt_verifier.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <openssl/bn.h>
@@ -103,6 +104,13 @@ jwt_verifier::jwt_verifier(jwt_options options) : impl_(std::make_unique<impl>()
   auto& o = impl_->options;
   if (o.hs256_secret.empty() && o.public_key_pem.empty())
     throw std::invalid_argument("neither an HS256 secret nor a public key");
+  // RFC 7518 3.2: a key at least as long as the hash output (256 bits). A shorter secret makes
+  // one captured token enough for an offline guess of it.
+  if (!o.hs256_secret.empty() && o.hs256_secret.size() < min_hs256_secret_bytes) {
+    throw std::invalid_argument("an HS256 secret of " + std::to_string(o.hs256_secret.size()) +
+                                " bytes: HS256 needs " + std::to_string(min_hs256_secret_bytes) +
+                                " or more (RFC 7518 3.2; e.g. openssl rand -hex 32)");
+  }
   if (o.public_key_pem.empty())
     return;
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
@@ -234,11 +242,21 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
   }
 
   http::caller who;
+  // "jwt:<sub>": audit records never confuse a JWT with the static token or a tokens-file
+  // entry whose name its issuer happened (or chose) to put in sub.
   who.name = "jwt";
   if (const auto sub = claims.find("sub"); sub != claims.end()) {
     if (!sub->is_string() || sub->get_ref<const std::string&>().empty())
       return refused("JWT sub is not a non-empty string");
-    who.name = sub->get<std::string>();
+    const auto& name = sub->get_ref<const std::string&>();
+    // The actor goes into log lines: a control character there would forge them.
+    const bool control = std::any_of(name.begin(), name.end(), [](char c) {
+      const auto byte = static_cast<unsigned char>(c);
+      return byte < 0x20 || byte == 0x7f;
+    });
+    if (control)
+      return refused("JWT sub holds a control character");
+    who.name = "jwt:" + name;
   }
   if (const auto roles = claims.find(o.roles_claim); roles != claims.end()) {
     if (roles->is_string()) {

@@ -26,13 +26,17 @@ struct jwt_options {
 // a token whose header names another one, `none` included, is refused before any signature
 // is looked at, so an RSA public key is never taken for an HMAC secret.
 //
-// The caller of a valid token: name = `sub` ("jwt" without one); roles from roles_claim, an
+// The caller of a valid token: name = "jwt:" + `sub` ("jwt" without one; a sub holding a
+// control character is refused); roles from roles_claim, an
 // array of strings or one space-separated string (OAuth's `scope` style), names other than
 // read/write/admin ignored; prefixes from the optional `prefixes` claim (array of strings).
 class jwt_verifier {
  public:
-  // Throws std::invalid_argument when neither a secret nor a key is given, or the key is not
-  // a PEM public key of a kind above.
+  // RFC 7518 3.2: an HS256 key at least as long as SHA-256's output.
+  static constexpr std::size_t min_hs256_secret_bytes = 32;
+
+  // Throws std::invalid_argument when neither a secret nor a key is given, the secret is
+  // shorter than min_hs256_secret_bytes, or the key is not a PEM public key of a kind above.
   explicit jwt_verifier(jwt_options options);
   ~jwt_verifier();
   jwt_verifier(const jwt_verifier&) = delete;

@@ -184,9 +184,10 @@ TEST_F(authenticator_test, a_bad_tokens_file_or_key_file_stops_the_start) {
 }
 
 TEST_F(authenticator_test, jwt_names_the_caller_by_sub_and_says_why_it_refuses) {
-  jwt_signer signer(jwt_signer::kind::hs256, "hs");
+  const std::string secret = "hs-secret-of-32-bytes-for-tests-0";
+  jwt_signer signer(jwt_signer::kind::hs256, secret);
   config::settings s;
-  s.auth_jwt_hs256_secret = "hs";
+  s.auth_jwt_hs256_secret = secret;
   authenticator a(s, metrics_);
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -196,7 +197,7 @@ TEST_F(authenticator_test, jwt_names_the_caller_by_sub_and_says_why_it_refuses) 
       "Bearer " + signer.sign({{"sub", "pusher"}, {"roles", {"write"}}, {"exp", now + 300}}));
   EXPECT_FALSE(a.authorize(good, needing(http::access::write)));
   ASSERT_TRUE(good.caller);
-  EXPECT_EQ(good.caller->name, "pusher");
+  EXPECT_EQ(good.caller->name, "jwt:pusher");
   auto expired = request_to(
       "/api/v1/push", "Authorization",
       "Bearer " + signer.sign({{"sub", "pusher"}, {"roles", {"write"}}, {"exp", now - 300}}));
