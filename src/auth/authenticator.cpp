@@ -1,5 +1,6 @@
 #include "sluice/auth/authenticator.hpp"
 
+#include <cstring>
 #include <fstream>
 #include <openssl/crypto.h>
 #include <sstream>
@@ -148,14 +149,54 @@ std::shared_ptr<const http::caller> authenticator::identify(std::string_view tok
       return found;
   }
   if (jwt_ && looks_like_jwt(token)) {
-    auto checked = jwt_->verify(token, std::chrono::system_clock::now());
-    if (checked.caller)
+    const auto now = std::chrono::system_clock::now();
+    if (auto known = cached_jwt(digest, now))
+      return known;
+    auto checked = jwt_->verify(token, now);
+    if (checked.caller) {
+      auto until = now + jwt_cache_ttl;
+      if (checked.expires && *checked.expires < until)
+        until = *checked.expires;
+      remember_jwt(digest, checked.caller, until);
       return checked.caller;
+    }
     why = std::move(checked.error);
     return nullptr;
   }
   why = "unknown token";
   return nullptr;
+}
+
+std::size_t authenticator::digest_hash::operator()(const token_digest& d) const noexcept {
+  // A SHA-256 output is uniform: its first bytes are a hash already.
+  std::size_t h = 0;
+  std::memcpy(&h, d.data(), sizeof h);
+  return h;
+}
+
+std::shared_ptr<const http::caller> authenticator::cached_jwt(
+    const token_digest& digest, std::chrono::system_clock::time_point now) const {
+  const auto it = jwt_cache_.find(digest);
+  if (it == jwt_cache_.end())
+    return nullptr;
+  if (now >= it->second.until) {
+    jwt_cache_.erase(it);
+    return nullptr;
+  }
+  return it->second.caller;
+}
+
+void authenticator::remember_jwt(const token_digest& digest,
+                                 std::shared_ptr<const http::caller> caller,
+                                 std::chrono::system_clock::time_point until) const {
+  if (jwt_cache_.size() >= jwt_cache_max) {
+    const auto now = std::chrono::system_clock::now();
+    std::erase_if(jwt_cache_, [now](const auto& entry) { return now >= entry.second.until; });
+    // Still full of live tokens: forget one (any); it is verified again when it comes back.
+    if (jwt_cache_.size() >= jwt_cache_max)
+      jwt_cache_.erase(jwt_cache_.begin());
+  }
+  jwt_cache_.insert_or_assign(digest, remembered{std::move(caller), until});
 }
 
 std::optional<http::response> authenticator::authorize(http::request& req,

@@ -121,6 +121,12 @@ jwt_verifier::jwt_verifier(jwt_options options) : impl_(std::make_unique<impl>()
     throw std::invalid_argument("not a PEM public key (-----BEGIN PUBLIC KEY-----)");
   switch (EVP_PKEY_get_base_id(key.get())) {
     case EVP_PKEY_RSA:
+      // More than 4096 bits only makes every verification slower (on the event loop).
+      if (EVP_PKEY_get_bits(key.get()) > max_rsa_bits) {
+        throw std::invalid_argument("an RSA key of " +
+                                    std::to_string(EVP_PKEY_get_bits(key.get())) +
+                                    " bits: at most " + std::to_string(max_rsa_bits) + " bits");
+      }
       if (EVP_PKEY_get_bits(key.get()) < 2048) {
         throw std::invalid_argument("an RSA key of " +
                                     std::to_string(EVP_PKEY_get_bits(key.get())) +
@@ -203,12 +209,18 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
     return refused("JWT claims are not a JSON object");
   const double t = std::chrono::duration<double>(now.time_since_epoch()).count();
   const double leeway = static_cast<double>(o.leeway.count());
+  std::optional<std::chrono::system_clock::time_point> expires;
   if (const auto exp = claims.find("exp"); exp != claims.end()) {
     const auto at = numeric_date(*exp);
     if (!at)
       return refused("JWT exp is not a number");
     if (t >= *at + leeway)
       return refused("JWT expired");
+    // Clamped: a date past what time_point holds is as good as never.
+    const double seconds = std::min(*at, 1e11);
+    expires = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::duration<double>(seconds)));
   }
   if (const auto nbf = claims.find("nbf"); nbf != claims.end()) {
     const auto at = numeric_date(*nbf);
@@ -288,7 +300,7 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
       who.prefixes.push_back(p.get<std::string>());
     }
   }
-  return {std::make_shared<const http::caller>(std::move(who)), {}};
+  return {std::make_shared<const http::caller>(std::move(who)), {}, expires};
 }
 
 }  // namespace sluice::auth

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,7 +13,7 @@ namespace sluice::auth {
 struct jwt_options {
   // HS256 tokens are accepted when set.
   std::string hs256_secret;
-  // PEM public key (SubjectPublicKeyInfo): RSA (2048 bits or more) accepts RS256 tokens, EC
+  // PEM public key (SubjectPublicKeyInfo): RSA (2048 to 4096 bits) accepts RS256 tokens, EC
   // P-256 accepts ES256 tokens.
   std::string public_key_pem;
   std::string roles_claim = "roles";
@@ -34,6 +35,8 @@ class jwt_verifier {
  public:
   // RFC 7518 3.2: an HS256 key at least as long as SHA-256's output.
   static constexpr std::size_t min_hs256_secret_bytes = 32;
+  // RSA keys larger than this are refused: verification cost grows with the key.
+  static constexpr int max_rsa_bits = 4096;
 
   // Throws std::invalid_argument when neither a secret nor a key is given, the secret is
   // shorter than min_hs256_secret_bytes, or the key is not a PEM public key of a kind above.
@@ -45,6 +48,8 @@ class jwt_verifier {
   struct outcome {
     std::shared_ptr<const http::caller> caller;  // set when the token is valid
     std::string error;  // why not, for the 401's message: never the token itself
+    // A valid token's exp (without the leeway); nothing when it has none.
+    std::optional<std::chrono::system_clock::time_point> expires = std::nullopt;
   };
   outcome verify(std::string_view token, std::chrono::system_clock::time_point now) const;
 
