@@ -195,6 +195,11 @@ asio::awaitable<std::variant<dead_letter, http::response>> one_dead_letter(
     co_return http::error_response(404, "dead_letter_not_found",
                                    "no dead letter " + std::get<uuid>(id).to_string());
   }
+  // Every row is judged before any is named: the 409 below lists queues and subscriptions.
+  for (const auto& d : rows) {
+    if (auto refused = http::refuse_uncovered(req, d.message.queue))
+      co_return std::move(*refused);
+  }
   if (rows.size() > 1) {
     // Broadcast mode: the message failed on several subscriptions, each with its own row.
     json matches = json::array();
@@ -208,8 +213,6 @@ asio::awaitable<std::variant<dead_letter, http::response>> one_dead_letter(
                    {"matches", std::move(matches)}}}};
     co_return http::response::json(409, dump(body));
   }
-  if (auto refused = http::refuse_uncovered(req, rows.front().message.queue))
-    co_return std::move(*refused);
   co_return std::move(rows.front());
 }
 
@@ -474,6 +477,12 @@ void add_attempt_routes(http::router& routes, const std::shared_ptr<const dlq_ap
             co_await api->attempts.list(std::get<uuid>(id), after, p.limit, deadline);
         if (listed.status)
           co_return store_failed(listed.status);
+        // A message has one queue: its attempts (targets' status and error text) are read only
+        // by a caller covering it. Judged on the rows, so an id with none reveals nothing.
+        for (const auto& a : listed.items) {
+          if (auto refused = http::refuse_uncovered(req, a.queue))
+            co_return std::move(*refused);
+        }
         std::vector<std::string> items;
         items.reserve(listed.items.size());
         for (const auto& a : listed.items) {

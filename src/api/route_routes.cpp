@@ -288,6 +288,9 @@ void add_list_routes(http::router& routes, const route_api& api) {
         if (auto* error = std::get_if<http::response>(&keys))
           co_return std::move(*error);
         auto& kf = std::get<key_filter>(keys);
+        // Routes hold their services' URLs: a caller limited by prefixes lists one it covers.
+        if (auto refused = http::refuse_unfiltered(req, kf.names[1], "service"))
+          co_return std::move(*refused);
         routing::route_filter filter{kf.names[0], kf.names[1], kf.names[2], kf.names[3], {}};
         if (const auto active = req.query_param("active")) {
           if (*active != "true" && *active != "false")
@@ -331,6 +334,9 @@ void add_list_routes(http::router& routes, const route_api& api) {
         if (auto* error = std::get_if<http::response>(&keys))
           co_return std::move(*error);
         auto& kf = std::get<key_filter>(keys);
+        // Events name their services' URLs and who changed them: as for the routes' list.
+        if (auto refused = http::refuse_unfiltered(req, kf.names[1], "service"))
+          co_return std::move(*refused);
         routing::event_filter filter;
         filter.tenant = kf.names[0];
         filter.service = kf.names[1];

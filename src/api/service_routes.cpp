@@ -188,6 +188,10 @@ void add_service_crud(http::router& routes, services::service_catalog& catalog) 
             continue;
           if (ns && s->namespace_ != *ns)
             continue;
+          // A caller limited by prefixes sees only the services it covers (their flavours'
+          // upstream URLs are not for others).
+          if (req.caller && !req.caller->covers(s->name))
+            continue;
           if (items.size() == p.limit) {
             next = http::encode_cursor(last, fingerprint);
             break;

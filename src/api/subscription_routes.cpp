@@ -140,6 +140,12 @@ void add_one_routes(http::router& routes, delivery::subscription_catalog& catalo
         if (auto* error = std::get_if<delivery::subscription_error>(&parsed))
           co_return invalid_subscription(error->field, error->message);
         const subscription defined = std::move(std::get<subscription>(parsed));
+        // The route's service (by default the subscription's name) is where the queue's
+        // messages go: a caller may aim them only at a service it covers, as for route changes.
+        if (defined.route) {
+          if (auto refused = http::refuse_uncovered(req, defined.route->service))
+            co_return std::move(*refused);
+        }
 
         const auto deadline = clock::now() + catalog.statement_timeout();
         auto [ec, setting] = co_await modes.get(key.queue, deadline);

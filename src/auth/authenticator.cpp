@@ -1,5 +1,6 @@
 #include "sluice/auth/authenticator.hpp"
 
+#include <cstring>
 #include <fstream>
 #include <openssl/crypto.h>
 #include <sstream>
@@ -47,6 +48,25 @@ std::optional<std::string_view> bearer_token(std::string_view value) {
   return value;
 }
 
+// A client's bytes as they may go into a log line (as the server's access log has them):
+// anything outside printable ASCII as \xNN, so a request path cannot forge log lines.
+std::string printable(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x21 && byte <= 0x7e && byte != '\\') {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(hex[byte >> 4]);
+      out.push_back(hex[byte & 0xf]);
+    }
+  }
+  return out;
+}
+
 bool looks_like_jwt(std::string_view token) {
   const auto dot = token.find('.');
   return dot != std::string_view::npos && token.find('.', dot + 1) != std::string_view::npos;
@@ -88,6 +108,12 @@ authenticator::authenticator(const config::settings& s, metrics::registry& metri
     o.roles_claim = s.auth_jwt_roles_claim;
     o.issuer = s.auth_jwt_issuer;
     o.audience = s.auth_jwt_audience;
+    if (!o.hs256_secret.empty() && o.hs256_secret.size() < jwt_verifier::min_hs256_secret_bytes) {
+      throw std::runtime_error("AUTH_JWT_HS256_SECRET: " + std::to_string(o.hs256_secret.size()) +
+                               " bytes; HS256 needs a secret of " +
+                               std::to_string(jwt_verifier::min_hs256_secret_bytes) +
+                               " bytes or more (RFC 7518 3.2), e.g. openssl rand -hex 32");
+    }
     try {
       jwt_ = std::make_unique<jwt_verifier>(std::move(o));
     } catch (const std::invalid_argument& e) {
@@ -96,6 +122,12 @@ authenticator::authenticator(const config::settings& s, metrics::registry& metri
     }
   }
   enabled_ = static_token_ || tokens_ || jwt_;
+  // A setting that closes something must not silently leave it open.
+  if (s.metrics_auth && !enabled_) {
+    throw std::runtime_error(
+        "METRICS_AUTH is on but no token is configured (AUTH_TOKEN, AUTH_TOKENS_FILE, "
+        "AUTH_JWT_HS256_SECRET or AUTH_JWT_PUBLIC_KEY_FILE): /metrics would answer anyone");
+  }
   if (enabled_) {
     spdlog::info(
         "auth: bearer tokens required on /api and /proxy (static token: {}, tokens file: "
@@ -117,9 +149,17 @@ std::shared_ptr<const http::caller> authenticator::identify(std::string_view tok
       return found;
   }
   if (jwt_ && looks_like_jwt(token)) {
-    auto checked = jwt_->verify(token, std::chrono::system_clock::now());
-    if (checked.caller)
+    const auto now = std::chrono::system_clock::now();
+    if (auto known = cached_jwt(digest, now))
+      return known;
+    auto checked = jwt_->verify(token, now);
+    if (checked.caller) {
+      auto until = now + jwt_cache_ttl;
+      if (checked.expires && *checked.expires < until)
+        until = *checked.expires;
+      remember_jwt(digest, checked.caller, until);
       return checked.caller;
+    }
     why = std::move(checked.error);
     return nullptr;
   }
@@ -127,13 +167,45 @@ std::shared_ptr<const http::caller> authenticator::identify(std::string_view tok
   return nullptr;
 }
 
+std::size_t authenticator::digest_hash::operator()(const token_digest& d) const noexcept {
+  // A SHA-256 output is uniform: its first bytes are a hash already.
+  std::size_t h = 0;
+  std::memcpy(&h, d.data(), sizeof h);
+  return h;
+}
+
+std::shared_ptr<const http::caller> authenticator::cached_jwt(
+    const token_digest& digest, std::chrono::system_clock::time_point now) const {
+  const auto it = jwt_cache_.find(digest);
+  if (it == jwt_cache_.end())
+    return nullptr;
+  if (now >= it->second.until) {
+    jwt_cache_.erase(it);
+    return nullptr;
+  }
+  return it->second.caller;
+}
+
+void authenticator::remember_jwt(const token_digest& digest,
+                                 std::shared_ptr<const http::caller> caller,
+                                 std::chrono::system_clock::time_point until) const {
+  if (jwt_cache_.size() >= jwt_cache_max) {
+    const auto now = std::chrono::system_clock::now();
+    std::erase_if(jwt_cache_, [now](const auto& entry) { return now >= entry.second.until; });
+    // Still full of live tokens: forget one (any); it is verified again when it comes back.
+    if (jwt_cache_.size() >= jwt_cache_max)
+      jwt_cache_.erase(jwt_cache_.begin());
+  }
+  jwt_cache_.insert_or_assign(digest, remembered{std::move(caller), until});
+}
+
 std::optional<http::response> authenticator::authorize(http::request& req,
                                                        const http::route_options& route) const {
   if (!enabled_ || route.required == http::access::open)
     return std::nullopt;
-  // The client's Authorization on /proxy/* is the target's: sluice's token travels in
-  // Proxy-Authorization there, which the proxy never forwards (a hop-by-hop header).
-  const bool proxied = req.path.starts_with("/proxy/");
+  // The client's Authorization on the proxy's routes is the target's: sluice's token travels
+  // in Proxy-Authorization there, which the proxy never forwards (a hop-by-hop header).
+  const bool proxied = route.proxy_credentials;
   const auto header = req.header(proxied ? "Proxy-Authorization" : "Authorization");
   if (!header) {
     missing_.inc();
@@ -149,7 +221,8 @@ std::optional<http::response> authenticator::authorize(http::request& req,
   auto who = identify(*token, why);
   if (!who) {
     invalid_.inc();
-    spdlog::debug("auth: refused {} {} from {}: {}", req.method, req.path, req.remote_address, why);
+    spdlog::debug("auth: refused {} {} from {}: {}", req.method, printable(req.path),
+                  req.remote_address, why);
     return unauthorized(true, why);
   }
   if (!who->may(route.required)) {
@@ -161,9 +234,15 @@ std::optional<http::response> authenticator::authorize(http::request& req,
   if (!route.resource_param.empty()) {
     const auto it = req.params.find(route.resource_param);
     if (it != req.params.end()) {
-      // Judged as the handler will read it; a malformed capture is the handler's 400.
+      // Judged as the handler will read it. A capture that does not decode cannot be judged:
+      // refused here rather than trusted to every handler to refuse it too.
       const auto name = percent_decode(it->second);
-      if (name && !who->covers(*name)) {
+      if (!name) {
+        return http::error_response(
+            400, "invalid_name",
+            "the " + route.resource_param + " in the path is not validly percent-encoded");
+      }
+      if (!who->covers(*name)) {
         forbidden_.inc();
         return http::error_response(403, "forbidden",
                                     "token " + who->name + " does not cover the name " + *name);

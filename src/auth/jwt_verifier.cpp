@@ -1,5 +1,6 @@
 #include "sluice/auth/jwt_verifier.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <openssl/bn.h>
@@ -103,6 +104,13 @@ jwt_verifier::jwt_verifier(jwt_options options) : impl_(std::make_unique<impl>()
   auto& o = impl_->options;
   if (o.hs256_secret.empty() && o.public_key_pem.empty())
     throw std::invalid_argument("neither an HS256 secret nor a public key");
+  // RFC 7518 3.2: a key at least as long as the hash output (256 bits). A shorter secret makes
+  // one captured token enough for an offline guess of it.
+  if (!o.hs256_secret.empty() && o.hs256_secret.size() < min_hs256_secret_bytes) {
+    throw std::invalid_argument("an HS256 secret of " + std::to_string(o.hs256_secret.size()) +
+                                " bytes: HS256 needs " + std::to_string(min_hs256_secret_bytes) +
+                                " or more (RFC 7518 3.2; e.g. openssl rand -hex 32)");
+  }
   if (o.public_key_pem.empty())
     return;
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
@@ -113,6 +121,12 @@ jwt_verifier::jwt_verifier(jwt_options options) : impl_(std::make_unique<impl>()
     throw std::invalid_argument("not a PEM public key (-----BEGIN PUBLIC KEY-----)");
   switch (EVP_PKEY_get_base_id(key.get())) {
     case EVP_PKEY_RSA:
+      // More than 4096 bits only makes every verification slower (on the event loop).
+      if (EVP_PKEY_get_bits(key.get()) > max_rsa_bits) {
+        throw std::invalid_argument("an RSA key of " +
+                                    std::to_string(EVP_PKEY_get_bits(key.get())) +
+                                    " bits: at most " + std::to_string(max_rsa_bits) + " bits");
+      }
       if (EVP_PKEY_get_bits(key.get()) < 2048) {
         throw std::invalid_argument("an RSA key of " +
                                     std::to_string(EVP_PKEY_get_bits(key.get())) +
@@ -195,12 +209,18 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
     return refused("JWT claims are not a JSON object");
   const double t = std::chrono::duration<double>(now.time_since_epoch()).count();
   const double leeway = static_cast<double>(o.leeway.count());
+  std::optional<std::chrono::system_clock::time_point> expires;
   if (const auto exp = claims.find("exp"); exp != claims.end()) {
     const auto at = numeric_date(*exp);
     if (!at)
       return refused("JWT exp is not a number");
     if (t >= *at + leeway)
       return refused("JWT expired");
+    // Clamped: a date past what time_point holds is as good as never.
+    const double seconds = std::min(*at, 1e11);
+    expires = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::duration<double>(seconds)));
   }
   if (const auto nbf = claims.find("nbf"); nbf != claims.end()) {
     const auto at = numeric_date(*nbf);
@@ -214,7 +234,13 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
     if (iss == claims.end() || !iss->is_string() || iss->get_ref<const std::string&>() != o.issuer)
       return refused("JWT iss is not the expected issuer");
   }
-  if (!o.audience.empty()) {
+  if (o.audience.empty()) {
+    // RFC 7519 4.1.3: a recipient that does not identify with a value of a present aud must
+    // refuse the token; without AUTH_JWT_AUDIENCE sluice identifies with none, so a token
+    // minted for another service of the same issuer is not taken as one for sluice.
+    if (claims.contains("aud"))
+      return refused("JWT has an aud claim and AUTH_JWT_AUDIENCE is not set");
+  } else {
     const auto aud = claims.find("aud");
     bool ours = false;
     if (aud != claims.end() && aud->is_string()) {
@@ -228,11 +254,21 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
   }
 
   http::caller who;
+  // "jwt:<sub>": audit records never confuse a JWT with the static token or a tokens-file
+  // entry whose name its issuer happened (or chose) to put in sub.
   who.name = "jwt";
   if (const auto sub = claims.find("sub"); sub != claims.end()) {
     if (!sub->is_string() || sub->get_ref<const std::string&>().empty())
       return refused("JWT sub is not a non-empty string");
-    who.name = sub->get<std::string>();
+    const auto& name = sub->get_ref<const std::string&>();
+    // The actor goes into log lines: a control character there would forge them.
+    const bool control = std::any_of(name.begin(), name.end(), [](char c) {
+      const auto byte = static_cast<unsigned char>(c);
+      return byte < 0x20 || byte == 0x7f;
+    });
+    if (control)
+      return refused("JWT sub holds a control character");
+    who.name = "jwt:" + name;
   }
   if (const auto roles = claims.find(o.roles_claim); roles != claims.end()) {
     if (roles->is_string()) {
@@ -264,7 +300,7 @@ jwt_verifier::outcome jwt_verifier::verify(std::string_view token,
       who.prefixes.push_back(p.get<std::string>());
     }
   }
-  return {std::make_shared<const http::caller>(std::move(who)), {}};
+  return {std::make_shared<const http::caller>(std::move(who)), {}, expires};
 }
 
 }  // namespace sluice::auth

@@ -551,7 +551,8 @@ const std::vector<setting_spec>& table() {
        "empty = none.",
        [](settings& s, const std::string& v) { s.auth_tokens_file = v; },
        [](const settings& s) { return s.auth_tokens_file; }},
-      {"AUTH_JWT_HS256_SECRET", "Secret of HS256-signed JWT bearer tokens; empty = none.",
+      {"AUTH_JWT_HS256_SECRET",
+       "Secret of HS256-signed JWT bearer tokens, 32 bytes or more; empty = none.",
        [](settings& s, const std::string& v) { s.auth_jwt_hs256_secret = v; },
        [](const settings& s) {
          return (s.auth_jwt_hs256_secret.empty() ? std::string() : std::string("(set)"));
@@ -571,10 +572,12 @@ const std::vector<setting_spec>& table() {
       {"AUTH_JWT_ISSUER", "Required iss of JWTs; empty = not checked.",
        [](settings& s, const std::string& v) { s.auth_jwt_issuer = v; },
        [](const settings& s) { return s.auth_jwt_issuer; }},
-      {"AUTH_JWT_AUDIENCE", "Required aud of JWTs; empty = not checked.",
+      {"AUTH_JWT_AUDIENCE", "Required aud of JWTs; empty = JWTs with an aud claim are refused.",
        [](settings& s, const std::string& v) { s.auth_jwt_audience = v; },
        [](const settings& s) { return s.auth_jwt_audience; }},
-      {"METRICS_AUTH", "1 (or true, yes, on): /metrics needs a token with the read role too.",
+      {"METRICS_AUTH",
+       "1 (or true, yes, on): /metrics needs a token with the read role too (needs a token source "
+       "configured).",
        [](settings& s, const std::string& value) { s.metrics_auth = parse_flag(value); },
        [](const settings& s) { return s.metrics_auth ? "1" : "0"; }},
       {"SLUICE_TLS_CERT",

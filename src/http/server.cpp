@@ -1,6 +1,7 @@
 #include "sluice/http/server.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <list>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -120,12 +121,21 @@ const char* method_label(bhttp::verb v) {
   }
 }
 
-// The path-and-query of a target. The absolute form (GET http://host/path), which RFC 9112
-// 3.2.2 says servers must accept, is routed by its path.
-std::string origin_form(std::string_view target) {
-  const auto scheme = target.find("://");
-  if (scheme == std::string_view::npos || target.empty() || target.front() == '/')
+// The path-and-query of a target: the origin form as it is, the absolute form (GET
+// http://host/path), which RFC 9112 3.2.2 says servers must accept, by its path. Nothing for
+// any other form ("proxy/svc/x", "*"): routing it by some guess of a path would let the router
+// and the route's checks read different paths.
+std::optional<std::string> origin_form(std::string_view target) {
+  if (target.starts_with('/'))
     return std::string(target);
+  const auto scheme = target.find("://");
+  if (scheme == std::string_view::npos || scheme == 0 ||
+      std::isalpha(static_cast<unsigned char>(target.front())) == 0)
+    return std::nullopt;
+  for (const char c : target.substr(0, scheme)) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '+' && c != '-' && c != '.')
+      return std::nullopt;
+  }
   const auto path = target.find('/', scheme + 3);
   return path == std::string_view::npos ? "/" : std::string(target.substr(path));
 }
@@ -532,8 +542,16 @@ struct server::impl : std::enable_shared_from_this<impl> {
         }
       }
 
+      auto target = origin_form(header.target());
+      if (!target) {
+        co_await reject(conn, version, "unmatched", method,
+                        error_response(400, "bad_request",
+                                       "the request target is neither a path starting with / "
+                                       "nor an absolute URL"));
+        co_return;
+      }
       const auto started = std::chrono::steady_clock::now();
-      request req = request_of(header, conn);
+      request req = request_of(header, std::move(*target), conn);
       const bool keep_alive = header.keep_alive();
       // HEAD is GET without the body (RFC 9110 9.3.2): routed as GET, the body cut off below,
       // Content-Length kept.
@@ -646,10 +664,10 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
   // The handler's view of a request, built from the header (the body comes later, or never).
   request request_of(const bhttp::request_parser<bhttp::string_body>::value_type& header,
-                     const connection_base& conn) {
+                     std::string target, const connection_base& conn) {
     request req;
     req.method = std::string(header.method_string());
-    req.target = origin_form(header.target());
+    req.target = std::move(target);
     const auto q = req.target.find('?');
     req.path = req.target.substr(0, q);
     if (q != std::string::npos)

@@ -314,6 +314,7 @@ void add_proxy_routes(http::router& routes, proxy_service& proxy) {
   // A call through the proxy is a write: it reaches the service with the caller's request.
   http::route_options watched = http::needs(http::access::write, "service");
   watched.watch_client = true;
+  watched.proxy_credentials = true;
   for (const char* method : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
     routes.add(
         method, "/proxy/{service}/{path*}", "/proxy/{service}",

@@ -6,11 +6,12 @@ namespace sluice::requests {
 namespace asio = boost::asio;
 
 namespace {
-// One row whatever exists: the outcome if any, and whether an async queue's message has the id.
+// One row whatever exists: the outcome if any, and the async queue of the message with the id
+// (NULL without one): its service is what the caller's prefixes must cover.
 constexpr std::string_view read_sql = R"sql(
 SELECT r.status, r.response::text, r.error::text,
-       EXISTS (SELECT 1 FROM sluice_messages m
-                WHERE m.id = $1::uuid AND starts_with(m.queue, '@async.'))
+       (SELECT m.queue FROM sluice_messages m
+         WHERE m.id = $1::uuid AND starts_with(m.queue, '@async.') LIMIT 1)
   FROM (SELECT $1::uuid AS id) k
   LEFT JOIN sluice_rpc_responses r ON r.id = k.id)sql";
 }  // namespace
@@ -30,13 +31,16 @@ asio::awaitable<std::tuple<std::error_code, request_state>> request_status_reade
   if (r.rows.size() != 1 || r.rows[0].size() != 4)
     co_return std::tuple{std::make_error_code(std::errc::protocol_error), state};
   const auto& row = r.rows[0];
+  constexpr std::string_view async_prefix = "@async.";
+  if (row[3] && row[3]->starts_with(async_prefix))
+    state.service = row[3]->substr(async_prefix.size());
   if (row[0] && *row[0] == "done") {
     state.what = request_state::kind::done;
     state.response = row[1].value_or("null");
   } else if (row[0] && *row[0] == "failed") {
     state.what = request_state::kind::failed;
     state.error = row[2].value_or("null");
-  } else if (row[3] && *row[3] == "t") {
+  } else if (row[3]) {
     state.what = request_state::kind::pending;
   }
   co_return std::tuple{std::error_code{}, state};

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "sluice/auth/jwt_verifier.hpp"
 #include "sluice/auth/token_table.hpp"
@@ -22,7 +24,8 @@ namespace sluice::auth {
 // every route is open, as before.
 //
 // A route's required access (route_options.required) decides: open routes answer anyone; the
-// others need `Authorization: Bearer <token>` — on /proxy/* `Proxy-Authorization`, since the
+// others need `Authorization: Bearer <token>` — on the proxy's routes (route_options::
+// proxy_credentials) `Proxy-Authorization`, since the
 // client's Authorization is the target's — whose caller has the role (admin implies read and
 // write) and, when the route names a queue or service (route_options.resource_param), a
 // prefix covering it. Missing or unknown token: 401 with `WWW-Authenticate: Bearer
@@ -50,6 +53,10 @@ class authenticator {
  private:
   void arm_sighup();
   std::shared_ptr<const http::caller> identify(std::string_view token, std::string& why) const;
+  std::shared_ptr<const http::caller> cached_jwt(const token_digest& digest,
+                                                 std::chrono::system_clock::time_point now) const;
+  void remember_jwt(const token_digest& digest, std::shared_ptr<const http::caller> caller,
+                    std::chrono::system_clock::time_point until) const;
 
   bool enabled_ = false;
   std::string tokens_file_;
@@ -57,6 +64,20 @@ class authenticator {
   std::shared_ptr<const http::caller> static_caller_;
   std::shared_ptr<const token_table> tokens_;
   std::unique_ptr<jwt_verifier> jwt_;
+  // Verified JWTs by SHA-256 of the token, until min(exp, then + jwt_cache_ttl): a client
+  // sending the same token again costs a digest and a lookup, not a signature check on the
+  // event loop. Only valid tokens enter, so garbage cannot fill it; bounded all the same.
+  struct digest_hash {
+    std::size_t operator()(const token_digest& d) const noexcept;
+  };
+  struct remembered {
+    std::shared_ptr<const http::caller> caller;
+    std::chrono::system_clock::time_point until;
+  };
+  static constexpr std::chrono::seconds jwt_cache_ttl{60};
+  static constexpr std::size_t jwt_cache_max = 10'000;
+  // Mutable: a cache, used from the one event-loop thread only (as authorize is).
+  mutable std::unordered_map<token_digest, remembered, digest_hash> jwt_cache_;
   std::optional<boost::asio::signal_set> sighup_;
   bool stopped_ = false;
 

@@ -26,6 +26,10 @@ struct route_options {
   // The path capture naming the queue or service the request acts on: the caller's prefixes
   // must cover it (empty: the route names none, or its handler checks the names it meets).
   std::string resource_param;
+  // The caller's sluice token is in Proxy-Authorization, not Authorization: set by the proxy's
+  // routes, whose Authorization belongs to the target (and is forwarded to it). A flag of the
+  // route, not a test of the path, so the header read is always the one of the route taken.
+  bool proxy_credentials = false;
   // The handler reads the body itself through request::body_stream (body_reader.hpp) instead
   // of the server reading it into request::body first. Not with watch_client.
   bool stream_body = false;

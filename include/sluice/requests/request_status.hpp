@@ -19,6 +19,9 @@ struct request_state {
   kind what = kind::unknown;
   std::string response;  // done: response_json's text (as jsonb gives it back)
   std::string error;     // failed: error_json's text
+  // The service of the request's async queue (`@async.<service>`); empty when its message is
+  // not (or no longer) in sluice_messages.
+  std::string service;
 };
 
 // Reads a request's state: its outcome (sluice_rpc_responses), else whether the request is a

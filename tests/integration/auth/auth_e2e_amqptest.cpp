@@ -82,7 +82,7 @@ constexpr const char* writer_token = "wr-71aa52c0e4";
 constexpr const char* admin_token = "ad-c39e55f2b7";
 constexpr const char* scoped_token = "sc-0b6e2d9a41";  // admin, but only names tele-*
 constexpr const char* static_token = "st-5f7d3a1c08";  // AUTH_TOKEN: every role
-constexpr const char* hs_secret = "hs-secret-4b1e9d";
+constexpr const char* hs_secret = "hs-secret-4b1e9d-of-32-bytes-or-more";
 
 json token_entry(const std::string& name, const std::string& token, std::vector<std::string> roles,
                  std::vector<std::string> prefixes = {}) {
@@ -134,8 +134,8 @@ std::vector<endpoint> endpoints() {
       {"buffers", "GET", "/api/v1/status/buffers", "", access::read},
       {"retry-failed", "POST", "/api/v1/status/buffers/retry-failed?queue=tele-m&limit=0", "",
        access::admin},
-      {"routes", "GET", "/api/v1/routes", "", access::read},
-      {"routes", "GET", "/api/v1/routes/events", "", access::read},
+      {"routes", "GET", "/api/v1/routes?service=tele-r", "", access::read},
+      {"routes", "GET", "/api/v1/routes/events?service=tele-r", "", access::read},
       {"routes", "GET", "/api/v1/routes/resolve?tenant=t&service=tele-r&env=prod&version=v1", "",
        access::read},
       {"route changes", "POST", "/api/v1/routes", "{}", access::admin},
@@ -526,7 +526,7 @@ TEST_F(auth_e2e, the_token_name_is_the_actor_of_audited_changes) {
   for (const auto& item : listed["items"])
     actor_by_version[item["version"].get<std::string>()] = item["actor"].get<std::string>();
   EXPECT_EQ(actor_by_version["v1"], "ops-admin") << events.body;
-  EXPECT_EQ(actor_by_version["v2"], "alice@example.com") << events.body;
+  EXPECT_EQ(actor_by_version["v2"], "jwt:alice@example.com") << events.body;
 
   const auto put = http_call(s.port(), "PUT", "/api/v1/services/tele-audited",
                              json{{"defaultFlavour", "std"},

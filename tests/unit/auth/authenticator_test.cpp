@@ -101,13 +101,18 @@ TEST_F(authenticator_test, proxy_routes_take_the_token_from_proxy_authorization)
   config::settings s;
   s.auth_token = "static-secret";
   authenticator a(s, metrics_);
+  // The route says so (proxy_credentials), not the path.
+  auto proxy_route = needing(http::access::write, "service");
+  proxy_route.proxy_credentials = true;
   auto target_token = request_to("/proxy/svc/x", "Authorization", "Bearer static-secret");
-  auto refused = a.authorize(target_token, needing(http::access::write, "service"));
+  auto refused = a.authorize(target_token, proxy_route);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 401);
   auto ours = request_to("/proxy/svc/x", "Proxy-Authorization", "Bearer static-secret");
   ours.params["service"] = "svc";
-  EXPECT_FALSE(a.authorize(ours, needing(http::access::write, "service")));
+  EXPECT_FALSE(a.authorize(ours, proxy_route));
+  auto elsewhere = request_to("/proxy/svc/x", "Proxy-Authorization", "Bearer static-secret");
+  EXPECT_TRUE(a.authorize(elsewhere, needing(http::access::write)));
 }
 
 TEST_F(authenticator_test, roles_and_prefixes_of_the_tokens_file_give_403) {
@@ -179,9 +184,10 @@ TEST_F(authenticator_test, a_bad_tokens_file_or_key_file_stops_the_start) {
 }
 
 TEST_F(authenticator_test, jwt_names_the_caller_by_sub_and_says_why_it_refuses) {
-  jwt_signer signer(jwt_signer::kind::hs256, "hs");
+  const std::string secret = "hs-secret-of-32-bytes-for-tests-0";
+  jwt_signer signer(jwt_signer::kind::hs256, secret);
   config::settings s;
-  s.auth_jwt_hs256_secret = "hs";
+  s.auth_jwt_hs256_secret = secret;
   authenticator a(s, metrics_);
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -191,7 +197,7 @@ TEST_F(authenticator_test, jwt_names_the_caller_by_sub_and_says_why_it_refuses) 
       "Bearer " + signer.sign({{"sub", "pusher"}, {"roles", {"write"}}, {"exp", now + 300}}));
   EXPECT_FALSE(a.authorize(good, needing(http::access::write)));
   ASSERT_TRUE(good.caller);
-  EXPECT_EQ(good.caller->name, "pusher");
+  EXPECT_EQ(good.caller->name, "jwt:pusher");
   auto expired = request_to(
       "/api/v1/push", "Authorization",
       "Bearer " + signer.sign({{"sub", "pusher"}, {"roles", {"write"}}, {"exp", now - 300}}));

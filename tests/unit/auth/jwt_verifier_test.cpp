@@ -1,5 +1,7 @@
 #include "sluice/auth/jwt_verifier.hpp"
 
+#include <vector>
+
 #include "sluice/auth/base64url.hpp"
 
 #include <gtest/gtest.h>
@@ -15,11 +17,13 @@ using sys_clock = std::chrono::system_clock;
 
 const sys_clock::time_point now = sys_clock::time_point(std::chrono::seconds(1'800'000'000));
 constexpr std::int64_t now_s = 1'800'000'000;
+// HS256 needs 32 bytes or more (RFC 7518 3.2).
+constexpr const char* hs_secret = "hs-secret-of-32-bytes-for-tests-0";
 
 jwt_options options_for(const jwt_signer& s) {
   jwt_options o;
   if (std::string(s.alg()) == "HS256")
-    o.hs256_secret = "hs-secret-for-tests";
+    o.hs256_secret = "hs-secret-for-tests-0123456789abcdef";
   else
     o.public_key_pem = s.public_key_pem();
   return o;
@@ -34,14 +38,14 @@ json claims(json extra = json::object()) {
 
 class each_alg : public testing::TestWithParam<jwt_signer::kind> {
  protected:
-  jwt_signer signer{GetParam(), "hs-secret-for-tests"};
+  jwt_signer signer{GetParam(), "hs-secret-for-tests-0123456789abcdef"};
   jwt_verifier verifier{options_for(signer)};
 };
 
 TEST_P(each_alg, accepts_a_good_signature_and_reads_the_caller) {
   const auto out = verifier.verify(signer.sign(claims({{"prefixes", {"tele-"}}})), now);
   ASSERT_TRUE(out.caller) << out.error;
-  EXPECT_EQ(out.caller->name, "svc-a");
+  EXPECT_EQ(out.caller->name, "jwt:svc-a");
   EXPECT_TRUE(out.caller->may(http::access::read));
   EXPECT_TRUE(out.caller->may(http::access::write));
   EXPECT_FALSE(out.caller->may(http::access::admin));
@@ -146,10 +150,10 @@ TEST(jwt_verifier, an_hmac_token_keyed_with_the_public_key_is_refused) {
 
 TEST(jwt_verifier, secret_and_key_together_accept_both_algs) {
   jwt_signer rsa(jwt_signer::kind::rs256);
-  jwt_signer hs(jwt_signer::kind::hs256, "s3");
+  jwt_signer hs(jwt_signer::kind::hs256, "s3-secret-for-tests-0123456789abcdef");
   jwt_options o;
   o.public_key_pem = rsa.public_key_pem();
-  o.hs256_secret = "s3";
+  o.hs256_secret = "s3-secret-for-tests-0123456789abcdef";
   jwt_verifier verifier(o);
   EXPECT_EQ(verifier.algorithms(), "HS256, RS256");
   EXPECT_TRUE(verifier.verify(rsa.sign(claims()), now).caller);
@@ -157,9 +161,9 @@ TEST(jwt_verifier, secret_and_key_together_accept_both_algs) {
 }
 
 TEST(jwt_verifier, checks_iss_and_aud_when_configured) {
-  jwt_signer hs(jwt_signer::kind::hs256, "s");
+  jwt_signer hs(jwt_signer::kind::hs256, hs_secret);
   jwt_options o;
-  o.hs256_secret = "s";
+  o.hs256_secret = hs_secret;
   o.issuer = "https://idp.example";
   o.audience = "sluice";
   jwt_verifier verifier(o);
@@ -188,9 +192,9 @@ TEST(jwt_verifier, checks_iss_and_aud_when_configured) {
 }
 
 TEST(jwt_verifier, reads_roles_from_the_configured_claim_as_array_or_string) {
-  jwt_signer hs(jwt_signer::kind::hs256, "s");
+  jwt_signer hs(jwt_signer::kind::hs256, hs_secret);
   jwt_options o;
-  o.hs256_secret = "s";
+  o.hs256_secret = hs_secret;
   o.roles_claim = "scope";
   jwt_verifier verifier(o);
   auto out = verifier.verify(hs.sign(claims({{"scope", "openid admin  profile"}})), now);
@@ -217,9 +221,9 @@ TEST(jwt_verifier, reads_roles_from_the_configured_claim_as_array_or_string) {
 }
 
 TEST(jwt_verifier, refuses_malformed_tokens) {
-  jwt_signer hs(jwt_signer::kind::hs256, "s");
+  jwt_signer hs(jwt_signer::kind::hs256, hs_secret);
   jwt_options o;
-  o.hs256_secret = "s";
+  o.hs256_secret = hs_secret;
   jwt_verifier verifier(o);
   const auto part = [](const std::string& s) { return base64url_encode(s); };
   const auto signed_with = [&](const std::string& header, const std::string& payload) {
@@ -254,6 +258,31 @@ TEST(jwt_verifier, refuses_keys_it_cannot_use) {
   jwt_options o;
   o.public_key_pem = "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n";
   EXPECT_THROW(jwt_verifier{o}, std::invalid_argument);
+}
+
+TEST(jwt_verifier, without_an_audience_configured_a_token_with_aud_is_refused) {
+  jwt_signer hs(jwt_signer::kind::hs256, hs_secret);
+  jwt_options o;
+  o.hs256_secret = hs_secret;
+  jwt_verifier verifier(o);
+  EXPECT_TRUE(verifier.verify(hs.sign(claims()), now).caller);
+  EXPECT_EQ(verifier.verify(hs.sign(claims({{"aud", "sluice"}})), now).error,
+            "JWT has an aud claim and AUTH_JWT_AUDIENCE is not set");
+}
+
+TEST(jwt_verifier, a_sub_with_a_control_character_is_refused) {
+  jwt_signer hs(jwt_signer::kind::hs256, hs_secret);
+  jwt_options o;
+  o.hs256_secret = hs_secret;
+  jwt_verifier verifier(o);
+  for (const std::string& sub :
+       std::vector<std::string>{"a\nb", "a\rb", std::string("a\0b", 3), "a\x7f"}) {
+    EXPECT_EQ(verifier.verify(hs.sign(claims({{"sub", sub}})), now).error,
+              "JWT sub holds a control character");
+  }
+  const auto utf8 = verifier.verify(hs.sign(claims({{"sub", "j\xc3\xb6rg"}})), now);
+  ASSERT_TRUE(utf8.caller) << utf8.error;
+  EXPECT_EQ(utf8.caller->name, "jwt:j\xc3\xb6rg");
 }
 
 }  // namespace

@@ -20,12 +20,12 @@ std::string header(const http::response& r, const std::string& name) {
 }
 
 TEST(requests_status_answer, pending_done_failed) {
-  request_state pending{request_state::kind::pending, {}, {}};
+  request_state pending{request_state::kind::pending, {}, {}, {}};
   auto r = status_answer(id, {}, pending, false);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(json::parse(r.body), json::parse(R"({"id":")" + id + R"(","status":"pending"})"));
 
-  request_state done{request_state::kind::done, R"({"status": 201, "body": "x"})", {}};
+  request_state done{request_state::kind::done, R"({"status": 201, "body": "x"})", {}, {}};
   r = status_answer(id, {}, done, true);
   EXPECT_EQ(r.status, 200);
   const json d = json::parse(r.body);
@@ -33,7 +33,7 @@ TEST(requests_status_answer, pending_done_failed) {
   EXPECT_EQ(d["response"]["status"], 201);
   EXPECT_FALSE(d.contains("error"));
 
-  request_state failed{request_state::kind::failed, {}, R"({"code": "upstream_timeout"})"};
+  request_state failed{request_state::kind::failed, {}, R"({"code": "upstream_timeout"})", {}};
   const json f = json::parse(status_answer(id, {}, failed, false).body);
   EXPECT_EQ(f["status"], "failed");
   EXPECT_EQ(f["error"]["code"], "upstream_timeout");
