@@ -39,8 +39,7 @@ const headers json_type{{"Content-Type", "application/json"}};
 // Operations the document describes that other parts of issue #12 add in parallel (query API,
 // ingest, the seed's probe names). Until their routes are merged the binary lacks them; once
 // merged they are held to the document like every other route. The integrator empties this.
-const std::set<std::string> routes_added_in_parallel{
-};
+const std::set<std::string> routes_added_in_parallel{};
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -50,9 +50,10 @@ TEST_F(migrations_test, applies_once_then_is_idempotent) {
   EXPECT_TRUE(second.applied.empty());
   EXPECT_EQ(second.schema_version, 8);
 
-  EXPECT_EQ(db_.scalar("SELECT string_agg(version || ':' || name, ',') FROM "
-                       "sluice_schema_migrations"),
-            "1:messages,2:relay,3:relay_outbox,4:services,5:rpc_responses,6:deliveries,7:routes,8:query");
+  EXPECT_EQ(
+      db_.scalar("SELECT string_agg(version || ':' || name, ',') FROM "
+                 "sluice_schema_migrations"),
+      "1:messages,2:relay,3:relay_outbox,4:services,5:rpc_responses,6:deliveries,7:routes,8:query");
   EXPECT_EQ(db_.scalar("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY "
                        "ordinal_position) FROM information_schema.columns WHERE table_name = "
                        "'sluice_messages'"),

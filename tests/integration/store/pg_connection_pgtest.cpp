@@ -8,6 +8,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -343,9 +344,18 @@ TEST_F(pg_connection_test, a_terminated_listener_ends_its_wait_with_connection_l
       co_await t.async_wait(asio::use_awaitable);
       co_await killer.execute("SELECT pg_terminate_backend(" + std::to_string(pid) + ")", in(5s));
     };
-    asio::co_spawn(io_, kill_later(), asio::detached);
+    auto wait_lost = [&]() -> asio::awaitable<std::error_code> {
+      co_return co_await listener.wait_notification(in(10s));
+    };
+    // Both run to their end before `killer` goes out of scope: detached, the kill could still
+    // be waiting for its result when the wait had already ended and the test returned (an
+    // ASan use-after-free in CI).
+    using namespace asio::experimental::awaitable_operators;
     const auto start = clock::now();
-    EXPECT_EQ(co_await listener.wait_notification(in(10s)), errc::connection_lost);
+    auto kill = kill_later();
+    auto wait = wait_lost();
+    const std::error_code lost = co_await (std::move(kill) && std::move(wait));
+    EXPECT_EQ(lost, errc::connection_lost);
     EXPECT_LT(clock::now() - start, 5s);
     EXPECT_FALSE(listener.is_open());
   }());
