@@ -8,6 +8,7 @@
 
 #include "sluice/core/ascii_lower.hpp"
 #include "sluice/core/percent_decode.hpp"
+#include "sluice/core/printable.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -46,25 +47,6 @@ std::optional<std::string_view> bearer_token(std::string_view value) {
   if (value.empty() || value.find(' ') != std::string_view::npos)
     return std::nullopt;
   return value;
-}
-
-// A client's bytes as they may go into a log line (as the server's access log has them):
-// anything outside printable ASCII as \xNN, so a request path cannot forge log lines.
-std::string printable(std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x21 && byte <= 0x7e && byte != '\\') {
-      out.push_back(c);
-    } else {
-      out += "\\x";
-      out.push_back(hex[byte >> 4]);
-      out.push_back(hex[byte & 0xf]);
-    }
-  }
-  return out;
 }
 
 bool looks_like_jwt(std::string_view token) {

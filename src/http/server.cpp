@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <type_traits>
 
+#include "sluice/core/printable.hpp"
 #include "sluice/core/uuid.hpp"
 #include "sluice/http/body_reader.hpp"
 #include "sluice/http/client_watch.hpp"
@@ -138,25 +139,6 @@ std::optional<std::string> origin_form(std::string_view target) {
   }
   const auto path = target.find('/', scheme + 3);
   return path == std::string_view::npos ? "/" : std::string(target.substr(path));
-}
-
-// A client's bytes as they may go into a log line: anything outside printable ASCII as \xNN,
-// so a request cannot forge log lines or put invalid UTF-8 into them.
-std::string printable(std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x21 && byte <= 0x7e && byte != '\\') {
-      out.push_back(c);
-    } else {
-      out += "\\x";
-      out.push_back(hex[byte >> 4]);
-      out.push_back(hex[byte & 0xf]);
-    }
-  }
-  return out;
 }
 
 // Echo a client's X-Request-Id only when it is short and printable: it goes into logs and headers.
